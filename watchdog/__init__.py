@@ -1,0 +1,1 @@
+"""watchdog: a runtime watchdog for PyTorch training loops."""
