@@ -1,0 +1,209 @@
+"""The growth rule: when a memory series measured once per epoch is leaking, and how fast.
+
+Measured at a comparable point of every epoch (its end), a leak adds about the same amount each
+epoch; normal memory swings up and down, and warm-up (optimizer state, caches, the allocator
+settling) happens in the first epoch or two and then stops.
+
+The rule (:func:`steady_growth`):
+
+* growth during the first ``warmup`` epochs is ignored: the baseline is the end of epoch
+  ``warmup`` (default 1: the end of epoch 1 already holds the optimizer state created by the first
+  step, and the caches filled by the first pass);
+* after it, the last ``window`` epoch-to-epoch increments (default 3) must **all** be above the
+  noise floor ``min_step`` and each within ``±tolerance`` (default 50%) of their median;
+* the rate is that median, per epoch.
+
+With the defaults a leak that starts in epoch 1 is caught at the end of epoch 4 (samples at the
+ends of epochs 1-4 give three increments). A memory level that swings (+20 MB, -15 MB, +25 MB) or
+that grows for a while and then plateaus (a bounded cache filling up) fails the rule. Thresholds per
+series are in :data:`THRESHOLDS`; they were tuned on the tests' leaking and control loops.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from typing import Sequence
+
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    min_step: float  # smallest per-epoch increment that counts (the series' noise floor)
+    window: int = 3  # consecutive consistent increments needed
+    tolerance: float = 0.5  # each increment within ±tolerance of the median increment
+    warmup: int = 1  # epochs whose growth is ignored (the baseline is the end of epoch `warmup`)
+
+
+# Per series. Tensor counts: a per-step leak adds at least one tensor per step, so ≥ 8 tensors an
+# epoch (a handful per epoch, e.g. keeping each epoch's mean loss, is bookkeeping, not a leak).
+# RSS is noisy (glibc keeps freed memory; swings of hundreds of MB were measured between epochs
+# of the same run), so it needs a longer run and a larger floor, and only corroborates on a CPU.
+THRESHOLDS = {
+    "tensor_count": Thresholds(min_step=8),
+    "tensor_bytes": Thresholds(min_step=1 * MB),
+    "cuda_allocated": Thresholds(min_step=1 * MB),
+    "cuda_reserved_gap": Thresholds(min_step=64 * MB),
+    "rss": Thresholds(min_step=16 * MB, window=4),
+}
+
+
+@dataclass(frozen=True)
+class Growth:
+    rate: float  # per epoch (median of the consistent increments)
+    increments: tuple[float, ...]
+    since_index: int  # index of the sample the steady growth starts from
+    last: float
+
+    def project(self, epochs_ahead: float) -> float:
+        return self.last + self.rate * epochs_ahead
+
+    def epochs_until(self, limit: float) -> float | None:
+        """Epochs from the last sample until the series reaches ``limit`` (None if it never does)."""
+        if self.rate <= 0 or limit <= self.last:
+            return None if self.rate <= 0 else 0.0
+        return (limit - self.last) / self.rate
+
+
+def steady_growth(values: Sequence[float | None], thresholds: Thresholds) -> Growth | None:
+    """The rule above on one series of epoch-end samples (oldest first; ``None`` = missing)."""
+    # Growth during the first `warmup` epochs is ignored: the baseline is the end of epoch `warmup`.
+    start = max(0, thresholds.warmup - 1)
+    series = [v for v in values[start:] if v is not None]
+    if len(series) < thresholds.window + 1:
+        return None
+    tail = series[-(thresholds.window + 1):]
+    increments = [b - a for a, b in zip(tail, tail[1:])]
+    if any(d < thresholds.min_step for d in increments):
+        return None
+    median = statistics.median(increments)
+    if median <= 0:
+        return None
+    low, high = median * (1 - thresholds.tolerance), median * (1 + thresholds.tolerance)
+    if any(d < low or d > high for d in increments):
+        return None
+    return Growth(rate=median, increments=tuple(increments), since_index=len(values) - len(tail), last=tail[-1])
+
+
+def window_growth(samples: Sequence[tuple[int, float]], *, windows: int = 4, min_step: float,
+                  tolerance: float = 0.5) -> tuple[float, int] | None:
+    """Within-epoch early warning: ``samples`` are (step, value) pairs from one epoch.
+
+    The samples are cut into ``windows`` + 1 equal step windows; each window's *minimum* is its
+    floor (activations come and go within a step; a leak raises the floor). If every floor is
+    above the previous one by at least ``min_step`` and the increments are consistent (±tolerance
+    of their median), returns (growth per step, first step); else None.
+    """
+    if len(samples) < 2 * (windows + 1):
+        return None
+    first, last = samples[0][0], samples[-1][0]
+    span = last - first
+    if span < windows + 1:
+        return None
+    width = span / (windows + 1)
+    floors: list[float] = [math.inf] * (windows + 1)
+    for step, value in samples:
+        i = min(windows, int((step - first) / width))
+        floors[i] = min(floors[i], value)
+    if any(math.isinf(f) for f in floors):
+        return None
+    increments = [b - a for a, b in zip(floors, floors[1:])]
+    if any(d < min_step for d in increments):
+        return None
+    median = statistics.median(increments)
+    if any(abs(d - median) > tolerance * median for d in increments):
+        return None
+    return median / width, first
+
+
+def human_bytes(n: float) -> str:
+    sign = "-" if n < 0 else ""
+    n = abs(float(n))
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            if unit == "B":
+                return f"{sign}{int(n)} B"
+            return f"{sign}{n:.1f} {unit}" if n < 100 else f"{sign}{n:.0f} {unit}"
+        n /= 1024
+    return f"{sign}{n:.1f} TB"
+
+
+def human_count(n: float) -> str:
+    return f"{int(round(n)):,}"
+
+
+# --------------------------------------------------------------------------------------------
+# Epoch by epoch: the series each rule runs on
+
+
+@dataclass
+class EpochSample:
+    """Memory at the end of one epoch (``epoch`` = epochs completed, 1-based)."""
+
+    epoch: int
+    steps: int
+    tensor_count: int | None = None
+    tensor_bytes: int | None = None
+    graph_count: int | None = None
+    rss: int | None = None
+    cuda: dict | None = None  # device index -> CudaMemory
+
+
+@dataclass
+class Verdict:
+    """One series that satisfies the growth rule."""
+
+    series: str  # "tensors", "cuda", "rss", "fragmentation"
+    device: str  # "cpu", "cuda:0", ... ("process" for RSS)
+    growth: Growth
+    extra: Growth | None = None  # tensors: bytes growth alongside the count growth
+    detail: dict | None = None
+
+
+class EpochSeries:
+    """Keeps the epoch-end samples and says which series grow steadily."""
+
+    def __init__(self, thresholds: dict[str, Thresholds] | None = None):
+        self.thresholds = dict(THRESHOLDS)
+        if thresholds:
+            self.thresholds.update(thresholds)
+        self.samples: list[EpochSample] = []
+
+    def add(self, sample: EpochSample) -> list[Verdict]:
+        self.samples.append(sample)
+        return self.verdicts()
+
+    def _series(self, get) -> list:
+        return [get(s) for s in self.samples]
+
+    def verdicts(self) -> list[Verdict]:
+        out: list[Verdict] = []
+        t = self.thresholds
+        counts = steady_growth(self._series(lambda s: s.tensor_count), t["tensor_count"])
+        nbytes = steady_growth(self._series(lambda s: s.tensor_bytes), t["tensor_bytes"])
+        if counts is not None or nbytes is not None:
+            out.append(Verdict("tensors", "python", counts or nbytes, extra=nbytes if counts else None))
+        devices = sorted({d for s in self.samples if s.cuda for d in s.cuda})
+        for device in devices:
+            def get(s, device=device, attr="allocated"):
+                mem = (s.cuda or {}).get(device)
+                return getattr(mem, attr) if mem is not None else None
+
+            allocated = steady_growth(self._series(get), t["cuda_allocated"])
+            if allocated is not None:
+                out.append(Verdict("cuda", f"cuda:{device}", allocated))
+            gap = steady_growth(
+                self._series(lambda s, device=device: (
+                    (s.cuda or {})[device].reserved_unallocated if device in (s.cuda or {}) else None)),
+                t["cuda_reserved_gap"],
+            )
+            split = steady_growth(self._series(lambda s: get(s, attr="inactive_split")), t["cuda_reserved_gap"])
+            if gap is not None or split is not None:
+                out.append(Verdict("fragmentation", f"cuda:{device}", gap or split,
+                                   detail={"series": "reserved-allocated" if gap else "inactive_split"}))
+        rss = steady_growth(self._series(lambda s: s.rss), t["rss"])
+        if rss is not None:
+            out.append(Verdict("rss", "process", rss))
+        return out
