@@ -41,6 +41,8 @@ from typing import Any, Iterable
 
 import torch
 
+from .naming import is_user_file
+
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -273,6 +275,7 @@ class GraphSize:
     saved_bytes: int = 0  # storages not excluded (not already alive elsewhere)
     freed: int = 0  # saved tensors already released by backward()
     hooked: int = 0  # saved tensors packed by saved-tensor hooks (checkpointing...): not unpacked
+    hidden_bytes: int = 0  # part of saved_bytes in storages no Python tensor refers to (census-invisible)
     truncated: bool = False
     storages: set = field(default_factory=set, repr=False)  # storage identities reached
 
@@ -281,6 +284,7 @@ def graph_size(
     tensors: Iterable[torch.Tensor],
     *,
     exclude_storages: set | None = None,
+    visible_storages: set | None = None,
     max_nodes: int = 20000,
 ) -> GraphSize:
     """Nodes and saved-tensor bytes kept alive by the autograd graphs of ``tensors``.
@@ -289,9 +293,12 @@ def graph_size(
     unpacks: saved-tensor hooks (activation checkpointing, ``save_on_cpu``) are not run, and what
     they packed is counted only when it is a tensor. Graphs that share nodes (parameters'
     AccumulateGrad, shared subgraphs) are counted once, and so are storages; storages in
-    ``exclude_storages`` (tensors alive anyway, e.g. parameters) are reached but not counted.
+    ``exclude_storages`` (tensors alive anyway, e.g. parameters) are reached but not counted;
+    ``hidden_bytes`` is the part of ``saved_bytes`` outside ``visible_storages`` (what a census,
+    which sees only Python tensors, does not count).
     """
     exclude = exclude_storages if exclude_storages is not None else set()
+    visible = visible_storages if visible_storages is not None else set()
     size = GraphSize()
     seen_nodes: set[int] = set()
     for t in tensors:
@@ -315,7 +322,7 @@ def graph_size(
                 except Exception:
                     continue
                 for saved in raw if isinstance(raw, (list, tuple)) else (raw,):
-                    _count_saved(node, name, saved, size, exclude)
+                    _count_saved(node, name, saved, size, exclude, visible)
             try:
                 stack.extend(nf for nf, _ in node.next_functions)
             except Exception:
@@ -323,7 +330,7 @@ def graph_size(
     return size
 
 
-def _count_saved(node: Any, name: str, saved: Any, size: GraphSize, exclude: set) -> None:
+def _count_saved(node: Any, name: str, saved: Any, size: GraphSize, exclude: set, visible: set) -> None:
     try:
         hooked = getattr(saved, "unpack_hook", None) is not None
         data = saved.data  # the packed value: never runs an unpack hook
@@ -349,6 +356,8 @@ def _count_saved(node: Any, name: str, saved: Any, size: GraphSize, exclude: set
     size.storages.add(ident)
     if ident not in exclude:
         size.saved_bytes += nbytes
+        if ident not in visible:
+            size.hidden_bytes += nbytes
 
 
 # --------------------------------------------------------------------------------------------
@@ -391,10 +400,7 @@ def user_frames(frame: types.FrameType | None = None) -> list[UserFrame]:
 
 
 def _is_internal_file(filename: str) -> bool:
-    if filename.startswith(_PACKAGE_DIR + os.sep) or filename.startswith("<frozen"):
-        return True
-    base = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
-    if filename.startswith(base):
+    if not is_user_file(filename):
         return True
     return os.path.basename(os.path.dirname(filename)) in ("_pytest", "pluggy")
 
@@ -469,6 +475,7 @@ class Holder:
     with_graph: int = 0  # of those, how many have a grad_fn
     bytes: int = 0  # their storages (each once)
     container_len: int | None = None
+    scalars: int = 0  # of those, how many hold a single number (a loss, a metric)
     graph: GraphSize | None = None  # what their autograd graphs keep alive (estimated)
     _tensors: list = field(default_factory=list, repr=False)
 
@@ -482,6 +489,10 @@ class Holder:
     @property
     def graph_bytes(self) -> int:
         return self.graph.saved_bytes if self.graph is not None else 0
+
+    @property
+    def graph_hidden_bytes(self) -> int:
+        return self.graph.hidden_bytes if self.graph is not None else 0
 
     def describe(self) -> str:
         if self.kind == "graph-only":
@@ -503,6 +514,7 @@ class Holder:
             "with_graph": self.with_graph,
             "bytes": self.bytes,
             "container_len": self.container_len,
+            "scalars": self.scalars,
         }
         if self.graph is not None:
             out["graph"] = {
@@ -547,6 +559,7 @@ def find_holders(
     max_holders: int = 8,
     max_depth: int = 4,
     max_graph_roots: int = 200,
+    min_tensors: int = 8,
 ) -> list[Holder]:
     """Names what holds the tensors that are new in ``diff``, most tensors first.
 
@@ -562,12 +575,12 @@ def find_holders(
         frames = user_frames(sys._getframe(1))
     all_new = diff.new_tensors()
     try:
-        return _find_holders(diff, all_new, frames, sample, max_holders, max_depth, max_graph_roots)
+        return _find_holders(diff, all_new, frames, sample, max_holders, max_depth, max_graph_roots, min_tensors)
     finally:
         del all_new
 
 
-def _find_holders(diff, all_new, frames, sample, max_holders, max_depth, max_graph_roots):
+def _find_holders(diff, all_new, frames, sample, max_holders, max_depth, max_graph_roots, min_tensors):
     new_ids = {id(t) for t in all_new}
     targets = _stride_sample(all_new, sample)
     module_dicts = _module_dicts()
@@ -738,10 +751,12 @@ def _find_holders(diff, all_new, frames, sample, max_holders, max_depth, max_gra
         if roots:
             own = {_tensor_bytes(t)[0] for t in holder._tensors}
             picked = _stride_sample(roots, max_graph_roots)
-            size = graph_size(picked, exclude_storages=older_storages | own)
+            size = graph_size(picked, exclude_storages=older_storages | own,
+                              visible_storages=diff.newer.storages)
             if len(picked) < len(roots):
                 scale = len(roots) / len(picked)
                 size.saved_bytes = int(size.saved_bytes * scale)
+                size.hidden_bytes = int(size.hidden_bytes * scale)
                 size.nodes = int(size.nodes * scale)
             holder.graph = size
     orphans = [t for t in all_new if id(t) not in held]
@@ -759,13 +774,24 @@ def _find_holders(diff, all_new, frames, sample, max_holders, max_depth, max_gra
         holders.append(rest)
     for holder in holders:
         holder._tensors = []
-    return [h for h in holders if h.tensors]
+    # A holder matters if it accumulates (holds more than this epoch's new tensors) or holds many;
+    # a container rebuilt every step (the current batch) holds only a few new tensors.
+    return [
+        h for h in holders
+        if h.tensors and (h.kind == "graph-only" or h.tensors >= min_tensors
+                          or (h.container_len is not None and h.container_len > h.tensors))
+    ]
 
 
 def _fill_sizes(holder: Holder) -> None:
     seen: set = set()
     for t in holder._tensors:
         holder.tensors += 1
+        try:
+            if t.numel() == 1:
+                holder.scalars += 1
+        except Exception:
+            pass
         if getattr(t, "grad_fn", None) is not None:
             holder.with_graph += 1
         ident, nbytes = _tensor_bytes(t)

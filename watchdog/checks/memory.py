@@ -1,0 +1,369 @@
+"""Memory check: memory that grows epoch after epoch, caught early, with the culprit named.
+
+It reads the ``memory_sample`` events of the memory probe and reports:
+
+- ``memory/tensor-growth``: the live tensors (count, or bytes) grow by a steady amount every
+  epoch. The census diff is walked back to the holders of the new tensors: the container, its
+  name in the user's frame or object, the line that grows it, how many tensors and bytes, and
+  whether they keep autograd graphs alive (and roughly what those graphs hold). The fix follows
+  from what is held (``loss.item()``, ``.detach()``, ``torch.no_grad()``, a bounded cache).
+- ``memory/cuda-growth``: a device's allocated memory (caching allocator) grows steadily; the rate
+  and the epoch where the device runs out.
+- ``memory/rss-growth``: process RSS grows steadily while live tensors do not (memory held outside
+  tensors). On a CPU, RSS alone is too noisy to judge (glibc keeps freed memory), so the census
+  comes first and RSS only corroborates.
+- ``memory/fragmentation``: the caching allocator's reserved-but-unallocated memory or its inactive
+  split blocks grow, or allocations needed retries: advice is ``expandable_segments``, not
+  ``empty_cache()`` in the loop.
+- ``memory/growth-within-epoch``: in a long epoch, a steady rise of the memory floor across step
+  windows, reported before the epoch ends (early warning).
+
+The growth rule and its thresholds are in :mod:`watchdog.memgrowth` (documented in the README).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..census import find_holders, user_frames
+from ..findings import Finding
+from ..memgrowth import (
+    MB,
+    EpochSample,
+    EpochSeries,
+    Growth,
+    Verdict,
+    human_bytes,
+    human_count,
+    steady_growth,
+    window_growth,
+)
+from ..memsources import CudaMemory, machine_ram_bytes
+from .base import Check
+
+PROJECT_EPOCHS = 100  # growth is projected this far when the run's length is unknown
+MAX_PROJECTED_EPOCHS = 100_000  # beyond this, "runs out near epoch N" says nothing useful
+CULPRIT_EVERY = 10  # re-walk the holders at most every this many epochs once reported
+WITHIN_EPOCH_MIN_SAMPLES = 10
+WITHIN_EPOCH_MIN_STEP = {"rss": 16 * MB, "cuda": 4 * MB}
+
+
+def _epoch_text(epoch: float) -> str:
+    return f"epoch {human_count(epoch)}"
+
+
+class MemoryCheck(Check):
+    name = "memory"
+
+    def __init__(self, run: Any):
+        super().__init__(run)
+        self.series = EpochSeries()
+        self.holders: list[Any] = []
+        self.holders_epoch = -CULPRIT_EVERY
+        self.epoch_window: list[dict] = []  # sampler samples of the epoch in progress
+        self.last_epoch_steps: int | None = None
+        self.prev_epoch_end_steps = 0
+        self.prev_retries: dict[int, int] = {}
+        self.within_reported: set[str] = set()
+        self.since: dict[str, int] = {}  # series -> epoch the steady growth was first seen from
+
+    # -- events -------------------------------------------------------------------------------------
+    def on_memory_sample(self, event: Any) -> None:
+        if event.data.get("at") == "epoch_end":
+            self._on_epoch_end(event)
+        else:
+            self._on_sampler(event.data)
+
+    # -- epoch end ----------------------------------------------------------------------------------
+    def _on_epoch_end(self, event: Any) -> None:
+        data, refs = event.data, event.refs or {}
+        census = data.get("census") or {}
+        cuda: dict[int, CudaMemory] = refs.get("cuda") or {}
+        sample = EpochSample(
+            epoch=int(data.get("epoch") or len(self.series.samples) + 1),
+            steps=int(data.get("steps") or 0),
+            tensor_count=census.get("count"),
+            tensor_bytes=census.get("bytes"),
+            graph_count=census.get("graph_count"),
+            rss=data.get("rss"),
+            cuda=cuda,
+        )
+        self.last_epoch_steps = sample.steps - self.prev_epoch_end_steps
+        self.prev_epoch_end_steps = sample.steps
+        self.epoch_window = []
+        verdicts = self.series.add(sample)
+        tensor_verdict = next((v for v in verdicts if v.series == "tensors"), None)
+        for verdict in verdicts:
+            if verdict.series == "tensors":
+                self._report_tensors(verdict, sample, refs.get("diff"))
+            elif verdict.series == "cuda":
+                self._report_cuda(verdict, sample, tensor_verdict)
+            elif verdict.series == "rss" and tensor_verdict is None:
+                self._report_rss(verdict, sample)
+            elif verdict.series == "fragmentation":
+                self._report_fragmentation(verdict.device, sample, verdict)
+        for device, mem in cuda.items():
+            retries = mem.num_alloc_retries - self.prev_retries.get(device, 0)
+            self.prev_retries[device] = mem.num_alloc_retries
+            if retries > 0 and mem.reserved and mem.reserved_unallocated >= 0.2 * mem.reserved:
+                if not any(v.series == "fragmentation" and v.device == f"cuda:{device}" for v in verdicts):
+                    self._report_fragmentation(f"cuda:{device}", sample, None, retries=retries)
+
+    def _projection(self, growth: Growth, limit: int | None, limit_name: str, epoch: int) -> tuple[str, dict]:
+        evidence: dict[str, Any] = {"projected_epochs": PROJECT_EPOCHS}
+        after = growth.project(PROJECT_EPOCHS - epoch) if epoch < PROJECT_EPOCHS else None
+        text = ""
+        if limit:
+            until = growth.epochs_until(limit)
+            if until is not None and until <= MAX_PROJECTED_EPOCHS:
+                out_epoch = epoch + until
+                evidence["limit_bytes"] = limit
+                evidence["runs_out_near_epoch"] = round(out_epoch)
+                text = f"; the {limit_name} ({human_bytes(limit)}) runs out near {_epoch_text(out_epoch)}"
+        if after is not None:
+            evidence["projected_value"] = after
+        return text, evidence
+
+    def _report_tensors(self, verdict: Verdict, sample: EpochSample, diff: Any) -> None:
+        epoch = sample.epoch
+        count_rate = self._rate_of("tensor_count")
+        byte_rate = self._rate_of("tensor_bytes") or self._recent_rate(lambda s: s.tensor_bytes)
+        since = self.since.setdefault("tensors", epoch - len(verdict.growth.increments))
+        holders = self.holders
+        if diff is not None and epoch - self.holders_epoch >= CULPRIT_EVERY:
+            holders = find_holders(diff, frames=user_frames())
+            self.holders, self.holders_epoch = holders, epoch
+        named = [h for h in holders if h.kind != "graph-only" and h.tensors]
+        graph_bytes = sum(h.graph_hidden_bytes for h in holders)  # not already in the census bytes
+        held_rate = max(0.0, byte_rate) + graph_bytes
+        proj_text, proj = "", {}
+        if held_rate > 0:
+            growth = Growth(rate=held_rate, increments=(), since_index=0, last=float(sample.tensor_bytes or 0))
+            proj_text, proj = self._projection(growth, machine_ram_bytes(), "machine's RAM", epoch)
+        parts = []
+        if count_rate:
+            parts.append(f"+{human_count(count_rate)} tensors/epoch")
+        parts.append(f"+{human_bytes(held_rate)}/epoch")
+        head = (f"Live tensors grow every epoch since epoch {since}: {', '.join(parts)}"
+                f" (now {human_count(sample.tensor_count or 0)} tensors, {human_bytes(sample.tensor_bytes or 0)}"
+                f" in Python-visible tensors).")
+        if count_rate and epoch < PROJECT_EPOCHS:
+            head += (f" At this rate: {human_count((sample.tensor_count or 0) + count_rate * (PROJECT_EPOCHS - epoch))}"
+                     f" tensors and +{human_bytes(held_rate * (PROJECT_EPOCHS - epoch))} more by epoch {PROJECT_EPOCHS}"
+                     f"{proj_text}.")
+        elif proj_text:
+            head += f" At this rate{proj_text}."
+        culprit_text, fix = self._culprit_text(named, holders)
+        message = head + (" " + culprit_text if culprit_text else "")
+        top = named[0] if named else None
+        evidence = {
+            "epoch": epoch,
+            "tensors_per_epoch": count_rate,
+            "bytes_per_epoch": byte_rate,
+            "graph_bytes_per_epoch": graph_bytes,
+            "increments": list(verdict.growth.increments),
+            "series": [s.tensor_count for s in self.series.samples],
+            "bytes_series": [s.tensor_bytes for s in self.series.samples],
+            "rss_series": [s.rss for s in self.series.samples],
+            "holders": [h.to_dict() for h in holders[:5]],
+            **proj,
+        }
+        if diff is not None:
+            evidence["new_by_kind"] = [
+                {"tensors": r.key.describe(), "count": r.count_diff, "bytes": r.bytes_diff} for r in diff.rows[:5]
+            ]
+        self.run.report(Finding(
+            code="memory/tensor-growth",
+            severity="warning",
+            message=message,
+            fix=fix,
+            evidence=evidence,
+            where=top.where if top is not None else None,
+            key="tensors",
+        ))
+
+    def _rate_of(self, series: str) -> float | None:
+        getter = {"tensor_count": lambda s: s.tensor_count, "tensor_bytes": lambda s: s.tensor_bytes}[series]
+        growth = steady_growth([getter(s) for s in self.series.samples], self.series.thresholds[series])
+        return growth.rate if growth is not None else None
+
+    def _recent_rate(self, getter: Any, n: int = 3) -> float:
+        """Median of the last ``n`` epoch-to-epoch increments (no threshold): for reporting only."""
+        values = [v for v in (getter(s) for s in self.series.samples) if v is not None][-(n + 1):]
+        increments = sorted(b - a for a, b in zip(values, values[1:]))
+        return float(increments[len(increments) // 2]) if increments else 0.0
+
+    def _culprit_text(self, named: list, holders: list) -> tuple[str, str]:
+        if not named:
+            only = next((h for h in holders if h.kind == "graph-only"), None)
+            text = "No Python container holds the new tensors"
+            if only is not None:
+                text += f" ({only.tensors} tensors are kept alive only from C++, e.g. by autograd graphs or hooks)"
+            return text + ".", ("Find what keeps the new tensors alive: store `loss.item()` / `.detach()` "
+                                "instead of tensors, and bound every cache.")
+        sentences = []
+        fixes = []
+        for h in named[:3]:
+            s = f"{h.describe()} holds {human_count(h.tensors)} new tensors ({human_bytes(h.bytes)})"
+            if h.container_len is not None:
+                s += f" out of {human_count(h.container_len)} items"
+            if h.with_graph:
+                g = h.graph
+                s += f", {human_count(h.with_graph)} of them keeping autograd graphs alive"
+                if g is not None and g.saved_bytes:
+                    s += f" (~{human_bytes(g.saved_bytes)} of saved activations, {human_count(g.nodes)} graph nodes)"
+                elif g is not None:
+                    s += f" ({human_count(g.nodes)} graph nodes; backward() already freed their saved tensors)"
+            sentences.append(s)
+            fixes.append(self._fix_for(h))
+        text = "Held by: " + "; ".join(sentences) + "."
+        seen: list[str] = []
+        for f in fixes:
+            if f not in seen:
+                seen.append(f)
+        return text, " ".join(seen)
+
+    @staticmethod
+    def _fix_for(h: Any) -> str:
+        name = h.name
+        if h.with_graph and h.graph is not None and h.graph.saved_bytes:
+            return (f"`{name}` keeps whole graphs that were never backpropagated (a forward pass outside "
+                    f"`torch.no_grad()`, e.g. evaluation): run it under `with torch.no_grad():` (or "
+                    f"`torch.inference_mode()`) and keep `loss.item()`.")
+        if h.with_graph:
+            if h.scalars >= h.tensors / 2:
+                return (f"Keep numbers, not graphs, in `{name}`: `{name}.append(loss.item())` (or "
+                        f"`loss.detach()`) instead of the loss tensor.")
+            return (f"Keep detached copies in `{name}`: `{name}.append(output.detach())` (`.detach().cpu()` "
+                    f"to free device memory) instead of the tensor that carries its graph.")
+        if h.kind in ("dict", "OrderedDict"):
+            return (f"Bound the cache `{name}` (an LRU with a fixed size, e.g. evict with "
+                    f"`{name}.pop(next(iter({name})))` past N entries, or clear it every epoch).")
+        return (f"Bound `{name}` (`collections.deque(maxlen=N)`, or clear it every epoch), or keep "
+                f"summaries (`.item()`, running means) instead of tensors.")
+
+    def _report_cuda(self, verdict: Verdict, sample: EpochSample, tensor_verdict: Verdict | None) -> None:
+        device = verdict.device
+        index = int(device.split(":")[1])
+        mem = (sample.cuda or {}).get(index)
+        total = mem.total if mem is not None else None
+        proj_text, proj = self._projection(verdict.growth, total, "device's memory", sample.epoch)
+        message = (f"CUDA memory allocated on {device} grows +{human_bytes(verdict.growth.rate)}/epoch since "
+                   f"epoch {verdict.growth.since_index + 1} (now {human_bytes(verdict.growth.last)}){proj_text}.")
+        named = [h for h in self.holders if h.kind != "graph-only"]
+        if tensor_verdict is not None and named:
+            message += f" The live-tensor census names the holder: {named[0].describe()} (see memory/tensor-growth)."
+        fix = self._fix_for(named[0]) if named else (
+            "Find what keeps tensors alive across steps (lists of losses/outputs, caches): store `.item()` or "
+            "`.detach()` values and bound caches.")
+        self.run.report(Finding(
+            code="memory/cuda-growth",
+            severity="warning",
+            message=message,
+            fix=fix,
+            evidence={"device": device, "bytes_per_epoch": verdict.growth.rate,
+                      "increments": list(verdict.growth.increments),
+                      "allocated_series": [getattr((s.cuda or {}).get(index), "allocated", None)
+                                           for s in self.series.samples],
+                      **proj},
+            where=named[0].where if named else None,
+            key=device,
+        ))
+
+    def _report_rss(self, verdict: Verdict, sample: EpochSample) -> None:
+        proj_text, proj = self._projection(verdict.growth, machine_ram_bytes(), "machine's RAM", sample.epoch)
+        self.run.report(Finding(
+            code="memory/rss-growth",
+            severity="warning",
+            message=(f"Process RSS grows +{human_bytes(verdict.growth.rate)}/epoch since epoch "
+                     f"{verdict.growth.since_index + 1} (now {human_bytes(verdict.growth.last)}){proj_text}, "
+                     f"while the live tensors stay flat: the memory is held outside tensors "
+                     f"(Python objects, numpy arrays, a growing log or cache)."),
+            fix=("Look for containers that grow every step outside tensors (lists of dicts/arrays, logs kept in "
+                 "memory) and bound them; `tracemalloc` snapshots compared across epochs show where."),
+            evidence={"bytes_per_epoch": verdict.growth.rate, "increments": list(verdict.growth.increments),
+                      "rss_series": [s.rss for s in self.series.samples], **proj},
+            key="rss",
+        ))
+
+    def _report_fragmentation(self, device: str, sample: EpochSample, verdict: Verdict | None,
+                              retries: int = 0) -> None:
+        index = int(device.split(":")[1])
+        mem = (sample.cuda or {}).get(index)
+        if mem is None:
+            return
+        what = []
+        if verdict is not None:
+            series = (verdict.detail or {}).get("series", "reserved-allocated")
+            label = ("reserved but unallocated memory" if series == "reserved-allocated"
+                     else "inactive split blocks")
+            what.append(f"the caching allocator's {label} grows +{human_bytes(verdict.growth.rate)}/epoch")
+        if retries:
+            what.append(f"{retries} allocation(s) this epoch needed a retry after freeing cached blocks")
+        message = (f"Memory fragmentation on {device}: " + "; ".join(what)
+                   + f" (reserved {human_bytes(mem.reserved)}, allocated {human_bytes(mem.allocated)}, "
+                     f"inactive split {human_bytes(mem.inactive_split)}).")
+        self.run.report(Finding(
+            code="memory/fragmentation",
+            severity="warning",
+            message=message,
+            fix=("Set `PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True` before the process starts (lets the "
+                 "allocator grow segments instead of splitting them); keep tensor shapes steady (pad variable "
+                 "lengths to a few bucket sizes). Do not call `torch.cuda.empty_cache()` in the loop: it only "
+                 "returns cached blocks and slows every later allocation."),
+            evidence={"device": device, "reserved": mem.reserved, "allocated": mem.allocated,
+                      "inactive_split": mem.inactive_split, "num_alloc_retries": mem.num_alloc_retries,
+                      "retries_this_epoch": retries,
+                      "bytes_per_epoch": verdict.growth.rate if verdict is not None else None},
+            key=device,
+        ))
+
+    # -- within an epoch -----------------------------------------------------------------------------
+    def _on_sampler(self, data: dict) -> None:
+        self.epoch_window.append(data)
+        if len(self.epoch_window) < WITHIN_EPOCH_MIN_SAMPLES:
+            return
+        first_step = self.prev_epoch_end_steps
+        series: dict[str, list[tuple[int, float]]] = {}
+        for s in self.epoch_window:
+            step = s.get("steps", 0) - first_step
+            if s.get("rss") is not None:
+                series.setdefault("rss", []).append((step, s["rss"]))
+            for c in s.get("cuda") or []:
+                series.setdefault(f"cuda:{c['device']}", []).append((step, c["allocated"]))
+        for name, samples in series.items():
+            if name in self.within_reported:
+                continue
+            kind = "rss" if name == "rss" else "cuda"
+            epoch_key = ("rss", "process") if kind == "rss" else ("cuda", name)
+            if self._epoch_finding_exists(epoch_key):
+                continue
+            found = window_growth(samples, min_step=WITHIN_EPOCH_MIN_STEP[kind])
+            if found is None:
+                continue
+            per_step, start = found
+            self.within_reported.add(name)
+            epoch = self.run.epoch + 1
+            steps_per_epoch = self.last_epoch_steps or None
+            text = f"+{human_bytes(per_step * 100)} per 100 steps"
+            if steps_per_epoch:
+                text += f" (≈ +{human_bytes(per_step * steps_per_epoch)} over an epoch of {human_count(steps_per_epoch)} steps)"
+            label = "process RSS" if kind == "rss" else f"CUDA memory allocated on {name}"
+            self.run.report(Finding(
+                code="memory/growth-within-epoch",
+                severity="warning",
+                message=(f"Early warning in epoch {epoch}: the floor of {label} rises steadily across step windows: "
+                         f"{text}, from {human_bytes(samples[0][1])} to {human_bytes(samples[-1][1])} over steps "
+                         f"{human_count(first_step + samples[0][0])}-{human_count(first_step + samples[-1][0])}. "
+                         f"The epoch-end census will name the holder if it keeps growing."),
+                fix=("Check what the loop keeps per step (losses, outputs, caches): store `.item()` / `.detach()` "
+                     "values and bound caches."),
+                evidence={"series": name, "bytes_per_step": per_step, "samples": len(samples),
+                          "first_step": first_step + samples[0][0], "last_step": first_step + samples[-1][0]},
+                key=name,
+            ))
+
+    def _epoch_finding_exists(self, key: tuple[str, str]) -> bool:
+        code = "memory/rss-growth" if key[0] == "rss" else "memory/cuda-growth"
+        fkey = "rss" if key[0] == "rss" else key[1]
+        return any(f.code == code and f.key == fkey for f in self.run.findings)

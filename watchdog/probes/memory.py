@@ -1,0 +1,141 @@
+"""Memory probe: samples memory at every epoch end, and at most once a second in between.
+
+Nothing runs per training step. At each ``epoch_end`` event (the training thread, a boundary) it
+takes a census of live tensors (:mod:`watchdog.census`), compares it with the previous epoch's,
+reads process RSS and the CUDA caching allocator's counters (no sync; only if the program already
+initialised CUDA), and emits a ``memory_sample`` event (``data["at"] == "epoch_end"``; refs: the
+census, its diff with the previous one, the ``CudaMemory`` objects).
+
+A daemon thread wakes every ``memory_sample_interval`` seconds (``watch(extra={...})``, default
+1.0, never faster than 0.01) and, when training made progress, emits ``memory_sample`` with
+``data["at"] == "sampler"``, the step count, RSS, CUDA allocated/reserved and NVML's device-wide
+used memory. NVML is initialised lazily in its own thread (see :class:`~watchdog.memsources.NvmlReader`).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from ..census import take_census
+from ..memsources import CudaAllocatorReader, NvmlReader, RssReader
+
+if TYPE_CHECKING:
+    from ..session import Run
+
+DEFAULT_INTERVAL = 1.0
+
+
+class MemoryProbe:
+    name = "memory"
+
+    def __init__(self) -> None:
+        self.run: Any = None
+        self.rss: RssReader | None = None
+        self.cuda: CudaAllocatorReader | None = None
+        self.nvml = NvmlReader()
+        self.previous_census: Any = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_sampled_step = -1
+        self.interval = DEFAULT_INTERVAL
+
+    # -- install / undo ----------------------------------------------------------------------------
+    def install(self, run: "Run") -> None:
+        self.run = run
+        extra = getattr(run.options, "extra", None) or {}
+        self.interval = max(0.01, float(extra.get("memory_sample_interval", DEFAULT_INTERVAL)))
+        self.census_enabled = bool(extra.get("memory_census", True))
+        self.rss = RssReader()
+        run.patches.add_undo(self.rss.close, "memory: RSS reader")
+        self.cuda = CudaAllocatorReader()
+        run.bus.subscribe(self, kinds=("epoch_end",))
+        run.patches.add_undo(lambda: run.bus.unsubscribe(self), "memory: epoch_end subscription")
+        self._thread = threading.Thread(target=self._sampler, name="watchdog-memory-sampler", daemon=True)
+        self._thread.start()
+        run.patches.add_undo(self._stop_sampler, "memory: sampler thread")
+
+    def _stop_sampler(self) -> None:
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=2.0)
+
+    def finish(self) -> None:
+        self._stop_sampler()
+        self.previous_census = None
+
+    # -- epoch end (training thread) ---------------------------------------------------------------
+    def on_epoch_end(self, event: Any) -> None:
+        run = self.run
+        if run is None or run.is_disabled("probe:memory"):
+            return
+        try:
+            self._epoch_end(event)
+        except Exception as exc:
+            run.internal_error("probe:memory", exc)
+
+    def _epoch_end(self, event: Any) -> None:
+        run = self.run
+        census = diff = None
+        if self.census_enabled:
+            census = take_census()
+            if self.previous_census is not None:
+                diff = census.compare_to(self.previous_census)
+            self.previous_census = census
+        cuda = self.cuda.read() if self.cuda is not None else []
+        if cuda and self.nvml.state == "idle":
+            self.nvml.start()
+        data: dict[str, Any] = {
+            "at": "epoch_end",
+            "epoch": event.data.get("epochs_completed", run.epoch),
+            "steps": run.steps,
+            "rss": self.rss.read() if self.rss is not None else None,
+            "cuda": [m.to_dict() for m in cuda],
+        }
+        if census is not None:
+            data["census"] = census.to_dict()
+        if diff is not None:
+            data["census_diff"] = {
+                "count": diff.count_diff,
+                "bytes": diff.bytes_diff,
+                "new_tensors": diff.new_count,
+                "top": [
+                    {"tensors": r.key.describe(), "count": r.count_diff, "bytes": r.bytes_diff}
+                    for r in diff.rows[:5]
+                ],
+            }
+        refs = {"census": census, "diff": diff, "cuda": {m.device: m for m in cuda}}
+        run.emit("memory_sample", data, refs)
+
+    # -- sampler (background thread) ---------------------------------------------------------------
+    def _sampler(self) -> None:
+        while not self._stop.wait(self.interval):
+            run = self.run
+            if run is None or run.is_disabled("probe:memory"):
+                return
+            try:
+                steps = run.steps
+                if steps == self._last_sampled_step:
+                    continue
+                self._last_sampled_step = steps
+                cuda = self.cuda.read() if self.cuda is not None else []
+                data: dict[str, Any] = {
+                    "at": "sampler",
+                    "epoch": run.epoch,
+                    "steps": steps,
+                    "rss": self.rss.read() if self.rss is not None else None,
+                    "cuda": [{"device": m.device, "allocated": m.allocated, "reserved": m.reserved} for m in cuda],
+                }
+                if cuda:
+                    if self.nvml.state == "idle":
+                        self.nvml.start()
+                    nvml = self.nvml.read(self.cuda.uuids())
+                    if nvml:
+                        data["nvml"] = [{"device": m.device, "used": m.used, "total": m.total} for m in nvml]
+                if self._stop.is_set():
+                    return
+                run.emit("memory_sample", data)
+            except Exception as exc:
+                run.internal_error("probe:memory", exc)
+                return
