@@ -42,6 +42,7 @@ def seed_leak(epochs: int, epoch_end=_noop) -> None:
             all_losses.append(loss)
             all_outputs.append(output)
         epoch_end(epoch)
+    return model
 
 
 def eval_without_no_grad(epochs: int, epoch_end=_noop) -> None:
@@ -108,3 +109,26 @@ def swinging_control(epochs: int, epoch_end=_noop) -> None:
             recent[i % 4] = output.detach()
         history.append(float(sum(scratch[0][:1])))
         epoch_end(epoch)
+    return model
+
+
+def long_epoch(steps: int, grow: bool, pause: float) -> None:
+    """One long epoch (no epoch end yet): with ``grow``, every step keeps a 4 MB buffer."""
+    kept = []
+    model = _model(16, 16)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    loader = DataLoader(_data(steps * 4, 16, 5), batch_size=4)
+    import time
+
+    for x, y in loader:
+        loss = nn.functional.mse_loss(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        scratch = torch.ones(1024 * 1024)  # 4 MB, touched
+        if grow:
+            kept.append(scratch)
+        time.sleep(pause)
+        if len(kept) * 4 >= 480:
+            break
+    return kept

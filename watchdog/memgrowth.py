@@ -88,14 +88,20 @@ def steady_growth(values: Sequence[float | None], thresholds: Thresholds) -> Gro
 
 
 def window_growth(samples: Sequence[tuple[int, float]], *, windows: int = 4, min_step: float,
-                  tolerance: float = 0.5) -> tuple[float, int] | None:
+                  tolerance: float = 0.5, skip: float = 0.2) -> tuple[float, int] | None:
     """Within-epoch early warning: ``samples`` are (step, value) pairs from one epoch.
 
-    The samples are cut into ``windows`` + 1 equal step windows; each window's *minimum* is its
+    The first ``skip`` fraction of the steps is left out (warm-up); the rest is cut into
+    ``windows`` + 1 equal step windows; each window's *minimum* is its
     floor (activations come and go within a step; a leak raises the floor). If every floor is
     above the previous one by at least ``min_step`` and the increments are consistent (±tolerance
     of their median), returns (growth per step, first step); else None.
     """
+    if samples:
+        # The start of an epoch warms up (first batches, workers, a switch from evaluation):
+        # judge the rest.
+        cut = samples[0][0] + skip * (samples[-1][0] - samples[0][0])
+        samples = [s for s in samples if s[0] >= cut]
     if len(samples) < 2 * (windows + 1):
         return None
     first, last = samples[0][0], samples[-1][0]

@@ -44,7 +44,8 @@ from .base import Check
 PROJECT_EPOCHS = 100  # growth is projected this far when the run's length is unknown
 MAX_PROJECTED_EPOCHS = 100_000  # beyond this, "runs out near epoch N" says nothing useful
 CULPRIT_EVERY = 10  # re-walk the holders at most every this many epochs once reported
-WITHIN_EPOCH_MIN_SAMPLES = 10
+WITHIN_EPOCH_MIN_SAMPLES = 15
+MAX_WINDOW_SAMPLES = 2000
 WITHIN_EPOCH_MIN_STEP = {"rss": 16 * MB, "cuda": 4 * MB}
 
 
@@ -321,7 +322,9 @@ class MemoryCheck(Check):
     # -- within an epoch -----------------------------------------------------------------------------
     def _on_sampler(self, data: dict) -> None:
         self.epoch_window.append(data)
-        if len(self.epoch_window) < WITHIN_EPOCH_MIN_SAMPLES:
+        if len(self.epoch_window) > MAX_WINDOW_SAMPLES:
+            self.epoch_window = self.epoch_window[::2]  # keep long epochs bounded: halve the resolution
+        if len(self.epoch_window) < WITHIN_EPOCH_MIN_SAMPLES or len(self.epoch_window) % 5:
             return
         first_step = self.prev_epoch_end_steps
         series: dict[str, list[tuple[int, float]]] = {}

@@ -6,14 +6,15 @@ reads process RSS and the CUDA caching allocator's counters (no sync; only if th
 initialised CUDA), and emits a ``memory_sample`` event (``data["at"] == "epoch_end"``; refs: the
 census, its diff with the previous one, the ``CudaMemory`` objects).
 
-A daemon thread wakes every ``memory_sample_interval`` seconds (``watch(extra={...})``, default
-1.0, never faster than 0.01) and, when training made progress, emits ``memory_sample`` with
+A daemon thread wakes every ``WATCHDOG_MEMORY_SAMPLE_INTERVAL`` seconds (environment; default
+1.0, clamped to 0.01-60) and, when training made progress, emits ``memory_sample`` with
 ``data["at"] == "sampler"``, the step count, RSS, CUDA allocated/reserved and NVML's device-wide
 used memory. NVML is initialised lazily in its own thread (see :class:`~watchdog.memsources.NvmlReader`).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from ..session import Run
 
 DEFAULT_INTERVAL = 1.0
+INTERVAL_ENV = "WATCHDOG_MEMORY_SAMPLE_INTERVAL"
 
 
 class MemoryProbe:
@@ -44,7 +46,11 @@ class MemoryProbe:
     def install(self, run: "Run") -> None:
         self.run = run
         extra = getattr(run.options, "extra", None) or {}
-        self.interval = max(0.01, float(extra.get("memory_sample_interval", DEFAULT_INTERVAL)))
+        interval = extra.get("memory_sample_interval", os.environ.get(INTERVAL_ENV, DEFAULT_INTERVAL))
+        try:
+            self.interval = min(60.0, max(0.01, float(interval)))
+        except (TypeError, ValueError):
+            self.interval = DEFAULT_INTERVAL
         self.census_enabled = bool(extra.get("memory_census", True))
         self.rss = RssReader()
         run.patches.add_undo(self.rss.close, "memory: RSS reader")
