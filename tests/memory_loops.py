@@ -112,23 +112,24 @@ def swinging_control(epochs: int, epoch_end=_noop) -> None:
     return model
 
 
-def long_epoch(steps: int, grow: bool, pause: float) -> None:
-    """One long epoch (no epoch end yet): with ``grow``, every step keeps a 4 MB buffer."""
+def long_epoch(steps: int, grow: bool, pause: float) -> list:
+    """One long epoch (the loop stops before the pass ends): with ``grow``, every step keeps a
+    1 MB buffer (at most 100 MB)."""
+    import time
+
     kept = []
     model = _model(16, 16)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     loader = DataLoader(_data(steps * 4, 16, 5), batch_size=4)
-    import time
-
     for x, y in loader:
         loss = nn.functional.mse_loss(model(x), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        scratch = torch.ones(1024 * 1024)  # 4 MB, touched
+        scratch = torch.ones(256 * 1024)  # 1 MB, touched
         if grow:
             kept.append(scratch)
         time.sleep(pause)
-        if len(kept) * 4 >= 480:
+        if len(kept) >= 100:
             break
     return kept

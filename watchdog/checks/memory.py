@@ -46,7 +46,7 @@ MAX_PROJECTED_EPOCHS = 100_000  # beyond this, "runs out near epoch N" says noth
 CULPRIT_EVERY = 10  # re-walk the holders at most every this many epochs once reported
 WITHIN_EPOCH_MIN_SAMPLES = 15
 MAX_WINDOW_SAMPLES = 2000
-WITHIN_EPOCH_MIN_STEP = {"rss": 16 * MB, "cuda": 4 * MB}
+WITHIN_EPOCH_MIN_STEP = {"rss": 8 * MB, "cuda": 4 * MB}  # per step window
 
 
 def _epoch_text(epoch: float) -> str:
