@@ -263,3 +263,27 @@ def test_allocation_retries_with_a_large_gap_are_fragmentation(tmp_path):
         _feed(run, [_mem(10 * GB, 16 * GB, retries=0), _mem(10 * GB, 16 * GB, retries=3)])
     (f,) = [f for f in run.findings if f.code.startswith("memory/")]
     assert f.code == "memory/fragmentation" and f.evidence["retries_this_epoch"] == 3
+
+
+def test_probe_reads_fake_cuda_at_epoch_marks_and_reports_growth_with_epoch_peaks(tmp_path):
+    stats = {0: _nested(1 * GB, 2 * GB, peak=1 * GB)}
+    fake = FakeCuda(stats)
+    with watchdog.watch(report_dir=tmp_path, dashboard=False, summary=False) as run:
+        (probe,) = [p for p in run.probes if p.name == "memory"]
+        probe.cuda = CudaAllocatorReader(fake)
+        probe.nvml = NvmlReader(load=lambda: FakeNvml({0: "GPU-00000000-aaaa-bbbb-cccc-dddddddddddd"}, {0: 3 * GB}))
+        for epoch in range(5):
+            allocated = 1 * GB + epoch * 50 * MB
+            stats[0] = _nested(allocated, 2 * GB + epoch * 50 * MB, peak=allocated + (100 * MB if epoch == 2 else 0))
+            watchdog.mark_epoch()
+    assert all(call[1] is not None for call in fake.calls)
+    codes = [f.code for f in run.findings if f.code.startswith("memory/")]
+    assert "memory/cuda-growth" in codes
+    import json
+
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    samples = [e["data"] for e in events if e["kind"] == "memory_sample" and e["data"]["at"] == "epoch_end"]
+    assert len(samples) == 5
+    peaks = [s["cuda"][0]["epoch_peak"] for s in samples]
+    assert peaks[2] == 1 * GB + 200 * MB  # the allocator's peak rose during that epoch
+    assert peaks[3] == 1 * GB + 150 * MB  # it did not: the epoch's own level

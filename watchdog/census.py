@@ -560,13 +560,15 @@ def find_holders(
     max_depth: int = 4,
     max_graph_roots: int = 200,
     min_tensors: int = 8,
+    budget_s: float = 2.0,
 ) -> list[Holder]:
     """Names what holds the tensors that are new in ``diff``, most tensors first.
 
     Bounded: a stride sample of ``sample`` new tensors finds the holders (one batched
     ``gc.get_referrers`` pass), at most ``max_holders`` are named (``max_depth`` levels up to a
     user frame's local, a module global, or an object attribute), and each holder's graphs are
-    sized from at most ``max_graph_roots`` roots (scaled up). Holder counts and bytes are exact:
+    sized from at most ``max_graph_roots`` roots (scaled up). Past ``budget_s`` seconds, the
+    remaining holders are named only from frames (no more ``gc.get_referrers`` passes). Holder counts and bytes are exact:
     the holder's container is scanned for new tensors. Tensors with no Python holder (kept alive
     from C++, typically saved by an autograd graph) are attributed to the holder whose graphs
     reach their storage, and the rest reported as one ``graph-only`` holder.
@@ -575,12 +577,13 @@ def find_holders(
         frames = user_frames(sys._getframe(1))
     all_new = diff.new_tensors()
     try:
-        return _find_holders(diff, all_new, frames, sample, max_holders, max_depth, max_graph_roots, min_tensors)
+        return _find_holders(diff, all_new, frames, sample, max_holders, max_depth, max_graph_roots, min_tensors,
+                             time.perf_counter() + budget_s)
     finally:
         del all_new
 
 
-def _find_holders(diff, all_new, frames, sample, max_holders, max_depth, max_graph_roots, min_tensors):
+def _find_holders(diff, all_new, frames, sample, max_holders, max_depth, max_graph_roots, min_tensors, deadline):
     new_ids = {id(t) for t in all_new}
     targets = _stride_sample(all_new, sample)
     module_dicts = _module_dicts()
@@ -707,10 +710,11 @@ def _find_holders(diff, all_new, frames, sample, max_holders, max_depth, max_gra
     held: set[int] = set()
     for cid, _n in sorted(hits.items(), key=lambda kv: -kv[1])[:max_holders]:
         obj, attr = candidates[cid]
+        depth = max_depth if time.perf_counter() < deadline else 0  # over budget: frames only
         if attr is None:
             container = obj
             kind = _kind_of(container)
-            named = name_of(container, max_depth, frozenset())
+            named = name_of(container, depth, frozenset())
             tensors = _tensors_in(container, new_ids)
         else:
             value = getattr(obj, "__dict__", {}).get(attr)
@@ -721,7 +725,7 @@ def _find_holders(diff, all_new, frames, sample, max_holders, max_depth, max_gra
             else:
                 kind = "attribute"
                 tensors = [value] if id(value) in new_ids else []
-            up = name_of(obj, max_depth - 1, frozenset())
+            up = name_of(obj, max(0, depth - 1), frozenset())
             named = (f"{up[0]}.{attr}", up[1], up[2]) if up else (
                 f"{type(obj).__name__}.{attr}", None, f"a {type(obj).__name__} object")
         if named is None:

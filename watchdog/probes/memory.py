@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 DEFAULT_INTERVAL = 1.0
 INTERVAL_ENV = "WATCHDOG_MEMORY_SAMPLE_INTERVAL"
+CENSUS_ENV = "WATCHDOG_MEMORY_CENSUS"  # "0" turns the epoch-end census off (RSS/CUDA only)
 
 
 class MemoryProbe:
@@ -40,6 +41,8 @@ class MemoryProbe:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_sampled_step = -1
+        self._peaks: dict[int, int] = {}  # device -> allocator's all-time peak at the last epoch end
+        self._sampled_max: dict[int, int] = {}  # device -> highest allocation sampled this epoch
         self.interval = DEFAULT_INTERVAL
 
     # -- install / undo ----------------------------------------------------------------------------
@@ -51,7 +54,7 @@ class MemoryProbe:
             self.interval = min(60.0, max(0.01, float(interval)))
         except (TypeError, ValueError):
             self.interval = DEFAULT_INTERVAL
-        self.census_enabled = bool(extra.get("memory_census", True))
+        self.census_enabled = bool(extra.get("memory_census", os.environ.get(CENSUS_ENV, "1") != "0"))
         self.rss = RssReader()
         run.patches.add_undo(self.rss.close, "memory: RSS reader")
         self.cuda = CudaAllocatorReader()
@@ -92,12 +95,17 @@ class MemoryProbe:
         cuda = self.cuda.read() if self.cuda is not None else []
         if cuda and self.nvml.state == "idle":
             self.nvml.start()
+        cuda_dicts = []
+        for m in cuda:
+            d = m.to_dict()
+            d["epoch_peak"] = self._epoch_peak(m)
+            cuda_dicts.append(d)
         data: dict[str, Any] = {
             "at": "epoch_end",
             "epoch": event.data.get("epochs_completed", run.epoch),
             "steps": run.steps,
             "rss": self.rss.read() if self.rss is not None else None,
-            "cuda": [m.to_dict() for m in cuda],
+            "cuda": cuda_dicts,
         }
         if census is not None:
             data["census"] = census.to_dict()
@@ -114,6 +122,16 @@ class MemoryProbe:
         refs = {"census": census, "diff": diff, "cuda": {m.device: m for m in cuda}}
         run.emit("memory_sample", data, refs)
 
+    def _epoch_peak(self, mem: Any) -> int:
+        """This epoch's peak allocation without resetting the user's peak counters: the allocator's
+        all-time peak when it rose during the epoch (exact), else the highest sampled value."""
+        previous = self._peaks.get(mem.device)
+        self._peaks[mem.device] = mem.peak_allocated
+        sampled = self._sampled_max.pop(mem.device, 0)
+        if previous is None or mem.peak_allocated > previous:
+            return mem.peak_allocated
+        return max(sampled, mem.allocated)
+
     # -- sampler (background thread) ---------------------------------------------------------------
     def _sampler(self) -> None:
         while not self._stop.wait(self.interval):
@@ -126,6 +144,9 @@ class MemoryProbe:
                     continue
                 self._last_sampled_step = steps
                 cuda = self.cuda.read() if self.cuda is not None else []
+                for m in cuda:
+                    if m.allocated > self._sampled_max.get(m.device, 0):
+                        self._sampled_max[m.device] = m.allocated
                 data: dict[str, Any] = {
                     "at": "sampler",
                     "epoch": run.epoch,
