@@ -81,7 +81,8 @@ def test_swinging_control_has_no_memory_finding_and_trains_identically(tmp_path)
     samples = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     epoch_samples = [e for e in samples if e["kind"] == "memory_sample" and e["data"]["at"] == "epoch_end"]
     assert len(epoch_samples) == 8
-    bytes_levels = [e["data"]["census"]["bytes"] for e in epoch_samples]
+    bytes_levels = [e["data"]["census"]["bytes"] for e in epoch_samples if "census" in e["data"]]
+    assert len(bytes_levels) >= 6  # every epoch at first; later ones within the census time budget
     assert max(bytes_levels) - min(bytes_levels) >= 30 * MB  # it swings by tens of MB
 
 

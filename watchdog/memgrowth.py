@@ -68,14 +68,18 @@ class Growth:
 
 
 def steady_growth(values: Sequence[float | None], thresholds: Thresholds) -> Growth | None:
-    """The rule above on one series of epoch-end samples (oldest first; ``None`` = missing)."""
+    """The rule above on one series of epoch-end samples (oldest first, one per epoch).
+
+    ``None`` marks an epoch without a sample (the census skipped it to stay within its time
+    budget); increments across a gap are divided by the number of epochs it spans.
+    """
     # Growth during the first `warmup` epochs is ignored: the baseline is the end of epoch `warmup`.
     start = max(0, thresholds.warmup - 1)
-    series = [v for v in values[start:] if v is not None]
-    if len(series) < thresholds.window + 1:
+    points = [(i, v) for i, v in enumerate(values) if i >= start and v is not None]
+    if len(points) < thresholds.window + 1:
         return None
-    tail = series[-(thresholds.window + 1):]
-    increments = [b - a for a, b in zip(tail, tail[1:])]
+    tail = points[-(thresholds.window + 1):]
+    increments = [(b - a) / (j - i) for (i, a), (j, b) in zip(tail, tail[1:])]
     if any(d < thresholds.min_step for d in increments):
         return None
     median = statistics.median(increments)
@@ -84,7 +88,7 @@ def steady_growth(values: Sequence[float | None], thresholds: Thresholds) -> Gro
     low, high = median * (1 - thresholds.tolerance), median * (1 + thresholds.tolerance)
     if any(d < low or d > high for d in increments):
         return None
-    return Growth(rate=median, increments=tuple(increments), since_index=len(values) - len(tail), last=tail[-1])
+    return Growth(rate=median, increments=tuple(increments), since_index=tail[0][0], last=tail[-1][1])
 
 
 def window_growth(samples: Sequence[tuple[int, float]], *, windows: int = 4, min_step: float,

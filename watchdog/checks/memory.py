@@ -96,7 +96,8 @@ class MemoryCheck(Check):
         tensor_verdict = next((v for v in verdicts if v.series == "tensors"), None)
         for verdict in verdicts:
             if verdict.series == "tensors":
-                self._report_tensors(verdict, sample, refs.get("diff"))
+                if sample.tensor_count is not None:  # no census this epoch (time budget): keep the last word
+                    self._report_tensors(verdict, sample, refs.get("diff"))
             elif verdict.series == "cuda":
                 self._report_cuda(verdict, sample, tensor_verdict)
             elif verdict.series == "rss" and tensor_verdict is None:

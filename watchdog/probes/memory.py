@@ -14,8 +14,10 @@ used memory. NVML is initialised lazily in its own thread (see :class:`~watchdog
 
 from __future__ import annotations
 
+import math
 import os
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from ..census import take_census
@@ -27,6 +29,9 @@ if TYPE_CHECKING:
 DEFAULT_INTERVAL = 1.0
 INTERVAL_ENV = "WATCHDOG_MEMORY_SAMPLE_INTERVAL"
 CENSUS_ENV = "WATCHDOG_MEMORY_CENSUS"  # "0" turns the epoch-end census off (RSS/CUDA only)
+CENSUS_EVERY_EPOCH_FIRST = 6
+CENSUS_BUDGET = 0.02  # fraction of wall time the census may take after the first epochs
+CENSUS_MAX_SPACING = 10
 
 
 class MemoryProbe:
@@ -41,6 +46,10 @@ class MemoryProbe:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_sampled_step = -1
+        self._last_epoch_end = time.monotonic()
+        self._epochs_seen = 0
+        self._epochs_since_census = 0
+        self._census_s: float | None = None
         self._peaks: dict[int, int] = {}  # device -> allocator's all-time peak at the last epoch end
         self._sampled_max: dict[int, int] = {}  # device -> highest allocation sampled this epoch
         self.interval = DEFAULT_INTERVAL
@@ -48,6 +57,7 @@ class MemoryProbe:
     # -- install / undo ----------------------------------------------------------------------------
     def install(self, run: "Run") -> None:
         self.run = run
+        self._last_epoch_end = time.monotonic()
         extra = getattr(run.options, "extra", None) or {}
         interval = extra.get("memory_sample_interval", os.environ.get(INTERVAL_ENV, DEFAULT_INTERVAL))
         try:
@@ -87,8 +97,13 @@ class MemoryProbe:
     def _epoch_end(self, event: Any) -> None:
         run = self.run
         census = diff = None
-        if self.census_enabled:
+        now = time.monotonic()
+        epoch_s, self._last_epoch_end = now - self._last_epoch_end, now
+        self._epochs_since_census += 1
+        if self.census_enabled and self._census_due(epoch_s):
             census = take_census()
+            self._census_s = census.duration_s
+            self._epochs_since_census = 0
             if self.previous_census is not None:
                 diff = census.compare_to(self.previous_census)
             self.previous_census = census
@@ -121,6 +136,16 @@ class MemoryProbe:
             }
         refs = {"census": census, "diff": diff, "cuda": {m.device: m for m in cuda}}
         run.emit("memory_sample", data, refs)
+
+    def _census_due(self, epoch_s: float) -> bool:
+        """Every epoch for the first ``CENSUS_EVERY_EPOCH_FIRST`` epochs (a leak from the start is
+        caught by the 4th); later, short epochs get a census only every k-th epoch so that it
+        costs at most ``CENSUS_BUDGET`` of the wall time (k <= ``CENSUS_MAX_SPACING``)."""
+        self._epochs_seen += 1
+        if self._epochs_seen <= CENSUS_EVERY_EPOCH_FIRST or self._census_s is None or epoch_s <= 0:
+            return True
+        spacing = min(CENSUS_MAX_SPACING, max(1, math.ceil(self._census_s / (CENSUS_BUDGET * epoch_s))))
+        return self._epochs_since_census >= spacing
 
     def _epoch_peak(self, mem: Any) -> int:
         """This epoch's peak allocation without resetting the user's peak counters: the allocator's

@@ -1,0 +1,90 @@
+"""The growth rule on series: leaks, swings, plateaus, warm-up, gaps; the within-epoch windows."""
+
+from __future__ import annotations
+
+from watchdog.memgrowth import MB, THRESHOLDS, Thresholds, human_bytes, steady_growth, window_growth
+
+COUNT = THRESHOLDS["tensor_count"]
+RSS = THRESHOLDS["rss"]
+
+
+def test_constant_leak_caught_with_the_fourth_sample():
+    series = [100, 164, 228]
+    assert steady_growth(series, COUNT) is None
+    growth = steady_growth(series + [292], COUNT)
+    assert growth is not None and growth.rate == 64 and growth.since_index == 0
+
+
+def test_swings_and_plateaus_are_not_growth():
+    assert steady_growth([10, 30, 20, 40, 25, 45, 30], COUNT) is None  # swings
+    assert steady_growth([100, 500, 900, 1000, 1000, 1000], COUNT) is None  # a bounded cache fills up
+    assert steady_growth([100, 104, 108, 112, 116], COUNT) is None  # a tensor an epoch: bookkeeping
+
+
+def test_inconsistent_increments_are_not_growth():
+    assert steady_growth([0, 10, 100, 110, 300], COUNT) is None
+
+
+def test_warm_up_bump_then_steady_growth_is_caught_one_epoch_later():
+    series = [100, 900, 964, 1028]
+    assert steady_growth(series, COUNT) is None
+    growth = steady_growth(series + [1092], COUNT)
+    assert growth is not None and growth.rate == 64 and growth.since_index == 1
+
+
+def test_gaps_are_divided_by_the_epochs_they_span():
+    series = [100, None, None, 292, None, None, 484, None, None, 676]
+    growth = steady_growth(series, COUNT)
+    assert growth is not None and growth.rate == 64
+
+
+def test_rss_needs_four_large_consistent_increments():
+    mb = [x * MB for x in (500, 540, 578, 617, 655)]
+    assert steady_growth(mb[:4], RSS) is None
+    growth = steady_growth(mb, RSS)
+    assert growth is not None and 37 * MB < growth.rate < 40 * MB
+    noisy = [x * MB for x in (500, 516, 1020, 900, 1200, 1100)]  # glibc keeps and returns memory
+    assert steady_growth(noisy, RSS) is None
+
+
+def test_growth_projection():
+    growth = steady_growth([0, 21 * MB, 42 * MB, 63 * MB], Thresholds(min_step=1 * MB))
+    assert growth.epochs_until(80 * 1024 * MB) == (80 * 1024 * MB - 63 * MB) / (21 * MB)
+
+
+def test_window_growth_finds_a_rising_floor_and_ignores_a_flat_one():
+    steps = range(0, 200)
+    rising = [(s, 100 * MB + s * MB + (30 * MB if s % 7 == 0 else 0)) for s in steps]  # spikes above the floor
+    found = window_growth(rising, min_step=8 * MB)
+    assert found is not None and 0.9 * MB < found[0] < 1.1 * MB
+    flat = [(s, 100 * MB + (s % 13) * 4 * MB) for s in steps]
+    assert window_growth(flat, min_step=8 * MB) is None
+    assert window_growth(rising[:8], min_step=8 * MB) is None  # too few samples to judge
+
+
+def test_human_bytes():
+    assert human_bytes(21 * MB) == "21.0 MB"
+    assert human_bytes(80 * 1024 * MB) == "80.0 GB"
+    assert human_bytes(512) == "512 B"
+
+
+def test_census_every_epoch_first_then_within_its_time_budget():
+    from watchdog.probes.memory import CENSUS_EVERY_EPOCH_FIRST, MemoryProbe
+
+    probe = MemoryProbe()
+    probe._census_s = 0.05
+    due = []
+    for epoch in range(CENSUS_EVERY_EPOCH_FIRST + 12):
+        probe._epochs_since_census += 1
+        ok = probe._census_due(epoch_s=0.5)  # 50 ms census, 0.5 s epochs: 2% budget -> every 5th
+        if ok:
+            probe._epochs_since_census = 0
+        due.append(ok)
+    assert all(due[:CENSUS_EVERY_EPOCH_FIRST])
+    later = due[CENSUS_EVERY_EPOCH_FIRST:]
+    assert sum(later) == 2 and later.index(True) == 4
+    long_epochs = MemoryProbe()
+    long_epochs._census_s = 0.05
+    long_epochs._epochs_seen = 100
+    long_epochs._epochs_since_census = 1
+    assert long_epochs._census_due(epoch_s=600.0)  # long epochs: every epoch
