@@ -214,8 +214,11 @@ class MemoryCheck(Check):
                 s += f", {human_count(h.with_graph)} of them keeping autograd graphs alive"
                 if g is not None and g.saved_bytes:
                     s += f" (~{human_bytes(g.saved_bytes)} of saved activations, {human_count(g.nodes)} graph nodes)"
+                elif g is not None and g.nodes == 0:
+                    s += " (graphs shared with the holder above)"
                 elif g is not None:
-                    s += f" ({human_count(g.nodes)} graph nodes; backward() already freed their saved tensors)"
+                    s += (f" (~{human_bytes(g.node_bytes_estimate)} in {human_count(g.nodes)} graph nodes; "
+                          f"backward() already freed their saved tensors)")
             sentences.append(s)
             fixes.append(self._fix_for(h))
         text = "Held by: " + "; ".join(sentences) + "."
