@@ -136,3 +136,29 @@ def test_graph_size_does_not_unpack_checkpointed_graphs():
     size = graph_size([out])
     assert len(calls) == before  # no recomputation triggered
     assert size.hooked >= 1 and size.nodes >= 2
+
+
+class Hostile:
+    """A proxy-like object: its __class__ and attribute lookups raise."""
+
+    def __init__(self, payload):
+        object.__setattr__(self, "payload", payload)
+
+    @property
+    def __class__(self):
+        raise RuntimeError("do not touch")
+
+    def __getattr__(self, name):
+        raise RuntimeError(f"no {name}")
+
+
+def test_census_and_walk_survive_hostile_objects():
+    before = take_census()
+    hostile_box = [Hostile(torch.zeros(3)) for _ in range(10)]
+    kept = [torch.ones(2) for _ in range(10)]
+    after = take_census()
+    diff = after.compare_to(before)
+    assert diff.new_count >= 20
+    holders = find_holders(diff)
+    assert "kept" in {h.name for h in holders}
+    del hostile_box

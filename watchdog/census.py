@@ -202,10 +202,19 @@ def take_census() -> Census:
     objects = _tracked_objects()
     scanned = len(objects)
     tensor_type = torch.Tensor
+    is_tensor_type: dict[type, bool] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for obj in objects:
-            if not isinstance(obj, tensor_type):
+            # type(), not isinstance(): a proxy's __class__ property is never called.
+            kind = type(obj)
+            flag = is_tensor_type.get(kind)
+            if flag is None:
+                try:
+                    flag = is_tensor_type[kind] = issubclass(kind, tensor_type)
+                except Exception:
+                    flag = is_tensor_type[kind] = False
+            if not flag:
                 continue
             try:
                 has_graph = obj.grad_fn is not None
@@ -543,6 +552,25 @@ class Holder:
         return out
 
 
+def _dict_of(obj: Any) -> Any:
+    try:
+        return object.__getattribute__(obj, "__dict__")
+    except Exception:
+        return None
+
+
+def _has_dict(obj: Any) -> bool:
+    return _dict_of(obj) is not None
+
+
+def _isa(obj: Any, kinds: Any) -> bool:
+    """``isinstance`` by the real type: a proxy's ``__class__`` property is never called."""
+    try:
+        return issubclass(type(obj), kinds)
+    except Exception:
+        return False
+
+
 def _stride_sample(items: list, limit: int) -> list:
     if len(items) <= limit:
         return list(items)
@@ -554,13 +582,13 @@ def _tensors_in(container: Any, new_ids: set[int]) -> list:
     """New tensors directly in ``container`` or one tuple/dict level below it."""
     found = []
     try:
-        values = container.values() if isinstance(container, dict) else container
+        values = container.values() if _isa(container, dict) else container
         for v in values:
             if id(v) in new_ids:
                 found.append(v)
-            elif isinstance(v, (tuple, list)) and len(v) <= 16:
+            elif _isa(v, (tuple, list)) and len(v) <= 16:
                 found.extend(x for x in v if id(x) in new_ids)
-            elif isinstance(v, dict) and len(v) <= 16:
+            elif _isa(v, dict) and len(v) <= 16:
                 found.extend(x for x in v.values() if id(x) in new_ids)
     except Exception:
         pass
@@ -619,12 +647,12 @@ def _find_holders(diff, all_new, frames, sample, max_holders, max_depth, max_gra
             found = gc.get_referrers(*objs)
         return [
             r for r in found
-            if id(r) not in internal and not isinstance(r, types.FrameType) and id(r) not in locals_ids
+            if id(r) not in internal and not _isa(r, types.FrameType) and id(r) not in locals_ids
         ]
 
     def dict_owner(d: dict) -> Any:
         for r in referrers(d):
-            if not isinstance(r, (dict, list, tuple)) and getattr(r, "__dict__", None) is d:
+            if not _isa(r, (dict, list, tuple)) and _dict_of(r) is d:
                 return r
         return None
 
@@ -640,44 +668,48 @@ def _find_holders(diff, all_new, frames, sample, max_holders, max_depth, max_gra
         refs = [r for r in referrers(obj) if id(r) not in seen]
         internal.add(id(refs))
         try:
-            for r in refs:
-                if isinstance(r, dict) and id(r) in module_dicts:
-                    key = next((k for k, v in r.items() if v is obj), None)
-                    if key is not None and not key.startswith("__"):
-                        return key, None, f"module {module_dicts[id(r)]}" + _module_file(r)
-            for r in refs:
-                if isinstance(r, dict):
-                    key = next((k for k, v in r.items() if v is obj), None)
-                    if key is None:
-                        continue
-                    owner = dict_owner(r)
-                    if owner is not None:
-                        up = name_of(owner, depth - 1, seen | {id(r)})
-                        if up is not None:
-                            return f"{up[0]}.{key}", up[1], up[2]
-                        return f"{type(owner).__name__}.{key}", None, f"a {type(owner).__name__} object"
-                    up = name_of(r, depth - 1, seen)
-                    if up is not None:
-                        return f"{up[0]}[{key!r}]", up[1], up[2]
-                elif isinstance(r, (list, tuple, collections.deque)):
-                    up = name_of(r, depth - 1, seen)
-                    if up is not None:
-                        idx = next((i for i, v in enumerate(r) if v is obj), None)
-                        return f"{up[0]}[{idx}]", up[1], up[2]
-                elif not isinstance(r, type) and hasattr(r, "__dict__"):
-                    try:
-                        attrs = vars(r)
-                    except TypeError:
-                        continue
-                    key = next((k for k, v in attrs.items() if v is obj), None)
-                    if key is None:
-                        continue
-                    up = name_of(r, depth - 1, seen)
-                    if up is not None:
-                        return f"{up[0]}.{key}", up[1], up[2]
-                    return f"{type(r).__name__}.{key}", None, f"a {type(r).__name__} object"
+            return _name_from_referrers(obj, refs, depth, seen)
+        except Exception:  # hostile objects (proxies, odd __getattr__): leave it unnamed
+            return None
         finally:
             internal.discard(id(refs))
+
+    def _name_from_referrers(obj: Any, refs: list, depth: int, seen: frozenset):
+        for r in refs:
+            if _isa(r, dict) and id(r) in module_dicts:
+                key = next((k for k, v in r.items() if v is obj), None)
+                if key is not None and not key.startswith("__"):
+                    return key, None, f"module {module_dicts[id(r)]}" + _module_file(r)
+        for r in refs:
+            if _isa(r, dict):
+                key = next((k for k, v in r.items() if v is obj), None)
+                if key is None:
+                    continue
+                owner = dict_owner(r)
+                if owner is not None:
+                    up = name_of(owner, depth - 1, seen | {id(r)})
+                    if up is not None:
+                        return f"{up[0]}.{key}", up[1], up[2]
+                    return f"{type(owner).__name__}.{key}", None, f"a {type(owner).__name__} object"
+                up = name_of(r, depth - 1, seen)
+                if up is not None:
+                    return f"{up[0]}[{key!r}]", up[1], up[2]
+            elif _isa(r, (list, tuple, collections.deque)):
+                up = name_of(r, depth - 1, seen)
+                if up is not None:
+                    idx = next((i for i, v in enumerate(r) if v is obj), None)
+                    return f"{up[0]}[{idx}]", up[1], up[2]
+            elif not _isa(r, type) and _has_dict(r):
+                attrs = _dict_of(r)
+                if not _isa(attrs, dict):
+                    continue
+                key = next((k for k, v in attrs.items() if v is obj), None)
+                if key is None:
+                    continue
+                up = name_of(r, depth - 1, seen)
+                if up is not None:
+                    return f"{up[0]}.{key}", up[1], up[2]
+                return f"{type(r).__name__}.{key}", None, f"a {type(r).__name__} object"
         return None
 
     # 1. Direct holders of the sampled tensors: (container, attribute name or None).
@@ -686,39 +718,45 @@ def _find_holders(diff, all_new, frames, sample, max_holders, max_depth, max_gra
     candidates: dict[tuple[int, str | None], tuple[Any, str | None]] = {}
     target_ids = {id(t) for t in targets}
     hits: dict[tuple[int, str | None], int] = collections.Counter()
-    for r in direct:
-        if isinstance(r, dict) and id(r) in module_dicts:
-            continue  # a module global bound to one tensor: not an accumulation
-        if isinstance(r, tuple):
+
+    def _collect_direct(r: Any) -> None:
+        if _isa(r, dict) and id(r) in module_dicts:
+            return  # a module global bound to one tensor: not an accumulation
+        if _isa(r, tuple):
             if not any(id(x) in target_ids for x in r):
-                continue
+                return
             r = next(
-                (c for c in referrers(r) if isinstance(c, (list, dict, collections.deque, set))), None
+                (c for c in referrers(r) if _isa(c, (list, dict, collections.deque, set))), None
             )
             if r is None:
-                continue
-        if isinstance(r, dict):
+                return
+        if _isa(r, dict):
             owner = dict_owner(r)
             if owner is not None:
                 for k, v in r.items():
                     if id(v) in target_ids:
                         candidates[(id(owner), k)] = (owner, k)
                         hits[(id(owner), k)] += 1
-                continue
-        if isinstance(r, (list, dict, collections.deque, set)):
+                return
+        if _isa(r, (list, dict, collections.deque, set)):
             n = len(_tensors_in(r, target_ids))
             if n:
                 candidates[(id(r), None)] = (r, None)
                 hits[(id(r), None)] += n
-        elif not isinstance(r, type) and hasattr(r, "__dict__"):
-            try:
-                attrs = vars(r)
-            except TypeError:
-                continue
+        elif not _isa(r, type) and _has_dict(r):
+            attrs = _dict_of(r)
+            if not _isa(attrs, dict):
+                return
             for k, v in attrs.items():
                 if id(v) in target_ids:
                     candidates[(id(r), k)] = (r, k)
                     hits[(id(r), k)] += 1
+
+    for r in direct:
+        try:
+            _collect_direct(r)
+        except Exception:  # hostile objects: skip that referrer
+            continue
     del direct
 
     # 2. Name the biggest holders and count their new tensors exactly.
@@ -733,9 +771,9 @@ def _find_holders(diff, all_new, frames, sample, max_holders, max_depth, max_gra
             named = name_of(container, depth, frozenset())
             tensors = _tensors_in(container, new_ids)
         else:
-            value = getattr(obj, "__dict__", {}).get(attr)
+            value = (_dict_of(obj) or {}).get(attr)
             container = value
-            if isinstance(value, (list, dict, collections.deque, set)):
+            if _isa(value, (list, dict, collections.deque, set)):
                 kind = _kind_of(value)
                 tensors = _tensors_in(value, new_ids)
             else:
@@ -825,18 +863,18 @@ def _fill_sizes(holder: Holder) -> None:
 
 def _module_file(module_dict: dict) -> str:
     filename = module_dict.get("__file__")
-    return f" ({filename})" if isinstance(filename, str) else ""
+    return f" ({filename})" if _isa(filename, str) else ""
 
 
 def _kind_of(container: Any) -> str:
-    if isinstance(container, collections.OrderedDict):
+    if _isa(container, collections.OrderedDict):
         return "OrderedDict"
-    if isinstance(container, dict):
+    if _isa(container, dict):
         return "dict"
-    if isinstance(container, list):
+    if _isa(container, list):
         return "list"
-    if isinstance(container, collections.deque):
+    if _isa(container, collections.deque):
         return "deque"
-    if isinstance(container, (set, frozenset)):
+    if _isa(container, (set, frozenset)):
         return "set"
     return type(container).__name__
