@@ -130,7 +130,7 @@ class MemoryCheck(Check):
         epoch = sample.epoch
         count_rate = self._rate_of("tensor_count")
         byte_rate = self._rate_of("tensor_bytes") or self._recent_rate(lambda s: s.tensor_bytes)
-        since = self.since.setdefault("tensors", epoch - len(verdict.growth.increments))
+        since = self.since.setdefault("tensors", verdict.growth.since_index + 1)
         holders = self.holders
         if diff is not None and epoch - self.holders_epoch >= CULPRIT_EVERY:
             holders = find_holders(diff, frames=user_frames())
