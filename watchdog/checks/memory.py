@@ -67,6 +67,7 @@ class MemoryCheck(Check):
         self.prev_retries: dict[int, int] = {}
         self.within_reported: set[str] = set()
         self.since: dict[str, int] = {}  # series -> epoch the steady growth was first seen from
+        self.latest_nvml: dict[int, dict] = {}  # torch device index -> NVML used/total (sampler)
 
     # -- events -------------------------------------------------------------------------------------
     def on_memory_sample(self, event: Any) -> None:
@@ -270,6 +271,7 @@ class MemoryCheck(Check):
                       "increments": list(verdict.growth.increments),
                       "allocated_series": [getattr((s.cuda or {}).get(index), "allocated", None)
                                            for s in self.series.samples],
+                      "nvml": self.latest_nvml.get(index),
                       **proj},
             where=named[0].where if named else None,
             key=device,
@@ -325,6 +327,8 @@ class MemoryCheck(Check):
 
     # -- within an epoch -----------------------------------------------------------------------------
     def _on_sampler(self, data: dict) -> None:
+        for entry in data.get("nvml") or []:
+            self.latest_nvml[entry["device"]] = entry
         self.epoch_window.append(data)
         if len(self.epoch_window) > MAX_WINDOW_SAMPLES:
             self.epoch_window = self.epoch_window[::2]  # keep long epochs bounded: halve the resolution

@@ -1,15 +1,18 @@
 """Memory probe: samples memory at every epoch end, and at most once a second in between.
 
 Nothing runs per training step. At each ``epoch_end`` event (the training thread, a boundary) it
-takes a census of live tensors (:mod:`watchdog.census`), compares it with the previous epoch's,
-reads process RSS and the CUDA caching allocator's counters (no sync; only if the program already
+takes a census of live tensors (:mod:`watchdog.census`), compares it with the previous one, reads
+process RSS and the CUDA caching allocator's counters (no sync; only if the program already
 initialised CUDA), and emits a ``memory_sample`` event (``data["at"] == "epoch_end"``; refs: the
-census, its diff with the previous one, the ``CudaMemory`` objects).
+census, its diff with the previous one, the ``CudaMemory`` objects). The census runs every epoch for
+the first 6 epochs, then within a time budget (at most 2% of wall time: every k-th epoch when
+epochs are very short, k <= 10); ``WATCHDOG_MEMORY_CENSUS=0`` turns it off.
 
-A daemon thread wakes every ``WATCHDOG_MEMORY_SAMPLE_INTERVAL`` seconds (environment; default
-1.0, clamped to 0.01-60) and, when training made progress, emits ``memory_sample`` with
-``data["at"] == "sampler"``, the step count, RSS, CUDA allocated/reserved and NVML's device-wide
-used memory. NVML is initialised lazily in its own thread (see :class:`~watchdog.memsources.NvmlReader`).
+A daemon thread wakes every ``WATCHDOG_MEMORY_SAMPLE_INTERVAL`` seconds (environment, clamped to
+0.01-60; by default 1 s for the first 10 minutes, then 10 s) and, when training made progress,
+emits ``memory_sample`` with ``data["at"] == "sampler"``: the step count, RSS, CUDA
+allocated/reserved and NVML's device-wide used memory. NVML is initialised lazily in its own thread
+(see :class:`~watchdog.memsources.NvmlReader`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ if TYPE_CHECKING:
 
 DEFAULT_INTERVAL = 1.0
 INTERVAL_ENV = "WATCHDOG_MEMORY_SAMPLE_INTERVAL"
+SLOW_DOWN_AFTER_S = 600.0
+SLOW_INTERVAL = 10.0
 CENSUS_ENV = "WATCHDOG_MEMORY_CENSUS"  # "0" turns the epoch-end census off (RSS/CUDA only)
 CENSUS_EVERY_EPOCH_FIRST = 6
 CENSUS_BUDGET = 0.02  # fraction of wall time the census may take after the first epochs
@@ -53,17 +58,19 @@ class MemoryProbe:
         self._peaks: dict[int, int] = {}  # device -> allocator's all-time peak at the last epoch end
         self._sampled_max: dict[int, int] = {}  # device -> highest allocation sampled this epoch
         self.interval = DEFAULT_INTERVAL
+        self.interval_fixed = False
 
     # -- install / undo ----------------------------------------------------------------------------
     def install(self, run: "Run") -> None:
         self.run = run
         self._last_epoch_end = time.monotonic()
         extra = getattr(run.options, "extra", None) or {}
-        interval = extra.get("memory_sample_interval", os.environ.get(INTERVAL_ENV, DEFAULT_INTERVAL))
+        interval = extra.get("memory_sample_interval", os.environ.get(INTERVAL_ENV))
+        self.interval_fixed = interval is not None
         try:
-            self.interval = min(60.0, max(0.01, float(interval)))
+            self.interval = min(60.0, max(0.01, float(interval))) if interval is not None else DEFAULT_INTERVAL
         except (TypeError, ValueError):
-            self.interval = DEFAULT_INTERVAL
+            self.interval, self.interval_fixed = DEFAULT_INTERVAL, False
         self.census_enabled = bool(extra.get("memory_census", os.environ.get(CENSUS_ENV, "1") != "0"))
         self.rss = RssReader()
         run.patches.add_undo(self.rss.close, "memory: RSS reader")
@@ -158,8 +165,16 @@ class MemoryProbe:
         return max(sampled, mem.allocated)
 
     # -- sampler (background thread) ---------------------------------------------------------------
+    def _current_interval(self, elapsed: float) -> float:
+        """1 s for the first 10 minutes, then 10 s (keeps events.jsonl small on multi-day runs),
+        unless set explicitly."""
+        if self.interval_fixed or elapsed < SLOW_DOWN_AFTER_S:
+            return self.interval
+        return max(self.interval, SLOW_INTERVAL)
+
     def _sampler(self) -> None:
-        while not self._stop.wait(self.interval):
+        started = time.monotonic()
+        while not self._stop.wait(self._current_interval(time.monotonic() - started)):
             run = self.run
             if run is None or run.is_disabled("probe:memory"):
                 return
