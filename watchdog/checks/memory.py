@@ -65,7 +65,7 @@ class MemoryCheck(Check):
         self.last_epoch_steps: int | None = None
         self.prev_epoch_end_steps = 0
         self.prev_retries: dict[int, int] = {}
-        self.within_reported: set[str] = set()
+        self.within_reported: set[tuple[str, bool]] = set()  # (series, in the first epoch)
         self.since: dict[str, int] = {}  # series -> epoch the steady growth was first seen from
         self.latest_nvml: dict[int, dict] = {}  # torch device index -> NVML used/total (sampler)
 
@@ -342,8 +342,9 @@ class MemoryCheck(Check):
                 series.setdefault("rss", []).append((step, s["rss"]))
             for c in s.get("cuda") or []:
                 series.setdefault(f"cuda:{c['device']}", []).append((step, c["allocated"]))
+        first_epoch = self.run.epoch == 0
         for name, samples in series.items():
-            if name in self.within_reported:
+            if (name, first_epoch) in self.within_reported:
                 continue
             kind = "rss" if name == "rss" else "cuda"
             epoch_key = ("rss", "process") if kind == "rss" else ("cuda", name)
@@ -353,20 +354,24 @@ class MemoryCheck(Check):
             if found is None:
                 continue
             per_step, start = found
-            self.within_reported.add(name)
+            self.within_reported.add((name, first_epoch))
             epoch = self.run.epoch + 1
             steps_per_epoch = self.last_epoch_steps or None
             text = f"+{human_bytes(per_step * 100)} per 100 steps"
             if steps_per_epoch:
                 text += f" (≈ +{human_bytes(per_step * steps_per_epoch)} over an epoch of {human_count(steps_per_epoch)} steps)"
             label = "process RSS" if kind == "rss" else f"CUDA memory allocated on {name}"
+            # In the first epoch, caches that fill once (a dataset caching its samples, the
+            # allocator's pools) rise the same way: say so, as info; from epoch 2 on it is a warning.
+            caveat = (" In the first epoch a cache that fills once (e.g. a dataset keeping loaded samples) looks "
+                      "the same; if it goes on in epoch 2, it is a leak." if first_epoch else "")
             self.run.report(Finding(
                 code="memory/growth-within-epoch",
-                severity="warning",
+                severity="info" if first_epoch else "warning",
                 message=(f"Early warning in epoch {epoch}: the floor of {label} rises steadily across step windows: "
                          f"{text}, from {human_bytes(samples[0][1])} to {human_bytes(samples[-1][1])} over steps "
                          f"{human_count(first_step + samples[0][0])}-{human_count(first_step + samples[-1][0])}. "
-                         f"The epoch-end census will name the holder if it keeps growing."),
+                         f"The epoch-end census will name the holder if it keeps growing.{caveat}"),
                 fix=("Check what the loop keeps per step (losses, outputs, caches): store `.item()` / `.detach()` "
                      "values and bound caches."),
                 evidence={"series": name, "bytes_per_step": per_step, "samples": len(samples),
