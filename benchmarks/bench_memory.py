@@ -66,7 +66,7 @@ def main() -> None:
         loss.backward()
         kept_losses.append(loss)
         kept_outputs.append(out)
-    diff = take_census().compare_to(before)
+    diff = take_census(previous=before).compare_to(before)
     start = time.perf_counter()
     holders = find_holders(diff)
     ms = (time.perf_counter() - start) * 1000

@@ -21,7 +21,7 @@ def _drive(loop, epochs):
     state = {"prev": None}
 
     def epoch_end(epoch):
-        census = take_census()
+        census = take_census(previous=state["prev"])
         verdicts = series.add(EpochSample(epoch + 1, 0, census.count, census.bytes, census.graph_count))
         tensor_verdicts = [v for v in verdicts if v.series == "tensors"]
         if tensor_verdicts:
@@ -88,7 +88,7 @@ def test_census_keeps_nothing_alive_and_counts_views_once():
     before = take_census()
     base = torch.zeros(1024)
     views = [base[:10], base[10:20]]
-    after = take_census()
+    after = take_census(previous=before)
     diff = after.compare_to(before)
     assert diff.new_count >= 3
     assert diff.bytes_diff == 4096  # one storage, not three
@@ -156,9 +156,19 @@ def test_census_and_walk_survive_hostile_objects():
     before = take_census()
     hostile_box = [Hostile(torch.zeros(3)) for _ in range(10)]
     kept = [torch.ones(2) for _ in range(10)]
-    after = take_census()
+    after = take_census(previous=before)
     diff = after.compare_to(before)
     assert diff.new_count >= 20
     holders = find_holders(diff)
     assert "kept" in {h.name for h in holders}
     del hostile_box
+
+
+def test_fingerprint_mode_beyond_the_weakref_limit_still_finds_the_cache(monkeypatch):
+    import watchdog.census as census_module
+
+    monkeypatch.setattr(census_module, "WEAKREF_LIMIT", 0)  # as with more than 200k live tensors
+    series, seen = _drive(loops.dict_cache, 4)
+    assert seen["verdict_epochs"] == [4]
+    top = seen["holders"][0]
+    assert top.name == "store.feature_cache" and top.tensors == 16

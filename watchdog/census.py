@@ -39,6 +39,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+import numpy as np
 import torch
 
 from .naming import is_user_file
@@ -65,17 +66,33 @@ class KeyStat:
     bytes: int = 0
 
 
-def _tensor_bytes(t: torch.Tensor) -> tuple[tuple | None, int]:
-    """(storage identity, storage bytes) without reading data; views share one identity."""
+WEAKREF_LIMIT = 200_000
+_DEVICE_CODES: dict[tuple[str, int | None], int] = {}
+
+
+def _device_code(device: torch.device) -> int:
+    key = (device.type, device.index)
+    code = _DEVICE_CODES.get(key)
+    if code is None:
+        code = _DEVICE_CODES[key] = min(len(_DEVICE_CODES), 63)
+    return code
+
+
+def _tensor_bytes(t: torch.Tensor) -> tuple[int | None, int]:
+    """(storage identity, storage bytes) without reading data; views share one identity.
+
+    The identity is one int (the storage's address and a device code), so a census can keep the
+    identities of a million storages in a numpy array."""
     try:
+        device = t.device
+        if device.type == "meta":
+            return None, 0
         storage = t.untyped_storage()
         ptr = storage.data_ptr()
         nbytes = storage.nbytes()
-        if t.device.type == "meta":
-            return None, 0
         if ptr == 0:
             return None, nbytes
-        return (t.device.type, t.device.index, ptr), nbytes
+        return (ptr << 6) | _device_code(device), nbytes
     except Exception:  # sparse, nested, functional wrappers: no plain storage
         try:
             return None, t.numel() * t.element_size()
@@ -83,9 +100,52 @@ def _tensor_bytes(t: torch.Tensor) -> tuple[tuple | None, int]:
             return None, 0
 
 
+class IdSet:
+    """A compact, sorted set of ints (ids, storage identities) with ``in``: 8 bytes an element."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Any = ()):
+        array = np.asarray(values if len(values) else [], dtype=np.int64)
+        self._values = np.unique(array)
+
+    def __contains__(self, value: Any) -> bool:
+        if value is None:
+            return False
+        values = self._values
+        i = int(np.searchsorted(values, value))
+        return i < len(values) and int(values[i]) == value
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def isin(self, values: Any) -> np.ndarray:
+        array = np.asarray(values, dtype=np.int64)
+        return np.isin(array, self._values, assume_unique=False)
+
+
+class AnyOf:
+    """Membership in any of several sets."""
+
+    __slots__ = ("_sets",)
+
+    def __init__(self, *sets: Any):
+        self._sets = sets
+
+    def __contains__(self, value: Any) -> bool:
+        return any(value in s for s in self._sets)
+
+
 @dataclass
 class Census:
-    """What tensors were alive at one moment: counts and bytes per key, and weak references."""
+    """What tensors were alive at one moment: counts and bytes per key.
+
+    It keeps no tensor. Which tensors are new since the census it was taken against
+    (``take_census(previous=...)``) is exact up to ``WEAKREF_LIMIT`` live tensors (a weak
+    reference each, ~150 bytes); beyond that, a fingerprint (hash of id, storage and key: 8 bytes
+    a tensor) stands in, which can take a new tensor at a recycled address and storage for an old
+    one. The new tensors are kept as weak references, for the culprit walk.
+    """
 
     taken_at: float
     objects_scanned: int
@@ -95,8 +155,12 @@ class Census:
     graph_count: int  # tensors with a grad_fn (each may keep an autograd graph alive)
     graph_bytes: int  # their own storages (the graphs' saved tensors are sized by graph_size)
     by_key: dict[TensorKey, KeyStat]
-    storages: set  # identities of the storages seen (to avoid double counting)
-    _refs: dict[int, tuple[Any, TensorKey, Any]] = field(repr=False, default_factory=dict)
+    storages: IdSet  # identities of the storages seen
+    fingerprints: IdSet = field(repr=False, default_factory=IdSet)  # hash(id, storage, key) per tensor
+    previous_taken_at: float | None = None
+    _refs: dict[int, Any] | None = field(repr=False, default=None)  # id -> weakref (up to WEAKREF_LIMIT)
+    _new: dict[int, tuple[Any, TensorKey]] = field(repr=False, default_factory=dict)  # id -> (weakref, key)
+    _kept_storages: IdSet = field(repr=False, default_factory=IdSet)  # storages of tensors not new
 
     def by_device(self) -> dict[str, KeyStat]:
         out: dict[str, KeyStat] = {}
@@ -107,7 +171,10 @@ class Census:
         return out
 
     def compare_to(self, older: "Census") -> "CensusDiff":
-        """Growth since ``older``, per key, and the tensors that are new (alive now, not then)."""
+        """Growth since ``older``, per key, and the tensors that are new (alive now, not then).
+
+        New tensors are known (and walkable) only when this census was taken with
+        ``take_census(previous=older)``; otherwise the diff has the per-key growth only."""
         keys = set(self.by_key) | set(older.by_key)
         rows = []
         for key in keys:
@@ -116,20 +183,9 @@ class Census:
             if new.count != old.count or new.bytes != old.bytes:
                 rows.append(KeyDiff(key, new.count - old.count, new.bytes - old.bytes, new.count, new.bytes))
         rows.sort(key=lambda r: (-r.count_diff, -r.bytes_diff))
-        new_ids = []
-        for tid, (ref, _key, _ident) in self._refs.items():
-            old_entry = older._refs.get(tid)
-            if old_entry is not None:
-                old_obj = old_entry[0]() if old_entry[0] is not None else None
-                now_obj = ref() if ref is not None else None
-                if old_obj is not None and old_obj is now_obj:
-                    continue
-                if old_entry[0] is None and ref is None:
-                    continue  # cannot tell; count it as old
-            new_ids.append(tid)
-        new_set = set(new_ids)
-        kept = {entry[2] for tid, entry in self._refs.items() if tid not in new_set and entry[2] is not None}
-        return CensusDiff(self, older, rows, new_ids, kept)
+        against_older = self.previous_taken_at == older.taken_at
+        new_ids = list(self._new) if against_older else []
+        return CensusDiff(self, older, rows, new_ids, self._kept_storages if against_older else IdSet())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -157,7 +213,7 @@ class CensusDiff:
     older: Census
     rows: list[KeyDiff]
     _new_ids: list[int]
-    kept_storages: set = field(default_factory=set, repr=False)  # storages of tensors alive in both
+    kept_storages: Any = field(default_factory=IdSet, repr=False)  # storages of tensors alive in both
 
     @property
     def count_diff(self) -> int:
@@ -174,7 +230,7 @@ class CensusDiff:
     def new_tensors(self, limit: int | None = None) -> list[torch.Tensor]:
         """The new tensors still alive (strong references: drop the list when done)."""
         out = []
-        refs = self.newer._refs
+        refs = self.newer._new
         for tid in self._new_ids:
             ref = refs[tid][0]
             obj = ref() if ref is not None else None
@@ -192,12 +248,16 @@ def _tracked_objects() -> list:
         return gc.get_objects()
 
 
-def take_census() -> Census:
-    """Scans the interpreter's objects for live tensors. Epoch-end only (tens of ms)."""
+def take_census(previous: Census | None = None) -> Census:
+    """Scans the interpreter's objects for live tensors. Epoch-end only (tens of ms).
+
+    With ``previous``, the tensors alive now but not then are remembered (weakly) for
+    ``compare_to(previous)`` and the culprit walk."""
     start = time.perf_counter()
     by_key: dict[TensorKey, KeyStat] = {}
     storages: set = set()
-    refs: dict[int, tuple[Any, TensorKey, Any]] = {}
+    tensors: list = []
+    idents: list[int] = []
     count = total = graph_count = graph_bytes = 0
     objects = _tracked_objects()
     scanned = len(objects)
@@ -237,25 +297,57 @@ def take_census() -> Census:
             if has_graph:
                 graph_count += 1
                 graph_bytes += nbytes
-            try:
-                ref = weakref.ref(obj)
-            except TypeError:
-                ref = None
-            refs[id(obj)] = (ref, key, ident)
+            tensors.append((obj, key))
+            idents.append(ident if ident is not None else -1)
     del objects
     obj = None
-    return Census(
+    new: dict[int, tuple[Any, TensorKey]] = {}
+    kept: list[int] = []
+    full_refs: dict[int, Any] | None = {} if len(tensors) <= WEAKREF_LIMIT else None
+    fingerprints = np.empty(len(tensors), dtype=np.int64)
+    exact = previous is not None and previous._refs is not None
+    for i, ((t, key), ident) in enumerate(zip(tensors, idents)):
+        fingerprints[i] = hash((id(t), ident, key)) & 0x7FFFFFFFFFFFFFFF
+        ref = None
+        if full_refs is not None or previous is not None:
+            try:
+                ref = weakref.ref(t)
+            except TypeError:
+                ref = None
+        if full_refs is not None and ref is not None:
+            full_refs[id(t)] = ref
+        if previous is None:
+            continue
+        if exact:
+            old = previous._refs.get(id(t))
+            is_old = old is not None and old() is t
+        else:
+            is_old = int(fingerprints[i]) in previous.fingerprints
+        if is_old:
+            if ident >= 0:
+                kept.append(ident)
+        elif ref is not None:
+            new[id(t)] = (ref, key)
+    tensors.clear()
+    t = None
+    census = Census(
         taken_at=time.monotonic(),
         objects_scanned=scanned,
-        duration_s=time.perf_counter() - start,
+        duration_s=0.0,
         count=count,
         bytes=total,
         graph_count=graph_count,
         graph_bytes=graph_bytes,
         by_key=by_key,
-        storages=storages,
-        _refs=refs,
+        storages=IdSet(np.fromiter(storages, dtype=np.int64, count=len(storages))),
+        fingerprints=IdSet(fingerprints),
+        previous_taken_at=previous.taken_at if previous is not None else None,
+        _refs=full_refs,
+        _new=new,
+        _kept_storages=IdSet(kept),
     )
+    census.duration_s = time.perf_counter() - start
+    return census
 
 
 # --------------------------------------------------------------------------------------------
@@ -810,7 +902,7 @@ def _find_holders(diff, all_new, frames, sample, max_holders, max_depth, max_gra
         if roots:
             own = {_tensor_bytes(t)[0] for t in holder._tensors}
             picked = _stride_sample(roots, max_graph_roots)
-            size = graph_size(picked, exclude_storages=older_storages | own,
+            size = graph_size(picked, exclude_storages=AnyOf(older_storages, own),
                               visible_storages=diff.newer.storages, seen_nodes=seen_nodes)
             if len(picked) < len(roots):
                 scale = len(roots) / len(picked)

@@ -108,7 +108,7 @@ class MemoryProbe:
         epoch_s, self._last_epoch_end = now - self._last_epoch_end, now
         self._epochs_since_census += 1
         if self.census_enabled and self._census_due(epoch_s):
-            census = take_census()
+            census = take_census(previous=self.previous_census)
             self._census_s = census.duration_s
             self._epochs_since_census = 0
             if self.previous_census is not None:
