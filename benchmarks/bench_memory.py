@@ -4,7 +4,8 @@
 
 - RSS read: ``os.pread`` on a kept-open ``/proc/self/statm`` versus psutil's ``memory_info()``.
 - census: one ``take_census()`` (``gc.get_objects()`` scan), in ms and ms per 100k tracked objects,
-  at the interpreter's size after ``import torch`` and with 200k extra Python objects alive.
+  at the interpreter's size after ``import torch``, with 200k extra Python objects alive, and with
+  100k live tensors.
 - culprit walk: ``find_holders`` on the seed's leak (two lists, 64 new tensors an epoch).
 
 The memory probe adds nothing per step (``benchmarks/bench_step_overhead.py`` measures the whole
@@ -56,6 +57,12 @@ def main() -> None:
     ms, objects = census_ms()
     print(f"census with 200k more objects: {ms:6.1f} ms for {objects:,} objects ({ms / objects * 1e5:.1f} ms per 100k)")
     del ballast
+    many = [torch.zeros(1) for _ in range(100_000)]
+    first = take_census()
+    second = take_census(previous=first)
+    print(f"census with 100k live tensors: {first.duration_s * 1000:6.1f} ms, against the previous one "
+          f"{second.duration_s * 1000:6.1f} ms ({second.duration_s / 100_000 * 1e6:.1f} µs per tensor)")
+    del many, first, second
 
     lin = torch.nn.Linear(16, 16)
     kept_losses, kept_outputs = [], []

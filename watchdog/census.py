@@ -67,14 +67,13 @@ class KeyStat:
 
 
 WEAKREF_LIMIT = 200_000
-_DEVICE_CODES: dict[tuple[str, int | None], int] = {}
+_DEVICE_CODES: dict[torch.device, int] = {}
 
 
 def _device_code(device: torch.device) -> int:
-    key = (device.type, device.index)
-    code = _DEVICE_CODES.get(key)
+    code = _DEVICE_CODES.get(device)
     if code is None:
-        code = _DEVICE_CODES[key] = min(len(_DEVICE_CODES), 63)
+        code = _DEVICE_CODES[device] = min(len(_DEVICE_CODES), 63)
     return code
 
 
@@ -84,17 +83,19 @@ def _tensor_bytes(t: torch.Tensor) -> tuple[int | None, int]:
     The identity is one int (the storage's address and a device code), so a census can keep the
     identities of a million storages in a numpy array."""
     try:
-        device = t.device
-        if device.type == "meta":
-            return None, 0
         storage = t.untyped_storage()
         ptr = storage.data_ptr()
-        nbytes = storage.nbytes()
-        if ptr == 0:
-            return None, nbytes
-        return (ptr << 6) | _device_code(device), nbytes
+        if ptr == 0:  # meta tensors, empty storages
+            return None, 0
+        device = t.device
+        code = _DEVICE_CODES.get(device)
+        if code is None:
+            code = _device_code(device)
+        return (ptr << 6) | code, storage.nbytes()
     except Exception:  # sparse, nested, functional wrappers: no plain storage
         try:
+            if t.device.type == "meta":
+                return None, 0
             return None, t.numel() * t.element_size()
         except Exception:
             return None, 0
@@ -106,8 +107,10 @@ class IdSet:
     __slots__ = ("_values",)
 
     def __init__(self, values: Any = ()):
-        array = np.asarray(values if len(values) else [], dtype=np.int64)
-        self._values = np.unique(array)
+        array = np.sort(np.asarray(values if len(values) else [], dtype=np.int64))
+        if len(array) > 1:
+            array = array[np.concatenate(([True], array[1:] != array[:-1]))]
+        self._values = array
 
     def __contains__(self, value: Any) -> bool:
         if value is None:
@@ -252,9 +255,21 @@ def take_census(previous: Census | None = None) -> Census:
     """Scans the interpreter's objects for live tensors. Epoch-end only (tens of ms).
 
     With ``previous``, the tensors alive now but not then are remembered (weakly) for
-    ``compare_to(previous)`` and the culprit walk."""
+    ``compare_to(previous)`` and the culprit walk. The cyclic garbage collector is paused during
+    the scan (the scan allocates a few objects per tensor, which would otherwise set off full
+    collections over every tracked object); it is resumed as it was."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _take_census(previous)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _take_census(previous: Census | None) -> Census:
     start = time.perf_counter()
-    by_key: dict[TensorKey, KeyStat] = {}
+    by_key: dict[Any, KeyStat] = {}
     storages: set = set()
     tensors: list = []
     idents: list[int] = []
@@ -278,7 +293,7 @@ def take_census(previous: Census | None = None) -> Census:
                 continue
             try:
                 has_graph = obj.grad_fn is not None
-                key = TensorKey(str(obj.device), str(obj.dtype), tuple(obj.shape), has_graph)
+                key = (obj.device, obj.dtype, tuple(obj.shape), has_graph)  # a TensorKey at the end
             except Exception:
                 continue
             ident, nbytes = _tensor_bytes(obj)
@@ -304,12 +319,24 @@ def take_census(previous: Census | None = None) -> Census:
     new: dict[int, tuple[Any, TensorKey]] = {}
     kept: list[int] = []
     full_refs: dict[int, Any] | None = {} if len(tensors) <= WEAKREF_LIMIT else None
-    fingerprints = np.empty(len(tensors), dtype=np.int64)
+    fingerprints = np.fromiter(
+        (hash((id(t), ident, key)) & 0x7FFFFFFFFFFFFFFF for (t, key), ident in zip(tensors, idents)),
+        dtype=np.int64, count=len(tensors),
+    )
     exact = previous is not None and previous._refs is not None
+    old_mask = None
+    if previous is not None and not exact:
+        old_mask = previous.fingerprints.isin(fingerprints)
     for i, ((t, key), ident) in enumerate(zip(tensors, idents)):
-        fingerprints[i] = hash((id(t), ident, key)) & 0x7FFFFFFFFFFFFFFF
+        if previous is None:
+            is_old = True
+        elif old_mask is None:
+            old = previous._refs.get(id(t))
+            is_old = old is not None and old() is t
+        else:
+            is_old = bool(old_mask[i])
         ref = None
-        if full_refs is not None or previous is not None:
+        if full_refs is not None or not is_old:
             try:
                 ref = weakref.ref(t)
             except TypeError:
@@ -318,11 +345,6 @@ def take_census(previous: Census | None = None) -> Census:
             full_refs[id(t)] = ref
         if previous is None:
             continue
-        if exact:
-            old = previous._refs.get(id(t))
-            is_old = old is not None and old() is t
-        else:
-            is_old = int(fingerprints[i]) in previous.fingerprints
         if is_old:
             if ident >= 0:
                 kept.append(ident)
@@ -330,6 +352,9 @@ def take_census(previous: Census | None = None) -> Census:
             new[id(t)] = (ref, key)
     tensors.clear()
     t = None
+    keys = {raw: TensorKey(str(raw[0]), str(raw[1]), raw[2], raw[3]) for raw in by_key}
+    by_key = {keys[raw]: stat for raw, stat in by_key.items()}
+    new = {tid: (ref, keys[raw]) for tid, (ref, raw) in new.items()}
     census = Census(
         taken_at=time.monotonic(),
         objects_scanned=scanned,
