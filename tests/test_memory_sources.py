@@ -287,3 +287,40 @@ def test_probe_reads_fake_cuda_at_epoch_marks_and_reports_growth_with_epoch_peak
     peaks = [s["cuda"][0]["epoch_peak"] for s in samples]
     assert peaks[2] == 1 * GB + 200 * MB  # the allocator's peak rose during that epoch
     assert peaks[3] == 1 * GB + 150 * MB  # it did not: the epoch's own level
+
+
+def _feed_epochs(run, rss, counts):
+    for epoch, (r, c) in enumerate(zip(rss, counts), start=1):
+        run.emit("memory_sample", {"at": "epoch_end", "epoch": epoch, "steps": epoch * 100, "rss": r, "cuda": [],
+                                   "census": {"count": c, "bytes": c * 1000, "graph_count": 0}},
+                 {"census": None, "diff": None, "cuda": {}})
+
+
+def test_rss_growth_with_flat_tensors_is_reported_as_memory_outside_tensors(tmp_path):
+    rss = [900 * MB + i * 38 * MB for i in range(5)]
+    with watchdog.watch(report_dir=tmp_path, dashboard=False, summary=False) as run:
+        _feed_epochs(run, rss, [500] * 5)
+    (f,) = [f for f in run.findings if f.code.startswith("memory/")]
+    assert f.code == "memory/rss-growth"
+    assert "+38.0 MB/epoch" in f.message and "outside tensors" in f.message
+
+
+def test_rss_growth_alongside_tensor_growth_is_left_to_the_tensor_finding(tmp_path):
+    rss = [900 * MB + i * 38 * MB for i in range(5)]
+    with watchdog.watch(report_dir=tmp_path, dashboard=False, summary=False) as run:
+        _feed_epochs(run, rss, [500 + i * 400 for i in range(5)])
+    codes = [f.code for f in run.findings if f.code.startswith("memory/")]
+    assert codes == ["memory/tensor-growth"]
+
+
+def test_cuda_floor_rising_within_a_long_epoch_is_an_early_warning(tmp_path):
+    with watchdog.watch(report_dir=tmp_path, dashboard=False, summary=False) as run:
+        watchdog.mark_epoch()  # epoch 1 done: from epoch 2 on it is a warning
+        for step in range(0, 400, 4):
+            # activations come and go (+0..3 GB) on top of a floor that rises 2 MB a step
+            allocated = 10 * GB + step * 2 * MB + (step % 12) * 256 * MB
+            run.emit("memory_sample", {"at": "sampler", "epoch": 1, "steps": step, "rss": None,
+                                       "cuda": [{"device": 0, "allocated": allocated, "reserved": 20 * GB}]})
+    (f,) = [f for f in run.findings if f.code == "memory/growth-within-epoch"]
+    assert f.key == "cuda:0" and f.severity == "warning"
+    assert 1.5 * MB <= f.evidence["bytes_per_step"] <= 2.5 * MB
