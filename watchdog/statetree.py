@@ -158,19 +158,28 @@ def is_scaler_state(m: Any) -> bool:
     return isinstance(m, Mapping) and "scale" in m and "growth_factor" in m
 
 
+_PARAM_SUFFIXES = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked", "_orig", "_g", "_v")
+
+
 def is_weights(m: Any) -> bool:
-    """A str -> Tensor mapping (a module's state_dict); a few non-tensor extras are tolerated."""
+    """A module's state_dict: str -> Tensor, keys named like module entries (`fc.weight`, `bias`).
+
+    A few non-tensor extras are tolerated; a dict of data tensors (`{"x": ..., "y": ...}`) is not weights.
+    """
     if not isinstance(m, Mapping) or not m:
         return False
     tensors = 0
+    named = False
     for k, v in m.items():
         if not isinstance(k, str):
             return False
         if isinstance(v, torch.Tensor):
             tensors += 1
+            if not named and ("." in k or k.endswith(_PARAM_SUFFIXES)):
+                named = True
         elif isinstance(v, (Mapping, list, tuple)):
             return False
-    return tensors > 0 and tensors * 2 >= len(m)
+    return named and tensors > 0 and tensors * 2 >= len(m)
 
 
 def _number(v: Any) -> float | None:

@@ -40,7 +40,7 @@ def fmt(x: float | None) -> str:
         return "0"
     if 1e-2 <= abs(x) < 1e5:
         return f"{x:.4g}"
-    mant, exp = f"{x:.2e}".split("e")
+    mant, exp = f"{x:.3e}".split("e")
     mant = mant.rstrip("0").rstrip(".")
     return f"{mant}e{int(exp)}"
 
@@ -524,8 +524,8 @@ class CheckpointCheck(Check):
             return
         now = leaf_crcs(loaded)
         changed = crc_changes(record.crcs, now)
+        record.stat = _stat(path) or record.stat  # judged: run end re-reads only on a further change
         if not changed:
-            record.stat = _stat(path) or record.stat
             return
         self.run.report(Finding(
             code="checkpoint/changed-on-disk",

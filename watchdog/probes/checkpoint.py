@@ -32,6 +32,7 @@ import weakref
 from typing import TYPE_CHECKING, Any, Callable
 
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from ..naming import objects_in_frames, user_frames
 from ..roundtrip import Unverifiable
@@ -341,7 +342,7 @@ class CheckpointProbe:
         self._steps_after_load = 0
         self._seen_after_load = set()
         if self._hook_handle is None:
-            self._hook_handle = torch.optim.optimizer.register_optimizer_step_post_hook(self._after_step)
+            self._hook_handle = register_optimizer_step_post_hook(self._after_step)
 
     def _disarm(self) -> None:
         handle, self._hook_handle = self._hook_handle, None
