@@ -153,18 +153,25 @@ class ResumeCheck(Check):
         if match is None:
             match = next(((l, o) for l, o in saved_opts if o.n_params == n_params), None)
 
+        not_restored = False
         if not restored and match is not None and match[1].n_with_state > 0:
+            not_restored = True
             l, o = match
             step_note = f", step {fmt(o.steps)}" if o.steps else ""
+            saved_lrs = (saved_scheds[0][1].last_lrs if saved_scheds and saved_scheds[0][1].last_lrs else o.lrs)
+            lr_note = ""
+            if saved_lrs and lrs and len(saved_lrs) == len(lrs) and not all(_close(a, b) for a, b in zip(lrs, saved_lrs)):
+                lr_note = f"; it also stepped at lr {fmt(lrs[0])} instead of the saved {fmt(saved_lrs[0])}"
             self.run.report(Finding(
                 code="resume/optimizer-not-restored",
                 severity="error",
                 message=(f"{type(opt).__name__} state not restored: {o.kind} restart from zero. {l.label} holds "
                          f"{o.kind} for {o.n_with_state} parameter tensors ({fmt_count(o.numel)} values{step_note}) "
-                         f"under '{o.path}', but {label} stepped without load_state_dict."),
+                         f"under '{o.path}', but {label} stepped without load_state_dict{lr_note}."),
                 fix=f"Call {var}.load_state_dict(checkpoint['{o.path}']) after creating the optimizer, before training.",
                 evidence={"file": l.label, "path": l.path, "entry": o.path, "optimizer": label,
-                          "param_tensors_with_state": o.n_with_state, "saved_steps": o.steps},
+                          "param_tensors_with_state": o.n_with_state, "saved_steps": o.steps,
+                          "lrs": lrs, "saved_lrs": saved_lrs},
                 where=where,
                 key=label,
             ))
@@ -224,7 +231,7 @@ class ResumeCheck(Check):
                 key=f"{type(sched).__name__}:{label}",
             ))
 
-        if not restarted:
+        if not restarted and not not_restored:
             expected, source = None, ""
             if saved_scheds and saved_scheds[0][1].last_lrs:
                 expected, source = saved_scheds[0][1].last_lrs, f"{saved_scheds[0][0].label} ({saved_scheds[0][1].path})"
