@@ -192,6 +192,17 @@ def _number(v: Any) -> float | None:
     return None
 
 
+def _scalar(v: Any) -> float | None:
+    """A number, or a one-element CPU tensor's value (never a device sync)."""
+    if isinstance(v, torch.Tensor):
+        if v.numel() == 1 and v.is_cpu:
+            return float(v.item())
+        return None
+    if isinstance(v, bool):
+        return None
+    return float(v) if isinstance(v, (int, float)) else None
+
+
 def _floats(v: Any) -> list[float] | None:
     if isinstance(v, (list, tuple)):
         out = []
@@ -209,10 +220,10 @@ def _floats(v: Any) -> list[float] | None:
 def optimizer_kind(state_entries: Any) -> str:
     """Name what per-parameter state holds: "Adam moments", "momentum buffers", ..."""
     keys: set[str] = set()
-    for entry in state_entries:
+    for i, entry in enumerate(state_entries):
         if isinstance(entry, Mapping):
             keys.update(k for k in entry if isinstance(k, str))
-        if len(keys) > 3:
+        if i >= 7:
             break
     if "exp_avg" in keys and "exp_avg_sq" in keys:
         return "Adam moments"
@@ -243,27 +254,22 @@ def describe_optimizer_state(sd: Mapping, path: str, pickled: bool = False) -> O
                 lrs.append(float(lr))
     n_with_state = n_tensors = numel = 0
     steps: float | None = None
+    Tensor = torch.Tensor
     for entry in state.values():
         if not isinstance(entry, Mapping):
             continue
         counted = False
         for k, v in entry.items():
-            if not isinstance(v, torch.Tensor):
-                continue
             if k == "step":
-                if v.numel() == 1 and v.device.type == "cpu":
-                    s = float(v.reshape(-1)[0])
-                    steps = s if steps is None else max(steps, s)
+                if steps is None:  # every parameter of an optimizer shares one step count
+                    steps = _scalar(v)
                 continue
-            n_tensors += 1
-            numel += v.numel()
-            counted = True
+            if isinstance(v, Tensor):
+                n_tensors += 1
+                numel += v.numel()
+                counted = True
         if counted:
             n_with_state += 1
-        elif "step" in entry and not isinstance(entry["step"], torch.Tensor):
-            s = _number(entry["step"])
-            if s is not None:
-                steps = s if steps is None else max(steps, s)
     return OptimizerState(
         path=path,
         n_params=n_params,
@@ -347,22 +353,29 @@ def inventory(obj: Any) -> Inventory:
                         n += 1
                         numel += v.numel()
                 inv.weights.append(Weights(where, n, numel))
-                _counters(x, path)
+                if len(x) - n:  # non-tensor extras beside the weights: an `epoch` key, say
+                    _counters(x, path)
                 return
             _counters(x, path)
-            for k, v in x.items():
+            for i, (k, v) in enumerate(x.items()):
+                if i >= MAX_NODES or budget[0] <= 0:
+                    inv.truncated = True
+                    break
                 if isinstance(v, (Mapping, list, tuple)) or _interesting(v):
                     visit(v, _child_path(path, k), depth + 1)
             return
         if isinstance(x, (list, tuple)):
             for i, v in enumerate(x):
+                if i >= MAX_NODES or budget[0] <= 0:
+                    inv.truncated = True
+                    break
                 if isinstance(v, (Mapping, list, tuple)) or _interesting(v):
                     visit(v, _child_path(path, i), depth + 1)
-                elif budget[0] <= 0:
-                    break
 
     def _counters(m: Mapping, path: str) -> None:
-        for k, v in m.items():
+        for i, (k, v) in enumerate(m.items()):
+            if i >= MAX_NODES:
+                break
             if isinstance(k, str) and _COUNTER_KEY.search(k):
                 n = _number(v)
                 if n is not None:
