@@ -329,3 +329,33 @@ def test_behaviour_and_bytes_unchanged(tmp_path):
     assert (tmp_path / "plain" / "ckpt.pt").read_bytes() == (tmp_path / "watched" / "ckpt.pt").read_bytes()
     assert back["optimizer"]["param_groups"][0]["betas"] == (0.9, 0.999)
     assert torch.optim.Optimizer.load_state_dict.__module__ == "torch.optim.optimizer"
+
+
+def test_user_errors_pass_through_unchanged(tmp_path):
+    model, opt, _ = make()
+    with watch(tmp_path) as run:
+        with pytest.raises(FileNotFoundError):
+            torch.load(tmp_path / "missing.pt")
+        with pytest.raises(ValueError):
+            opt.load_state_dict({"state": {}, "param_groups": []})
+        with pytest.raises(RuntimeError):
+            model.load_state_dict({"nope": torch.ones(1)})
+        with pytest.raises(RuntimeError, match="Parent directory"):
+            torch.save({"model": model.state_dict()}, tmp_path / "no" / "such" / "dir.pt")
+    assert codes(run) == []
+
+
+def test_internal_failure_is_contained(tmp_path):
+    class BrokenReadBack(io.BytesIO):
+        def getvalue(self):  # watchdog's read-back uses it; torch.save does not
+            raise RuntimeError("cannot read back")
+
+    model, opt, _ = make()
+    buf = BrokenReadBack()
+    with watch(tmp_path) as run:
+        train_epoch(model, opt, loader())
+        assert torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": 0}, buf) is None
+        train_epoch(model, opt, loader())  # training goes on
+    assert buf.tell() > 0
+    (f,) = [f for f in run.findings if f.code == "watchdog/internal-error"]
+    assert f.evidence["component"] == "check:checkpoint" and "cannot read back" in f.message
