@@ -61,6 +61,7 @@ def read_back(source: str | bytes | bytearray | memoryview) -> Any:
                 break
         if not first:
             first = text.splitlines()[0] if text else type(exc).__name__
+        first = first.split(" was not an allowed global")[0]
         return Unverifiable(f"{type(exc).__name__}: {first[:300]}")
 
 

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from ..findings import Finding
+from ..naming import names_in_frames, user_frames
 from ..roundtrip import Unverifiable, compare, crc_changes, leaf_crcs, read_back
 from ..statetree import Inventory, inventory, optimizer_kind
 from .base import Check
@@ -269,8 +270,6 @@ class CheckpointCheck(Check):
             live[id(opt)] = opt
             group.optimizers.append(describe_live_optimizer(info, opt))
         labels = {id(info.ref()): info.label for info in self.run.optimizers.values() if info.ref() is not None}
-        from ..naming import names_in_frames, user_frames
-
         frames = user_frames(8)
         sched_objs = live_schedulers(self.run, nearby, live)
         scaler_objs = live_scalers(self.run, nearby)
@@ -376,7 +375,7 @@ class CheckpointCheck(Check):
         var = sched.name or "scheduler"
         cur = sched.lrs[0] if sched.lrs else None
         base = sched.base_lrs[0] if sched.base_lrs else None
-        if type(sched).__name__ == "ReduceLROnPlateau" or sched.type_name == "ReduceLROnPlateau":
+        if sched.type_name == "ReduceLROnPlateau":
             consequence = "its plateau counters are lost"
         else:
             consequence = f"a resume restarts the schedule at epoch 0, LR {fmt(base)} instead of {fmt(cur)}"

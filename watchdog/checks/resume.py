@@ -34,7 +34,6 @@ from ..statetree import Inventory
 from .base import Check
 from .checkpoint import fmt, fmt_count, live_scalers, live_schedulers
 
-_EPOCH_KEYS = ("epoch",)
 MAX_SIM_STEPS = 1_000_000
 
 

@@ -92,11 +92,8 @@ class CheckpointProbe:
         self._seen_after_load: set[int] = set()
         run.schedulers = {}  # id -> weakref, LR schedulers seen stepping or near a save
         run.scalers = {}  # id -> weakref, GradScalers seen updating or near a save
-        run.checkpoint_probe = self
 
         patches = run.patches
-        self._orig_save = torch.save
-        self._orig_load = torch.load
         patches.setattr(torch, "save", self._wrap_save(torch.save))
         patches.setattr(torch, "load", self._wrap_load(torch.load))
 
