@@ -359,3 +359,23 @@ def test_internal_failure_is_contained(tmp_path):
     assert buf.tell() > 0
     (f,) = [f for f in run.findings if f.code == "watchdog/internal-error"]
     assert f.evidence["component"] == "check:checkpoint" and "cannot read back" in f.message
+
+
+def test_object_that_does_not_pickle_what_it_holds_is_a_roundtrip_mismatch(tmp_path):
+    import collections
+
+    class TransientState(dict):
+        """A checkpoint container whose pickling drops an entry (a `__reduce__` written for another use)."""
+
+        def __reduce__(self):
+            kept = [(k, v) for k, v in self.items() if k != "optimizer"]
+            return (collections.OrderedDict, (), None, None, iter(kept))
+
+    model, opt, sched = make()
+    with watch(tmp_path) as run:
+        train_epoch(model, opt, loader())
+        torch.save(TransientState(model=model.state_dict(), optimizer=opt.state_dict(), epoch=0),
+                   tmp_path / "ckpt.pt")
+    f = next(f for f in run.findings if f.code == "checkpoint/roundtrip-mismatch")
+    assert f.severity == "error" and "optimizer: saved key absent from the file" in f.message
+    assert f.evidence["first"] == [{"path": "optimizer", "what": "missing", "detail": "saved key absent from the file"}]

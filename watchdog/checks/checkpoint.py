@@ -493,6 +493,9 @@ class CheckpointCheck(Check):
                 self.files[record.path] = FileRecord(st, crcs, self.run.steps, record.label)
         if total:
             shown = "; ".join(f"{d.path}: {d.detail}" for d in diffs[:3])
+            if data.get("main_thread") is False:
+                shown += (f"; saved from thread {data.get('thread')!r}: if training kept updating these tensors "
+                          f"during the save, the file holds a mix of steps")
             self.run.report(Finding(
                 code="checkpoint/roundtrip-mismatch",
                 severity="error",

@@ -232,6 +232,8 @@ class CheckpointProbe:
                 "bytes": size,
                 "steps": self.run.steps,
                 "where": where,
+                "thread": threading.current_thread().name,
+                "main_thread": threading.current_thread() is threading.main_thread(),
             },
             refs={"obj": obj, "source": source, "nearby": nearby},
         )
