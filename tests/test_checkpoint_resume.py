@@ -219,3 +219,17 @@ def test_lr_at_matches_the_real_schedule():
             sched.step()
         assert predicted is not None
         assert math.isclose(predicted[0], sched.get_last_lr()[0], rel_tol=1e-9), type(sched).__name__
+
+
+def test_loading_a_checkpoint_mid_training_for_evaluation_is_silent(tmp_path):
+    path, _ = full_checkpoint(tmp_path)
+    with watch(tmp_path) as run:
+        model, opt, sched = make()
+        for epoch in range(3):
+            train_epoch(model, opt, loader())
+            sched.step()
+            reference = make()[0]
+            reference.load_state_dict(torch.load(path)["model"])  # compare against an old run's weights
+            with torch.no_grad():
+                reference(X)
+    assert codes(run) == []

@@ -13,7 +13,9 @@ is judged (event ``optimizer_step_after_load``):
 * an enabled GradScaler not restored while the checkpoint holds scaler state →
   ``resume/scaler-not-restored`` (warning).
 
-A correct resume (state loaded into every optimizer, scheduler and scaler) produces nothing.
+Only an optimizer whose first step comes after the load is judged (a resume); one that was already
+training when a checkpoint was loaded (to evaluate old weights, say) keeps its own state and is
+left alone. A correct resume (state loaded into every optimizer, scheduler and scaler) produces nothing.
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ class ResumeCheck(Check):
         self.loads: list[LoadRecord] = []
         self.restored: dict[int, Any] = {}  # id -> weakref of objects whose load_state_dict ran
         self.judged: set[int] = set()
+        self.loads_judged = False  # a step was judged against the current loads: the next load starts afresh
 
     # -- events ---------------------------------------------------------------------------------------
     def on_checkpoint_loaded(self, event: Any) -> None:
@@ -104,6 +107,8 @@ class ResumeCheck(Check):
             return
         path = event.data.get("path")
         label = os.path.basename(path) if path else f"<{event.data.get('target')}>"
+        if self.loads_judged:
+            self.loads, self.loads_judged = [], False
         self.loads.append(LoadRecord(label, path, inv, event.data.get("steps", 0)))
         self.judged.clear()
 
@@ -121,6 +126,7 @@ class ResumeCheck(Check):
         if opt is None or not self.loads or id(opt) in self.judged:
             return
         self.judged.add(id(opt))
+        self.loads_judged = True
         self._judge(opt, refs.get("nearby") or [], event.data.get("where"), event.data.get("lrs") or [])
 
     # -- judgement ------------------------------------------------------------------------------------
@@ -148,12 +154,16 @@ class ResumeCheck(Check):
         var = var or "optimizer"
         n_params = sum(len(g["params"]) for g in opt.param_groups)
         restored = self._was_restored(opt)
+        info = self.run.optimizers.get(id(opt))
+        first_step = info.first_step if info is not None and info.ref() is opt else None
+        # An optimizer that stepped before the load keeps this run's state: not a fresh start.
+        fresh = first_step is None or first_step > min(l.steps for l in loads)
         match = next(((l, o) for l, o in saved_opts if o.n_params == n_params and o.n_with_state > 0), None)
         if match is None:
             match = next(((l, o) for l, o in saved_opts if o.n_params == n_params), None)
 
         not_restored = False
-        if not restored and match is not None and match[1].n_with_state > 0:
+        if fresh and not restored and match is not None and match[1].n_with_state > 0:
             not_restored = True
             l, o = match
             step_note = f", step {fmt(o.steps)}" if o.steps else ""
@@ -174,7 +184,7 @@ class ResumeCheck(Check):
                 where=where,
                 key=label,
             ))
-        elif not restored and not saved_opts and opt.state and any(
+        elif fresh and not restored and not saved_opts and opt.state and any(
                 isinstance(v, torch.Tensor) and k != "step" for st in opt.state.values() for k, v in st.items()):
             progress = max(epoch_counters + step_counters, default=0)
             if progress > 1:
@@ -192,7 +202,7 @@ class ResumeCheck(Check):
 
         restarted = False
         live = {id(opt): opt}
-        for sched in live_schedulers(self.run, nearby, live):
+        for sched in live_schedulers(self.run, nearby, live) if fresh else ():
             if id(sched) in self.judged or self._was_restored(sched):
                 continue
             self.judged.add(id(sched))
@@ -230,7 +240,7 @@ class ResumeCheck(Check):
                 key=f"{type(sched).__name__}:{label}",
             ))
 
-        if not restarted and not not_restored:
+        if not restarted and not not_restored and (fresh or restored):
             expected, source = None, ""
             if saved_scheds and saved_scheds[0][1].last_lrs:
                 expected, source = saved_scheds[0][1].last_lrs, f"{saved_scheds[0][0].label} ({saved_scheds[0][1].path})"
@@ -249,7 +259,7 @@ class ResumeCheck(Check):
                     key=label,
                 ))
 
-        if saved_scalers:
+        if saved_scalers and fresh:
             for scaler in live_scalers(self.run, nearby):
                 if id(scaler) in self.judged or self._was_restored(scaler) or not scaler.is_enabled():
                     continue
