@@ -212,6 +212,8 @@ class CheckpointCheck(Check):
         self.optimizer_state_saved: set[str] = set()  # labels of live optimizers whose state was saved
         self.live_at_exports: list[LiveOptimizer] = []
         self.counts: dict[tuple[str, str], int] = {}
+        self.saves = 0
+        self.verified = 0
         self.verify_seconds = 0.0
         self.verify_bytes = 0
 
@@ -220,6 +222,7 @@ class CheckpointCheck(Check):
         data, refs = event.data, event.refs or {}
         obj = refs.get("obj")
         inv = inventory(obj)
+        self.saves += 1
         label = os.path.basename(data["path"]) if data.get("path") else f"<{data.get('target')}>"
         record = SaveRecord(label, data.get("path"), inv, data.get("where"))
         key = data.get("dir") or (data.get("path") or f"<{data.get('target')}>")
@@ -258,6 +261,10 @@ class CheckpointCheck(Check):
                     if not isinstance(loaded, Unverifiable):
                         self._changed_on_disk(path, record, loaded, "re-read at run end")
         self._weights_only_exports()
+        if self.saves:
+            self.run.emit("checkpoint_summary", {
+                "saves": self.saves, "verified": self.verified, "verify_seconds": round(self.verify_seconds, 6),
+                "verify_bytes": self.verify_bytes, "policy": self.run.options.checkpoint_verify})
 
     # -- live state -----------------------------------------------------------------------------------
     def _open_group(self, key: str, nearby: list[Any]) -> SaveGroup:
@@ -285,8 +292,9 @@ class CheckpointCheck(Check):
             ))
         if group.optimizers:
             for sc in scaler_objs:
-                if sc.is_enabled() and scaler_scale(sc) is not None:
-                    group.scalers.append(LiveScaler(_name_of(sc, names), scaler_scale(sc), getattr(sc, "_init_scale", None)))
+                scale = scaler_scale(sc) if sc.is_enabled() else None
+                if scale is not None:
+                    group.scalers.append(LiveScaler(_name_of(sc, names), scale, getattr(sc, "_init_scale", None)))
         return group
 
     # -- completeness -----------------------------------------------------------------------------------
@@ -483,6 +491,7 @@ class CheckpointCheck(Check):
         crcs = leaf_crcs(loaded) if record.path else {}
         seconds = time.perf_counter() - t0
         nbytes = data.get("bytes") or 0
+        self.verified += 1
         self.verify_seconds += seconds
         self.verify_bytes += nbytes
         self.run.emit("checkpoint_verified", {"file": record.label, "path": record.path, "bytes": nbytes,
