@@ -249,6 +249,9 @@ def test_odd_objects_saved_without_a_crash(tmp_path):
                                  (torch.ones(1),), recursive, {"x": torch.ones(2), "y": torch.zeros(2)}]):
             torch.save(obj, tmp_path / f"odd{i}.pt")
         torch.save({"x": torch.arange(4)}, io.BytesIO())
+        selfref = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": 1}
+        selfref["again"] = selfref
+        torch.save(selfref, tmp_path / "selfref.pt")
         with pytest.raises(AttributeError):
             torch.save({"f": lambda: 0}, tmp_path / "lambda.pt")  # the user's own error, unchanged
     assert not [f for f in run.findings if f.code == "watchdog/internal-error"]

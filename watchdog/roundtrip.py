@@ -128,6 +128,7 @@ def compare(saved: Any, loaded: Any, path: str = "", limit: int = MAX_DIFFS) -> 
     """Differences between what was saved and what was read back: (first `limit` diffs, total count)."""
     diffs: list[Diff] = []
     total = [0]
+    seen: set[int] = set()  # containers already walked (shared or self-referencing structures)
 
     def add(d: Diff) -> None:
         total[0] += 1
@@ -144,6 +145,10 @@ def compare(saved: Any, loaded: Any, path: str = "", limit: int = MAX_DIFFS) -> 
             if d is not None:
                 add(d)
             return
+        if isinstance(a, (Mapping, list, tuple)):
+            if id(a) in seen:
+                return
+            seen.add(id(a))
         if isinstance(a, Mapping):
             if not isinstance(b, Mapping):
                 add(Diff(where, "type", f"saved {type(a).__name__}, file holds {type(b).__name__}"))
@@ -191,10 +196,15 @@ def compare(saved: Any, loaded: Any, path: str = "", limit: int = MAX_DIFFS) -> 
 def leaf_crcs(obj: Any, limit: int = 100_000) -> dict[str, str]:
     """A fingerprint per leaf: CRC-32 of each tensor's bytes, repr of each scalar."""
     out: dict[str, str] = {}
+    seen: set[int] = set()
 
     def walk(x: Any, p: str) -> None:
         if len(out) >= limit:
             return
+        if isinstance(x, (Mapping, list, tuple)):
+            if id(x) in seen:
+                return
+            seen.add(id(x))
         where = p or "<root>"
         if isinstance(x, torch.Tensor):
             b = _bits(x)
