@@ -386,3 +386,30 @@ def test_object_that_does_not_pickle_what_it_holds_is_a_roundtrip_mismatch(tmp_p
     f = next(f for f in run.findings if f.code == "checkpoint/roundtrip-mismatch")
     assert f.severity == "error" and "optimizer: saved key absent from the file" in f.message
     assert f.evidence["first"] == [{"path": "optimizer", "what": "missing", "detail": "saved key absent from the file"}]
+
+
+def test_two_optimizers_each_matched_by_their_parameters(tmp_path):
+    torch.manual_seed(0)
+    gen, disc = nn.Linear(2, 2), nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1))
+    opt_g = torch.optim.Adam(gen.parameters(), lr=2e-4)
+    opt_d = torch.optim.SGD(disc.parameters(), lr=1e-2, momentum=0.9)
+    with watch(tmp_path) as run:
+        for x, _ in loader():
+            opt_d.zero_grad()
+            disc(x).mean().backward()
+            opt_d.step()
+            opt_g.zero_grad()
+            disc(gen(x)).mean().backward()
+            opt_g.step()
+        torch.save({"G": gen.state_dict(), "D": disc.state_dict(), "opt_G": opt_g.state_dict(),
+                    "opt_D": opt_d.state_dict(), "epoch": 0}, tmp_path / "both.pt")
+        for x, _ in loader():
+            opt_d.zero_grad()
+            disc(x).mean().backward()
+            opt_d.step()
+        torch.save({"G": gen.state_dict(), "D": disc.state_dict(), "opt_G": opt_g.state_dict(), "epoch": 1},
+                   tmp_path / "only_g.pt")
+    assert codes(run) == ["checkpoint/missing-optimizer-state"]
+    f = run.findings[0]
+    assert "`opt_d` (SGD)" in f.message and "momentum buffers for 4 parameter tensors" in f.message
+    assert f.evidence["checkpoint"] == "only_g.pt"
