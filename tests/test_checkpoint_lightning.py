@@ -74,3 +74,4 @@ def test_manual_resume_from_a_lightning_checkpoint_that_skips_the_optimizer(tmp_
     assert relevant(run) == ["resume/optimizer-not-restored", "resume/scheduler-restarted"]
     f = next(f for f in run.findings if f.code == "resume/optimizer-not-restored")
     assert "optimizer_states[0]" in f.message
+    assert "opt.load_state_dict(checkpoint['optimizer_states'][0])" in f.fix

@@ -78,6 +78,7 @@ def test_seed_resume_restarts_the_cosine_schedule(tmp_path):
     assert f"restarts from epoch 0 (lr 1e-3)" in f.message and "from epoch 50" in f.message
     assert f"the LR should be {fmt(expected)}" in f.message and fmt(expected) == "5e-4"
     assert f.evidence["expected_lrs"][0] == expected
+    assert "sched.load_state_dict(checkpoint['scheduler'])" in f.fix
     absent = next(f for f in run.findings if f.code == "resume/optimizer-state-absent")
     assert absent.severity == "warning" and "epoch 50" in absent.message
 
@@ -168,6 +169,7 @@ def test_lightning_and_split_files_resume(tmp_path):
         torch.load(tmp_path / "optimizer.pt")  # read but never given to the optimizer
         train_epoch(model, opt, loader())
     assert codes(run) == ["resume/optimizer-not-restored"]
+    assert "opt.load_state_dict(torch.load('optimizer.pt'))" in run.findings[0].fix
 
 
 def test_fresh_training_that_loads_pretrained_weights_is_silent(tmp_path):

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from ..findings import Finding
+from ..naming import names_in_frames, user_frames
 from ..statetree import Inventory
 from .base import Check
 from .checkpoint import fmt, fmt_count, live_scalers, live_schedulers
@@ -81,6 +82,20 @@ def lr_at(scheduler: Any, epoch: int) -> list[float] | None:
         return [float(g["lr"]) for g in groups]
     except Exception:  # noqa: BLE001 - only used to word a message
         return None
+
+
+def source_expr(label: str, path: str) -> str:
+    """Python that gets an entry back: `checkpoint['optimizer_states'][0]`, or `torch.load('optimizer.pt')`."""
+    if path in ("", "<root>"):
+        return f"torch.load('{label}')"
+    out = "checkpoint"
+    for token in path.split("."):
+        name, _, rest = token.partition("[")
+        if name:
+            out += f"[{name!r}]"
+        if rest:
+            out += "[" + rest
+    return out
 
 
 def _close(a: float, b: float) -> bool:
@@ -177,7 +192,7 @@ class ResumeCheck(Check):
                 message=(f"{type(opt).__name__} state not restored: {o.kind} restart from zero. {l.label} holds "
                          f"{o.kind} for {o.n_with_state} parameter tensors ({fmt_count(o.numel)} values{step_note}) "
                          f"under '{o.path}', but {label} stepped without load_state_dict{lr_note}."),
-                fix=f"Call {var}.load_state_dict(checkpoint['{o.path}']) after creating the optimizer, before training.",
+                fix=f"Call {var}.load_state_dict({source_expr(l.label, o.path)}) after creating the optimizer, before training.",
                 evidence={"file": l.label, "path": l.path, "entry": o.path, "optimizer": label,
                           "param_tensors_with_state": o.n_with_state, "saved_steps": o.steps,
                           "lrs": lrs, "saved_lrs": saved_lrs},
@@ -223,6 +238,8 @@ class ResumeCheck(Check):
             if expected_epoch is None or le > 1 or expected_epoch <= le + 1:
                 continue
             restarted = True
+            found = names_in_frames({id(sched): sched}, user_frames(8)).get(id(sched))
+            sched_var = found[-1] if found else "scheduler"
             cur = [float(x) for x in (getattr(sched, "_last_lr", None) or lrs)]
             should = f"; the LR should be {fmt(expected_lrs[0])}" if expected_lrs else ""
             self.run.report(Finding(
@@ -230,9 +247,10 @@ class ResumeCheck(Check):
                 severity="error",
                 message=(f"{type(sched).__name__} restarts from epoch {le} (lr {fmt(cur[0] if cur else None)}) after "
                          f"loading {files}, which is from epoch {expected_epoch}{should} ({basis})."),
-                fix=("Save scheduler.state_dict() and call scheduler.load_state_dict(checkpoint['scheduler']) when "
-                     "resuming" if not saved_scheds else
-                     f"Call scheduler.load_state_dict(checkpoint['{saved_scheds[0][1].path}']) when resuming") + ".",
+                fix=(f"Save {sched_var}.state_dict() in the checkpoint and call {sched_var}.load_state_dict("
+                     f"checkpoint['scheduler']) when resuming" if not saved_scheds else
+                     f"Call {sched_var}.load_state_dict({source_expr(saved_scheds[0][0].label, saved_scheds[0][1].path)}) "
+                     f"when resuming") + ".",
                 evidence={"files": files, "scheduler": type(sched).__name__, "last_epoch": le,
                           "expected_last_epoch": expected_epoch, "lrs": cur, "expected_lrs": expected_lrs,
                           "basis": basis},
@@ -271,7 +289,7 @@ class ResumeCheck(Check):
                     message=(f"GradScaler not restored: it restarts at scale {fmt(getattr(scaler, '_init_scale', None))} "
                              f"although {l.label} holds scale {fmt(s.scale)}; the first steps after the resume may be "
                              f"skipped as overflows."),
-                    fix=f"Call scaler.load_state_dict(checkpoint['{s.path}']) when resuming.",
+                    fix=f"Call scaler.load_state_dict({source_expr(l.label, s.path)}) when resuming.",
                     evidence={"file": l.label, "saved_scale": s.scale},
                     where=where,
                     key="scaler",
