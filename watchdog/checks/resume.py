@@ -259,12 +259,15 @@ class ResumeCheck(Check):
             ))
 
         if not restarted and not not_restored and (fresh or restored):
-            expected, source = None, ""
-            if saved_scheds and saved_scheds[0][1].last_lrs:
-                expected, source = saved_scheds[0][1].last_lrs, f"{saved_scheds[0][0].label} ({saved_scheds[0][1].path})"
-            elif match is not None and match[1].lrs:
-                expected, source = match[1].lrs, f"{match[0].label} ({match[1].path})"
-            if expected and lrs and len(expected) == len(lrs) and not all(_close(a, b) for a, b in zip(lrs, expected)):
+            # Each saved scheduler (or, without one, the matching optimizer state) says the LR to resume at;
+            # with several (two optimizers, two schedulers), one that agrees is enough.
+            candidates = [(s.last_lrs, f"{l.label} ({s.path})") for l, s in saved_scheds
+                          if s.last_lrs and len(s.last_lrs) == len(lrs)]
+            if not candidates and match is not None and match[1].lrs and len(match[1].lrs) == len(lrs):
+                candidates = [(match[1].lrs, f"{match[0].label} ({match[1].path})")]
+            agrees = any(all(_close(a, b) for a, b in zip(lrs, c)) for c, _ in candidates)
+            expected, source = candidates[0] if candidates and not agrees else (None, "")
+            if expected and lrs:
                 self.run.report(Finding(
                     code="resume/lr-jump",
                     severity="error",
