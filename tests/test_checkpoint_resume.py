@@ -235,3 +235,24 @@ def test_loading_a_checkpoint_mid_training_for_evaluation_is_silent(tmp_path):
             with torch.no_grad():
                 reference(X)
     assert codes(run) == []
+
+
+def test_post_load_step_hook_is_removed_after_a_few_steps(tmp_path):
+    from torch.optim import optimizer as optimizer_module
+
+    from watchdog.probes.checkpoint import ARMED_STEPS
+
+    path, _ = full_checkpoint(tmp_path, epochs=1)
+    hooks = optimizer_module._global_optimizer_post_hooks
+    with watch(tmp_path) as run:
+        model, opt, sched = make()
+        before = len(hooks)
+        ckpt = torch.load(path)
+        assert len(hooks) == before + 1  # armed by the load
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        while run.steps < ARMED_STEPS + 4:
+            train_epoch(model, opt, loader())
+        assert len(hooks) == before  # steady-state training pays nothing
+    assert codes(run) == []
