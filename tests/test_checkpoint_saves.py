@@ -413,3 +413,17 @@ def test_two_optimizers_each_matched_by_their_parameters(tmp_path):
     f = run.findings[0]
     assert "`opt_d` (SGD)" in f.message and "momentum buffers for 4 parameter tensors" in f.message
     assert f.evidence["checkpoint"] == "only_g.pt"
+
+
+def test_unverified_rewrite_noticed_at_load(tmp_path):
+    model, opt, _ = make()
+    path = tmp_path / "last.pt"
+    with watch(tmp_path) as run:
+        for epoch in range(2):  # the second save has the first one's layout: not read back (policy "first")
+            train_epoch(model, opt, loader())
+            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch}, path)
+        torch.serialization.save({"model": {}, "epoch": 9}, path)  # unwatched writer
+        torch.load(path)
+    assert codes(run) == ["checkpoint/changed-on-disk"]
+    f = run.findings[0]
+    assert f.severity == "warning" and "rewritten on disk after this run saved it" in f.message

@@ -14,7 +14,8 @@ Round trip: per ``checkpoint_verify`` (``first``: the first save of each layout;
 the written bytes are read back with ``weights_only=True`` right after the save, before training
 continues, and compared bit for bit with the object that was saved. A file that needs full
 unpickling is reported as unverifiable, with why. A verified file that later changes on disk is
-caught when it is loaded again (or at run end).
+caught when it is loaded again (or at run end); a file that was only stat-ed (not read back) and is
+rewritten by something else before this run loads it is a warning.
 """
 
 from __future__ import annotations
@@ -255,7 +256,7 @@ class CheckpointCheck(Check):
         self._close_group()
         if self.run.options.checkpoint_verify != "off":
             for path, record in list(self.files.items()):
-                now = _stat(path)
+                now = _stat(path) if record.crcs else None
                 if now is not None and now != record.stat:
                     loaded = read_back(path)
                     if not isinstance(loaded, Unverifiable):
@@ -468,14 +469,16 @@ class CheckpointCheck(Check):
     # -- round trip ---------------------------------------------------------------------------------------
     def _verify(self, record: SaveRecord, obj: Any, source: Any, data: dict[str, Any]) -> None:
         policy = getattr(self.run.options, "checkpoint_verify", "first")
+        if record.path:  # size and mtime as written: a later load notices a rewrite by something else
+            st = _stat(record.path)
+            if st is not None:
+                self.files[record.path] = FileRecord(st, {}, self.run.steps, record.label)
         if policy == "off" or source is None:
             return
         layout = (tuple(sorted(w.path for w in record.inv.weights)), tuple(o.path for o in record.inv.optimizers),
                   tuple(s.path for s in record.inv.schedulers), tuple(s.path for s in record.inv.scalers),
                   record.label if record.path is None else os.path.splitext(record.label)[1])
         if policy == "first" and layout in self.verified_layouts:
-            if record.path:
-                self.files.pop(record.path, None)  # an unverified rewrite: no fingerprint to hold it to
             return
         self.verified_layouts.add(layout)
         t0 = time.perf_counter()
@@ -531,7 +534,26 @@ class CheckpointCheck(Check):
         ))
 
     def _changed_on_disk(self, path: str, record: FileRecord, loaded: Any, how: str) -> None:
-        if loaded is None or not record.crcs:
+        if not record.crcs:  # not read back when saved: only size and mtime to go by
+            now_stat = _stat(path)
+            if how != "loaded" or now_stat is None:
+                return
+            record.stat, (size_then, mtime_then) = now_stat, record.stat
+            self.run.report(Finding(
+                code="checkpoint/changed-on-disk",
+                severity="warning",
+                message=(f"{record.label} was rewritten on disk after this run saved it at step {record.steps} "
+                         f"(size {size_then} -> {now_stat[0]} bytes, modified {(now_stat[1] - mtime_then) / 1e9:.1f} s "
+                         f"later) by something other than this run's torch.save; it is loaded now, so what is "
+                         f"loaded may not be what was saved."),
+                fix="Find what else writes this path (another job, a copy, a sync tool); with "
+                    "checkpoint_verify='every' watchdog fingerprints each save and names the changed entries.",
+                evidence={"file": record.label, "path": path, "saved_at_step": record.steps,
+                          "size_then": size_then, "size_now": now_stat[0], "how": how},
+                key=path,
+            ))
+            return
+        if loaded is None:
             return
         now = leaf_crcs(loaded)
         changed = crc_changes(record.crcs, now)
