@@ -75,7 +75,7 @@ def test_seed_resume_restarts_the_cosine_schedule(tmp_path):
     f = next(f for f in run.findings if f.code == "resume/scheduler-restarted")
     expected = 1e-3 * (1 + math.cos(math.pi * 50 / 100)) / 2
     assert f.severity == "error"
-    assert f"restarts from epoch 0 (lr 1e-3)" in f.message and "from epoch 50" in f.message
+    assert "restarts from epoch 0 (lr 1e-3)" in f.message and "from epoch 50" in f.message
     assert f"the LR should be {fmt(expected)}" in f.message and fmt(expected) == "5e-4"
     assert f.evidence["expected_lrs"][0] == expected
     assert "sched.load_state_dict(checkpoint['scheduler'])" in f.fix

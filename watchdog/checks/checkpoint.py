@@ -315,7 +315,6 @@ class CheckpointCheck(Check):
             return
         where = next((s.where for s in group.saves if s.where), None)
         remaining = list(saved_opts)
-        lost_lr: dict[str, tuple[float, float]] = {}
         for live in group.optimizers:
             match = next((o for o in remaining if o.n_params == live.n_params and o.n_with_state > 0), None)
             if match is None:
