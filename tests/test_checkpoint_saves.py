@@ -427,3 +427,16 @@ def test_unverified_rewrite_noticed_at_load(tmp_path):
     assert codes(run) == ["checkpoint/changed-on-disk"]
     f = run.findings[0]
     assert f.severity == "warning" and "rewritten on disk after this run saved it" in f.message
+
+
+def test_checkpoint_too_large_for_free_memory_is_not_read_back(tmp_path, monkeypatch):
+    import watchdog.checks.checkpoint as check_module
+
+    monkeypatch.setattr(check_module, "MAX_READBACK_FRACTION", 1e-12)  # as if memory were nearly full
+    model, opt, _ = make()
+    with watch(tmp_path) as run:
+        train_epoch(model, opt, loader())
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": 0}, tmp_path / "big.pt")
+    assert codes(run) == ["checkpoint/unverifiable"]
+    assert "not read back" in run.findings[0].message and run.findings[0].severity == "info"
+    assert events(run, "checkpoint_verified") == []

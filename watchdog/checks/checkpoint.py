@@ -117,6 +117,18 @@ class FileRecord:
     label: str
 
 
+MAX_READBACK_FRACTION = 0.4  # read a checkpoint back only when it fits in this share of free memory
+
+
+def _available_memory() -> int | None:
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:  # noqa: BLE001
+        return None
+
+
 def _stat(path: str) -> tuple[int, int] | None:
     try:
         st = os.stat(path)
@@ -480,6 +492,12 @@ class CheckpointCheck(Check):
         if policy == "first" and layout in self.verified_layouts:
             return
         self.verified_layouts.add(layout)
+        nbytes = data.get("bytes") or 0
+        available = _available_memory()
+        if available is not None and nbytes > available * MAX_READBACK_FRACTION:
+            self._unverifiable(record, f"not read back: the file is {nbytes / 1e9:.1f} GB and only "
+                                       f"{available / 1e9:.1f} GB of memory is available")
+            return
         t0 = time.perf_counter()
         src = source()
         if isinstance(src, Unverifiable):
@@ -492,7 +510,6 @@ class CheckpointCheck(Check):
         diffs, total = compare(obj, loaded)
         crcs = leaf_crcs(loaded) if record.path else {}
         seconds = time.perf_counter() - t0
-        nbytes = data.get("bytes") or 0
         self.verified += 1
         self.verify_seconds += seconds
         self.verify_bytes += nbytes
