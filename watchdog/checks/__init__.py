@@ -1,9 +1,13 @@
 """Checks consume events and report findings. One module per check."""
 
+from .checkpoint import CheckpointCheck
 from .memory import MemoryCheck
 from .overlap import OverlapCheck
+from .resume import ResumeCheck
 
 ALL_CHECKS = [
     OverlapCheck,
+    CheckpointCheck,
+    ResumeCheck,
     MemoryCheck,
 ]
