@@ -133,3 +133,30 @@ def long_epoch(steps: int, grow: bool, pause: float) -> list:
         if len(kept) >= 100:
             break
     return kept
+
+
+class Trainer:
+    """Keeps per-step history in a dict of containers on ``self``: named through the object."""
+
+    def __init__(self):
+        from collections import deque
+
+        self.model = _model(8, 16)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01)
+        self.history = {"loss": [], "batches": deque()}
+        self.loader = DataLoader(_data(256, 8, 6), batch_size=16)
+
+    def fit(self, epochs: int, epoch_end=_noop) -> None:
+        for epoch in range(epochs):
+            self.train_epoch()
+            epoch_end(epoch)
+
+    def train_epoch(self) -> None:
+        for x, y in self.loader:
+            output = self.model(x)
+            loss = nn.functional.mse_loss(output, y)
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step()
+            self.history["loss"].append(loss)
+            self.history["batches"].append((output, y))

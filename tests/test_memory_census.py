@@ -172,3 +172,16 @@ def test_fingerprint_mode_beyond_the_weakref_limit_still_finds_the_cache(monkeyp
     assert seen["verdict_epochs"] == [4]
     top = seen["holders"][0]
     assert top.name == "store.feature_cache" and top.tensors == 16
+
+
+def test_containers_in_a_dict_on_self_are_named_through_the_object():
+    trainer = loops.Trainer()
+    series, seen = _drive(trainer.fit, 4)
+    assert seen["verdict_epochs"] == [4]
+    by_name = {h.name: h for h in seen["holders"]}
+    source = open(loops.__file__).read().splitlines()
+    batches = by_name["self.history['batches']"]  # `self` in fit(), the innermost frame naming it
+    assert batches.kind == "deque" and batches.tensors == 32 and batches.with_graph == 16
+    assert 'self.history["batches"].append' in source[batches.lineno - 1]
+    losses = by_name["self.history['loss']"]
+    assert 'self.history["loss"].append(loss)' in source[losses.lineno - 1]

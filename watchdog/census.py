@@ -560,13 +560,21 @@ _GROWTH_PATTERNS: dict[str, re.Pattern] = {}
 
 
 def _growth_pattern(name: str) -> re.Pattern:
+    """``name`` (``a.b``, ``a['k']``, ``.b``) followed by what grows a container."""
     pattern = _GROWTH_PATTERNS.get(name)
     if pattern is None:
-        esc = re.escape(name)
+        base, _, rest = name.partition("[")
+        parts = [re.escape(base)]
+        for sub in re.findall(r"\[([^\]]*)\]", "[" + rest if rest else ""):
+            key = sub.strip().strip("'\"")
+            if sub.strip()[:1] in ("'", '"'):
+                parts.append(r"\[\s*['\"]" + re.escape(key) + r"['\"]\s*\]")
+            else:
+                parts.append(r"\[[^\]]*\]")
         lead = r"(?<![\w])" if name.startswith(".") else r"(?<![\w.])"
         pattern = re.compile(
-            lead + esc + r"\s*(\.(append|extend|insert|add|update|setdefault|appendleft)\s*\("
-            r"|\[[^\]]*\]\s*=(?!=)|\+=)"
+            lead + "".join(parts)
+            + r"\s*(\.(append|extend|insert|add|update|setdefault|appendleft)\s*\(|\[[^\]]*\]\s*=(?!=)|\+=)"
         )
         _GROWTH_PATTERNS[name] = pattern
     return pattern
@@ -587,15 +595,18 @@ def _growth_line(uf: UserFrame, name: str) -> int:
     else:
         candidates = list(range(1, len(linecache.getlines(uf.filename)) + 1))
     plain = name.split("[", 1)[0]
-    names = [plain]
+    names = [name] if "[" in name else []
+    names.append(plain)
     if "." in plain:
         names.append("." + plain.rsplit(".", 1)[1])
-    for candidate in names:
-        pattern = _growth_pattern(candidate)
-        for ln in candidates:
-            line = linecache.getline(uf.filename, ln)
-            if line and pattern.search(line):
-                return ln
+    whole_file = range(1, len(linecache.getlines(uf.filename)) + 1)
+    for lines_to_search in (candidates, whole_file):  # the naming function first, then its file
+        for candidate in names:
+            pattern = _growth_pattern(candidate)
+            for ln in lines_to_search:
+                line = linecache.getline(uf.filename, ln)
+                if line and pattern.search(line):
+                    return ln
     return uf.lineno
 
 

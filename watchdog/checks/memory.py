@@ -49,6 +49,14 @@ MAX_WINDOW_SAMPLES = 2000
 WITHIN_EPOCH_MIN_STEP = {"rss": 8 * MB, "cuda": 4 * MB}  # per step window
 
 
+def _where(holder: Any) -> str | None:
+    """``train.py:42 in train()``, as the other checks write ``where``."""
+    if holder is None or holder.where is None:
+        return None
+    owner = holder.owner if holder.owner.endswith("()") else ""
+    return f"{holder.where} in {owner}" if owner else holder.where
+
+
 def _epoch_text(epoch: float) -> str:
     return f"epoch {human_count(epoch)}"
 
@@ -181,7 +189,7 @@ class MemoryCheck(Check):
             message=message,
             fix=fix,
             evidence=evidence,
-            where=top.where if top is not None else None,
+            where=_where(top),
             key="tensors",
         ))
 
@@ -273,7 +281,7 @@ class MemoryCheck(Check):
                                            for s in self.series.samples],
                       "nvml": self.latest_nvml.get(index),
                       **proj},
-            where=named[0].where if named else None,
+            where=_where(named[0]) if named else None,
             key=device,
         ))
 
