@@ -44,7 +44,6 @@ import torch
 
 from .naming import is_user_file
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 @dataclass(frozen=True)

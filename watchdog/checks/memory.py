@@ -164,6 +164,9 @@ class MemoryCheck(Check):
                      f"{proj_text}.")
         elif proj_text:
             head += f" At this rate{proj_text}."
+        rss_rate = self._recent_rate(lambda s: s.rss)
+        if rss_rate > 0:
+            head += f" Process RSS over the same epochs: +{human_bytes(rss_rate)}/epoch (median; RSS alone is noisy)."
         culprit_text, fix = self._culprit_text(named, holders)
         message = head + (" " + culprit_text if culprit_text else "")
         top = named[0] if named else None
