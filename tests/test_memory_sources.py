@@ -324,3 +324,11 @@ def test_cuda_floor_rising_within_a_long_epoch_is_an_early_warning(tmp_path):
     (f,) = [f for f in run.findings if f.code == "memory/growth-within-epoch"]
     assert f.key == "cuda:0" and f.severity == "warning"
     assert 1.5 * MB <= f.evidence["bytes_per_step"] <= 2.5 * MB
+
+
+def test_cuda_growth_that_runs_out_within_100_epochs_is_an_error(tmp_path):
+    with watchdog.watch(report_dir=tmp_path, dashboard=False, summary=False) as run:
+        _feed(run, [_mem(10 * GB + i * GB, 12 * GB + i * GB) for i in range(4)])
+    (f,) = [f for f in run.findings if f.code.startswith("memory/")]
+    assert f.code == "memory/cuda-growth" and f.severity == "error"
+    assert f.evidence["runs_out_near_epoch"] == 4 + 67  # (80 - 13) GB at 1 GB an epoch

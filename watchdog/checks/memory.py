@@ -57,6 +57,12 @@ def _where(holder: Any) -> str | None:
     return f"{holder.where} in {owner}" if owner else holder.where
 
 
+def _severity(projection: dict) -> str:
+    """An error when the memory runs out within the projected horizon (the run will be lost)."""
+    out = projection.get("runs_out_near_epoch")
+    return "error" if out is not None and out <= PROJECT_EPOCHS else "warning"
+
+
 def _epoch_text(epoch: float) -> str:
     return f"epoch {human_count(epoch)}"
 
@@ -188,7 +194,7 @@ class MemoryCheck(Check):
             ]
         self.run.report(Finding(
             code="memory/tensor-growth",
-            severity="warning",
+            severity=_severity(proj),
             message=message,
             fix=fix,
             evidence=evidence,
@@ -275,7 +281,7 @@ class MemoryCheck(Check):
             "`.detach()` values and bound caches.")
         self.run.report(Finding(
             code="memory/cuda-growth",
-            severity="warning",
+            severity=_severity(proj),
             message=message,
             fix=fix,
             evidence={"device": device, "bytes_per_epoch": verdict.growth.rate,
