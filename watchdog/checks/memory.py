@@ -18,7 +18,9 @@ It reads the ``memory_sample`` events of the memory probe and reports:
 - ``memory/growth-within-epoch``: in a long epoch, a steady rise of the memory floor across step
   windows, reported before the epoch ends (early warning).
 
-The growth rule and its thresholds are in :mod:`watchdog.memgrowth` (documented in the README).
+Growth findings are warnings; an error when the projection says the machine's RAM or the device
+runs out within ``PROJECT_EPOCHS`` epochs. The growth rule and its thresholds are in
+:mod:`watchdog.memgrowth` (documented in the README).
 """
 
 from __future__ import annotations
