@@ -113,12 +113,12 @@ def memory_table(view: RunView, max_rows: int = 6) -> Table:
     return table
 
 
-def checks_table(view: RunView, width: int = 60) -> Table:
+def checks_table(view: RunView) -> Table:
     table = Table(title="checks", title_style="bold", title_justify="left", box=None,
-                  pad_edge=False, show_header=False, expand=False)
-    table.add_column("mark", no_wrap=True, width=1)
-    table.add_column("check", no_wrap=True, max_width=16, overflow="ellipsis")
-    table.add_column("status", no_wrap=True, max_width=width, overflow="ellipsis")
+                  pad_edge=False, show_header=False, expand=True)
+    table.add_column("mark", no_wrap=True, min_width=1)
+    table.add_column("check", no_wrap=True, min_width=10, max_width=16, overflow="ellipsis")
+    table.add_column("status", no_wrap=True, overflow="ellipsis", ratio=1)
     if not view.checks:
         table.add_row("", Text("none reported yet", style="dim"), "")
     for name in sorted(view.checks):
@@ -162,9 +162,9 @@ class DashboardRenderable:
         if v.total_epochs:
             parts.append(ProgressBar(total=v.total_epochs, completed=min(v.epochs, v.total_epochs),
                                      width=60))
-        grid = Table.grid(padding=(0, 3), expand=False)
-        grid.add_column()
-        grid.add_column()
+        grid = Table.grid(padding=(0, 3), expand=True)
+        grid.add_column(no_wrap=True)
+        grid.add_column(ratio=1)
         grid.add_row(memory_table(v), checks_table(v))
         parts.append(Text(""))
         parts.append(grid)

@@ -1,0 +1,68 @@
+"""A fixed, realistic event stream (as written to events.jsonl) shared by the issue-6 tests."""
+from __future__ import annotations
+
+import json
+import pathlib
+
+T0 = 1_700_000_000.0
+
+HOSTILE = '<script>alert("x")</script>&<img src=x onerror=alert(1)>'
+
+
+def sample_events(epochs: int = 6, eval_every: int = 2, hostile: bool = False) -> list[dict]:
+    name = (lambda s: s + HOSTILE) if hostile else (lambda s: s)
+    ev = [{"kind": "run_start", "t": T0, "data": {
+        "run_id": name("r-1234"), "argv": ["train.py", name("--tag=")], "pid": 4242,
+        "versions": {"python": "3.11.7", "torch": "2.13.0", "watchdog": "0.1.0"},
+        "checks": ["checkpoint", "eval", "memory", "overlap"]}}]
+    t = T0
+    steps = 0
+    for e in range(epochs):
+        ev.append({"kind": "loader_pass_start", "t": t + 0.5, "data": {"loader": name("train_loader"), "loader_id": 1}})
+        steps += 50
+        t += 10.0
+        ev.append({"kind": "loader_pass_end", "t": t, "data": {
+            "loader": name("train_loader"), "loader_id": 1, "role": "train", "batches": 50,
+            "samples": 1600, "steps": 50, "complete": True}})
+        ev.append({"kind": "epoch_end", "t": t, "data": {"epoch": e + 1, "steps": steps, "source": "train_pass"}})
+        ev.append({"kind": "memory_sample", "t": t, "data": {
+            "epoch": e + 1, "steps": steps, "rss_bytes": 200_000_000 + e * 21_000_000,
+            "tensor_bytes": 4_000_000 + e * 3_100_000, "tensor_count": 120 + e * 400}})
+        if (e + 1) % eval_every == 0:
+            ev.append({"kind": "loader_pass_start", "t": t + 0.1, "data": {"loader": name("val_loader"), "loader_id": 2}})
+            t += 2.0
+            ev.append({"kind": "loader_pass_end", "t": t, "data": {
+                "loader": name("val_loader"), "loader_id": 2, "role": "eval", "batches": 10,
+                "samples": 320, "steps": 0, "complete": True}})
+        if e == 1:
+            ev.append({"kind": "finding", "t": t, "data": {
+                "code": "overlap/train-eval", "severity": "error",
+                "message": name("120 of 320 samples served by val_loader are also served by train_loader"),
+                "fix": "split the dataset once and build both loaders from the split",
+                "evidence": {"train": name("train_loader"), "eval": name("val_loader"),
+                             "overlap": 120, "eval_size": 320},
+                "where": None, "epoch": 2, "step": steps, "time": t, "key": "train_loader|val_loader"}})
+            ev.append({"kind": "checkpoint_saved", "t": t, "data": {
+                "path": name("/ckpt/epoch2.pt"), "epoch": 2, "step": steps,
+                "held": {"model": True, "optimizer": False, "scheduler": False, "scaler": None,
+                         "counters": True}}})
+        if e == 3:
+            ev.append({"kind": "finding", "t": t, "data": {
+                "code": "memory/growth", "severity": "warning",
+                "message": name("list `all_losses` in train() holds 1,200 new tensors (+3.1 MB/epoch)"),
+                "fix": "append loss.item() instead of loss", "evidence": {"container": name("all_losses")},
+                "where": {"file": name("train.py"), "line": 12, "function": "train"},
+                "epoch": 4, "step": steps, "time": t, "key": "all_losses"}})
+    ev.append({"kind": "run_end", "t": t + 1.0, "data": {"status": "ok", "epochs": epochs, "steps": steps}})
+    return ev
+
+
+def write_log(directory: pathlib.Path, events: list[dict], truncate_tail: bool = False) -> pathlib.Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "events.jsonl"
+    with open(path, "w", encoding="utf-8") as fh:
+        for e in events:
+            fh.write(json.dumps(e) + "\n")
+        if truncate_tail:
+            fh.write('{"kind": "memory_sample", "t": 1700000099.0, "data": {"epo')
+    return path

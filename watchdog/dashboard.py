@@ -1,0 +1,285 @@
+"""The live terminal dashboard: owns the rich Live display, its refresh thread and its I/O.
+
+What it shows is `watchdog.report.panels.DashboardRenderable` of a `RunView`; this module only
+decides *whether* and *when* to draw it.
+
+Costs on the training thread: the bus listener appends each event to a deque (events come at
+boundaries: loader passes, epoch ends, findings; never per step). Everything else (folding events
+into the view, sampling `run.steps`/`run.epoch`, rendering ≈ 5 ms a frame) happens on the
+dashboard's own thread at `refresh_hz` ≤ 2. No tensor is read, so no host-device sync is added.
+
+Modes (`display_mode()`):
+- ``live``: stdout is a real terminal (`sys.stdout.isatty()`, deliberately not rich's colour
+  detection: `FORCE_COLOR=1` in CI makes rich treat a log file as a terminal and redraw every tick).
+- ``jupyter``: inside a notebook with ipywidgets installed; rich renders into a widget.
+- ``lines``: anything else (CI, a file, a notebook without ipywidgets): no Live at all, one concise
+  line per epoch on stderr.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections import deque
+from typing import Any, Callable
+
+from .report.panels import DashboardRenderable, epoch_line
+from .report.view import RunView
+
+MAX_REFRESH_HZ = 2.0
+
+
+def in_jupyter() -> bool:
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    try:
+        shell = ipython.get_ipython()  # type: ignore[attr-defined]
+    except Exception:
+        return False
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def _has_ipywidgets() -> bool:
+    try:
+        import ipywidgets  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def display_mode(stdout: Any = None) -> str:
+    """'live', 'jupyter' or 'lines' for the given stdout (default: the current sys.stdout)."""
+    if in_jupyter():
+        return "jupyter" if _has_ipywidgets() else "lines"
+    stream = sys.stdout if stdout is None else stdout
+    try:
+        return "live" if stream is not None and stream.isatty() else "lines"
+    except Exception:
+        return "lines"
+
+
+class Dashboard:
+    """Live dashboard for one run.
+
+    `attach(add_listener)` subscribes to the run's events; `start()` starts the display (or the
+    line-per-epoch fallback); `stop()` is idempotent and safe from any exit path.
+    """
+
+    def __init__(self, run: Any = None, *, mode: str | None = None, console: Any = None,
+                 refresh_hz: float = 1.0, line_stream: Any = None,
+                 on_error: Callable[[str, BaseException], None] | None = None,
+                 clock: Callable[[], float] = time.time):
+        self.run = run
+        self.view = RunView()
+        self.mode = mode or display_mode()
+        self.refresh_hz = max(0.1, min(float(refresh_hz), MAX_REFRESH_HZ))
+        self._console = console
+        self._line_stream = line_stream
+        self._on_error = on_error
+        self._clock = clock
+        self._queue: deque = deque()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._live = None
+        self._swapped_handlers: list[tuple[logging.StreamHandler, Any, Any]] = []
+        self._started = False
+        self._stopped = False
+        self._failed = False
+        self._pending_epoch_line = False
+        self.frames = 0
+        self.render_seconds = 0.0
+
+    # ------------------------------------------------------------------ event intake
+    def on_event(self, event: Any) -> None:
+        """Bus listener, called on the emitting (training) thread: O(1), never raises."""
+        if self._stopped:
+            return
+        try:
+            if self.mode == "lines":
+                self._lines_event(event)
+            else:
+                self._queue.append(event)
+        except Exception as exc:  # pragma: no cover - defensive
+            self._error(exc)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> "Dashboard":
+        if self._started:
+            return self
+        self._started = True
+        if self.mode == "lines":
+            return self
+        try:
+            from rich.console import Console
+            from rich.live import Live
+
+            if self._console is None:
+                if self.mode == "jupyter":
+                    self._console = Console(force_jupyter=True)
+                else:
+                    # An explicit file: rich's proxies (installed by Live) print through the console.
+                    self._console = Console(file=sys.stdout, force_terminal=True)
+            self._live = Live(DashboardRenderable(self.view), console=self._console, auto_refresh=False,
+                              redirect_stdout=True, redirect_stderr=True, transient=False)
+            old_out, old_err = sys.stdout, sys.stderr
+            self._live.start(refresh=True)
+            self._swap_logging_streams(old_out, old_err)
+            self._thread = threading.Thread(target=self._loop, name="watchdog-dashboard", daemon=True)
+            self._thread.start()
+        except Exception as exc:
+            self._error(exc)
+            self._teardown_live()
+            self.mode = "lines"
+        return self
+
+    def stop(self) -> None:
+        """Stop the thread, draw the final frame and restore stdout/stderr and logging."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._stop.set()
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout=5.0)
+        if self.mode == "lines":
+            if self._pending_epoch_line:
+                self._print_epoch_line()
+            return
+        try:
+            self._drain()
+            self._sample_run()
+            if self._live is not None and not self._failed:
+                self._live.update(DashboardRenderable(self.view), refresh=True)
+        except Exception as exc:
+            self._error(exc)
+        finally:
+            self._teardown_live()
+
+    def __enter__(self) -> "Dashboard":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ the refresh thread
+    def _loop(self) -> None:
+        period = 1.0 / self.refresh_hz
+        while not self._stop.wait(period):
+            try:
+                self.tick()
+            except Exception as exc:
+                self._failed = True
+                self._error(exc)
+                return
+
+    def tick(self) -> None:
+        """One refresh: fold queued events, sample the run's counters, redraw."""
+        self._drain()
+        self._sample_run()
+        if self._live is not None:
+            t0 = time.perf_counter()
+            self._live.update(DashboardRenderable(self.view), refresh=True)
+            self.render_seconds += time.perf_counter() - t0
+            self.frames += 1
+
+    def _drain(self) -> None:
+        q = self._queue
+        while q:
+            self.view.apply(q.popleft())
+
+    def _sample_run(self) -> None:
+        run = self.run
+        if run is None:
+            return
+        steps = getattr(run, "steps", None)
+        epoch = getattr(run, "epoch", None)
+        self.view.sample(self._clock(), steps if isinstance(steps, int) else None,
+                         epoch if isinstance(epoch, int) else None)
+        passes = getattr(run, "open_passes", None)
+        if passes and self.view.phase in ("idle", "unknown"):
+            self.view.phase = "running"
+
+    # ------------------------------------------------------------------ the fallback
+    def _lines_event(self, event: Any) -> None:
+        kind = event.get("kind") if isinstance(event, dict) else getattr(event, "kind", None)
+        if self._pending_epoch_line and kind in ("epoch_end", "run_end"):
+            self._print_epoch_line()
+        elif self._pending_epoch_line and kind == "loader_pass_start":
+            self.view.apply(event)
+            if self.view.phase == "train":  # the next training pass begins: the epoch is complete
+                self._print_epoch_line()
+            return
+        self.view.apply(event)
+        if kind == "epoch_end":
+            self._pending_epoch_line = True
+        elif kind == "run_end":
+            self._pending_epoch_line = False
+
+    def _print_epoch_line(self) -> None:
+        self._pending_epoch_line = False
+        stream = self._line_stream or sys.stderr
+        try:
+            stream.write(epoch_line(self.view) + "\n")
+            stream.flush()
+        except Exception as exc:
+            self._error(exc)
+
+    # ------------------------------------------------------------------ logging streams
+    def _swap_logging_streams(self, old_out: Any, old_err: Any) -> None:
+        """Point StreamHandlers that write to the real stdout/stderr at Live's proxies."""
+        new_out, new_err = sys.stdout, sys.stderr
+        targets = {id(old_out): new_out, id(old_err): new_err}
+        for handler in _all_stream_handlers():
+            stream = getattr(handler, "stream", None)
+            new = targets.get(id(stream))
+            if new is not None and new is not stream:
+                try:
+                    handler.setStream(new)
+                    self._swapped_handlers.append((handler, stream, new))
+                except Exception as exc:  # pragma: no cover - defensive
+                    self._error(exc)
+
+    def _restore_logging_streams(self) -> None:
+        while self._swapped_handlers:
+            handler, old, new = self._swapped_handlers.pop()
+            try:
+                if handler.stream is new:
+                    handler.setStream(old)
+            except Exception as exc:  # pragma: no cover - defensive
+                self._error(exc)
+
+    def _teardown_live(self) -> None:
+        # Restore handlers first: once Live stops, its proxies are gone.
+        self._restore_logging_streams()
+        live, self._live = self._live, None
+        if live is not None:
+            try:
+                live.stop()
+            except Exception as exc:
+                self._error(exc)
+
+    def _error(self, exc: BaseException) -> None:
+        try:
+            if self._on_error is not None:
+                self._on_error("dashboard", exc)
+            elif self.run is not None and hasattr(self.run, "internal_error"):
+                self.run.internal_error("dashboard", exc)
+        except Exception:
+            pass
+
+
+def _all_stream_handlers() -> list[logging.StreamHandler]:
+    loggers: list[logging.Logger] = [logging.getLogger()]
+    for obj in list(logging.Logger.manager.loggerDict.values()):
+        if isinstance(obj, logging.Logger):
+            loggers.append(obj)
+    seen: set[int] = set()
+    out = []
+    for lg in loggers:
+        for h in list(lg.handlers):
+            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler) and id(h) not in seen:
+                seen.add(id(h))
+                out.append(h)
+    return out
