@@ -41,9 +41,11 @@ h3{font-size:14px;margin:14px 0 6px}
 details summary{cursor:pointer;color:#445}
 pre{background:#f1f2f5;border-radius:4px;padding:8px;overflow:auto;max-height:360px;white-space:pre-wrap;overflow-wrap:anywhere}
 table{border-collapse:collapse;background:#fff;width:100%}
-th,td{border:1px solid #d8dbe0;padding:4px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
-th{background:#eef0f3;font-weight:600}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
+th,td{border:1px solid #d8dbe0;padding:4px 8px;text-align:left;vertical-align:top;overflow-wrap:break-word}
+th{background:#eef0f3;font-weight:600;white-space:nowrap}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.mono{overflow-wrap:anywhere} td.nw{white-space:nowrap}
+.sev{white-space:nowrap}
 .yes{color:#2e7d32;font-weight:700}.no{color:#c62828;font-weight:700}
 .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:12px}
 .chart{background:#fff;border:1px solid #d8dbe0;border-radius:6px;padding:8px}
@@ -179,7 +181,7 @@ def _checks(v: RunView) -> str:
     if not v.checks:
         return ""
     rows = "".join(
-        f"<tr><td>{esc(name)}</td><td><span class=\"sev sev-{esc(st.severity)}\">{esc(st.severity)}</span></td>"
+        f"<tr><td class=\"nw\">{esc(name)}</td><td><span class=\"sev sev-{esc(st.severity)}\">{esc(st.severity)}</span></td>"
         f"<td>{esc(st.message)}</td></tr>"
         for name, st in sorted(v.checks.items())
     )
@@ -250,7 +252,7 @@ def _checkpoints(v: RunView) -> str:
     out.append("<table><thead><tr><th>#</th><th>path</th><th>epoch</th><th>step</th><th>size</th>"
                + "".join(f"<th>{esc(k)}</th>" for k in kinds) + "<th>verified</th></tr></thead><tbody>")
     for i, c in enumerate(v.checkpoints, 1):
-        cells = "".join(f"<td>{_held_cell(c.held.get(k))}</td>" for k in kinds)
+        cells = "".join(f"<td class=\"nw\">{_held_cell(c.held.get(k))}</td>" for k in kinds)
         out.append(f"<tr><td class=\"num\">{i}</td><td class=\"mono\">{esc(c.path)}</td>"
                    f"<td class=\"num\">{esc(c.epoch)}</td><td class=\"num\">{esc(c.step)}</td>"
                    f"<td class=\"num\">{esc(fmt_bytes(c.size_bytes))}</td>{cells}"
