@@ -13,18 +13,20 @@ def sample_events(epochs: int = 6, eval_every: int = 2, hostile: bool = False) -
     name = (lambda s: s + HOSTILE) if hostile else (lambda s: s)
     ev = [{"kind": "run_start", "t": T0, "data": {
         "run_id": name("r-1234"), "argv": ["train.py", name("--tag=")], "pid": 4242,
-        "versions": {"python": "3.11.7", "torch": "2.13.0", "watchdog": "0.1.0"},
+        "python": "3.11.7", "torch": "2.13.0", "watchdog": "0.1.0",
         "checks": ["checkpoint", "eval", "memory", "overlap"]}}]
     t = T0
     steps = 0
     for e in range(epochs):
-        ev.append({"kind": "loader_pass_start", "t": t + 0.5, "data": {"loader": name("train_loader"), "loader_id": 1}})
+        ev.append({"kind": "loader_pass_start", "t": t + 0.5, "data": {"loader": name("train_loader"), "loader_id": 1,
+                                                                    "epochs_completed": e, "step": steps}})
         steps += 50
         t += 10.0
         ev.append({"kind": "loader_pass_end", "t": t, "data": {
             "loader": name("train_loader"), "loader_id": 1, "role": "train", "batches": 50,
-            "samples": 1600, "steps": 50, "complete": True}})
-        ev.append({"kind": "epoch_end", "t": t, "data": {"epoch": e + 1, "steps": steps, "source": "train_pass"}})
+            "samples": 1600, "steps": 50, "complete": True, "epochs_completed": e}})
+        ev.append({"kind": "epoch_end", "t": t, "data": {"epoch": e, "epochs_completed": e + 1, "steps": steps,
+                                                         "source": "loader", "loader": name("train_loader")}})
         ev.append({"kind": "memory_sample", "t": t, "data": {
             "epoch": e + 1, "steps": steps, "rss_bytes": 200_000_000 + e * 21_000_000,
             "tensor_bytes": 4_000_000 + e * 3_100_000, "tensor_count": 120 + e * 400}})
@@ -33,14 +35,15 @@ def sample_events(epochs: int = 6, eval_every: int = 2, hostile: bool = False) -
             t += 2.0
             ev.append({"kind": "loader_pass_end", "t": t, "data": {
                 "loader": name("val_loader"), "loader_id": 2, "role": "eval", "batches": 10,
-                "samples": 320, "steps": 0, "complete": True}})
+                "samples": 320, "steps": 0, "complete": True, "epochs_completed": e + 1}})
         if e == 1:
             ev.append({"kind": "finding", "t": t, "data": {
                 "code": "overlap/train-eval", "severity": "error",
                 "message": name("120 of 320 samples served by val_loader are also served by train_loader"),
                 "fix": "split the dataset once and build both loaders from the split",
-                "evidence": {"train": name("train_loader"), "eval": name("val_loader"),
-                             "overlap": 120, "eval_size": 320},
+                "evidence": {"train_loaders": [{"label": name("train_loader")}],
+                             "eval_loader": {"label": name("val_loader")},
+                             "overlap": 120, "eval_samples": 320, "train_samples": 1600},
                 "where": None, "epoch": 2, "step": steps, "time": t, "key": "train_loader|val_loader"}})
             ev.append({"kind": "checkpoint_saved", "t": t, "data": {
                 "path": name("/ckpt/epoch2.pt"), "epoch": 2, "step": steps,

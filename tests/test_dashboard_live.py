@@ -195,8 +195,8 @@ SCRIPT = textwrap.dedent("""
         d.on_event(ev)
         if ev["kind"] == "epoch_end":
             run.steps = ev["data"]["steps"]
-            print("user print", ev["data"]["epoch"])
-            logging.getLogger("u").info("user log %d", ev["data"]["epoch"])
+            print("user print", ev["data"]["epochs_completed"])
+            logging.getLogger("u").info("user log %d", ev["data"]["epochs_completed"])
             d.tick()
     d.stop()
     print("DONE frames", d.frames)

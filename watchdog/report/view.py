@@ -215,14 +215,16 @@ class RunView:
         self.argv = [str(a) for a in argv] if isinstance(argv, list) else None
         self.pid = _int_or_none(d.get("pid"))
         v = d.get("versions")
-        self.versions = dict(v) if isinstance(v, Mapping) else {}
+        self.versions = dict(v) if isinstance(v, Mapping) else {
+            k: d[k] for k in ("watchdog", "python", "torch", "numpy") if isinstance(d.get(k), str)}
         self.report_dir = _str_or_none(d.get("report_dir")) or self.report_dir
         self.total_epochs = _int_or_none(d.get("epochs") or d.get("total_epochs"))
         for name in d.get("checks") or []:
             self.checks.setdefault(str(name), CheckStatus(str(name)))
         self.t_start = t if t is not None else self.t_start
         self.status = "running"
-        self.rate_samples.append((t, 0)) if t is not None else None
+        if t is not None:
+            self.rate_samples.append((t, 0))
 
     def _on_loader_pass_start(self, t, d):
         self.phase = str(d.get("role") or "unknown") if d.get("role") else self.phase_guess(d)
@@ -244,7 +246,8 @@ class RunView:
         # training pass (the foundation closes the epoch when the training pass ends, so the
         # evaluation that follows it would otherwise land on the next epoch).
         last_train = next((p.epoch for p in reversed(self.passes) if p.role == "train"), None)
-        epoch = self.epochs if role == "train" or last_train is None else last_train
+        at = _int_or_none(d.get("epochs_completed"))
+        epoch = (at if at is not None else self.epochs) if role == "train" or last_train is None else last_train
         p = PassView(
             loader=_str_or_none(d.get("loader") or _first(d.get("names"))),
             role=role,
@@ -269,26 +272,31 @@ class RunView:
             self.rate_samples.append((t, self.steps))
 
     def _on_epoch_end(self, t, d):
-        epoch = _int_or_none(d.get("epoch"))
+        # The foundation sends `epoch` (0-based index of the epoch that closed) and
+        # `epochs_completed`; older or other writers may send only one of them.
+        completed = _int_or_none(d.get("epochs_completed"))
+        if completed is None:
+            idx = _int_or_none(d.get("epoch"))
+            completed = idx + 1 if idx is not None else self.epochs + 1
         steps = _int_or_none(d.get("steps"))
-        if epoch is None:
-            epoch = self.epochs + 1
-        # `epoch` is the number of completed epochs (1 after the first).
-        self.epochs = max(self.epochs, epoch)
+        self.epochs = max(self.epochs, completed)
         if steps is not None and steps > self.steps:
             self.steps = steps
-        self.epoch_ends.append((epoch, steps, t))
+        self.epoch_ends.append((completed, steps, t))
         if t is not None:
             self.rate_samples.append((t, self.steps))
 
     def _on_finding(self, t, d):
         fd = d.get("finding") if isinstance(d.get("finding"), Mapping) else d
         f = FindingView.from_dict(fd)
+        prior = _int_or_none(fd.get("updates"))
         if f.time is None:
             f.time = t
         k = (f.code, json.dumps(f.key, sort_keys=True, default=str))
         old = self.findings.get(k)
-        if old is not None:
+        if prior is not None:
+            f.updates = prior
+        elif old is not None:
             f.updates = old.updates + 1
         self.findings[k] = f
         self.recent.append(f)
@@ -408,11 +416,12 @@ class RunView:
         rows = []
         for f in self.findings.values():
             ev = f.evidence if isinstance(f.evidence, Mapping) else {}
-            if not (f.family in ("overlap", "leak", "leakage", "data", "split") or "overlap" in ev
-                    or "overlap_count" in ev):
+            if f.family != "overlap" and "overlap" not in ev:
                 continue
-            count = _first_number(ev, ("overlap", "overlap_count", "overlapping", "count", "shared"))
-            total = _first_number(ev, ("eval_size", "eval_samples", "eval_total", "eval", "total"))
+            count = _first_number(ev, ("overlap", "overlap_count", "eval_samples_seen"))
+            if count is None:
+                continue
+            total = _first_number(ev, ("eval_samples", "eval_size", "eval_samples_seen"))
             rows.append({"label": _overlap_label(f, ev), "count": count, "total": total,
                          "severity": f.severity, "code": f.code})
         return rows
@@ -504,10 +513,26 @@ def _first_number(ev: Mapping[str, Any], keys) -> float | None:
     return None
 
 
+def _label(x: Any) -> str | None:
+    if isinstance(x, str):
+        return x
+    if isinstance(x, Mapping):
+        for k in ("label", "name"):
+            if isinstance(x.get(k), str):
+                return x[k]
+        names = x.get("names")
+        if isinstance(names, list) and names:
+            return str(names[0])
+    if isinstance(x, list):
+        labels = [lb for lb in map(_label, x) if lb]
+        return " + ".join(labels) if labels else None
+    return None
+
+
 def _overlap_label(f: FindingView, ev: Mapping[str, Any]) -> str:
-    parts = []
-    for k in ("train", "train_loader", "eval", "eval_loader", "base", "dataset"):
-        v = ev.get(k)
-        if isinstance(v, str):
-            parts.append(v)
-    return " / ".join(parts) if parts else (str(f.key) if f.key is not None else f.code)
+    train = _label(ev.get("train_loaders")) or _label(ev.get("train_loader")) or _label(ev.get("train"))
+    evl = _label(ev.get("eval_loader")) or _label(ev.get("eval")) or _label(ev.get("loader"))
+    parts = [p for p in (train, evl) if p]
+    if parts:
+        return " / ".join(parts)
+    return str(f.key) if f.key is not None else f.code
