@@ -1,0 +1,25 @@
+"""The base class of checks: event handlers in, findings out."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from ..session import Run
+
+
+class Check:
+    """A check subscribes to events by defining ``on_<kind>(self, event)`` methods.
+
+    Only the handlers a check defines are dispatched (the bus precomputes them). A handler that
+    raises disables the check for the rest of the run and becomes a ``watchdog/internal-error``
+    finding. ``finish()`` runs once at the end of the run, before the report is written.
+    """
+
+    name: ClassVar[str] = "check"
+
+    def __init__(self, run: "Run"):
+        self.run = run
+
+    def finish(self) -> None:
+        pass

@@ -1,0 +1,166 @@
+"""The ``watchdog`` command: ``watchdog run [options] script.py [args...]`` and ``watchdog report DIR``.
+
+Exit status of ``watchdog run``: the script's own (0, its ``sys.exit`` code, 1 for an uncaught
+exception, death by SIGINT for Ctrl-C), except that a run whose findings reach ``--fail-on`` exits
+with ``EXIT_FINDINGS`` (86) when the script itself succeeded or was stopped by watchdog.
+``EXIT_USAGE`` (2) means watchdog could not start (bad options, unreadable script).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import _import_name
+
+EXIT_FINDINGS = 86
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    from ._version import __version__
+    from .session import DEFAULT_REPORT_DIR, FAIL_ON_CHOICES
+
+    parser = argparse.ArgumentParser(
+        prog="watchdog",
+        description="A runtime watchdog for PyTorch training loops.",
+    )
+    parser.add_argument("--version", action="version", version=f"torch-watchdog {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="run a training script under watchdog, exactly as `python script.py args...` would",
+        description="Run a training script as __main__ under watchdog. Everything after the script is "
+                    "passed to it unchanged.",
+    )
+    run.add_argument("--report-dir", metavar="DIR", default=None,
+                     help=f"where report.json and events.jsonl go (default: ./{DEFAULT_REPORT_DIR}, "
+                          "or $WATCHDOG_REPORT_DIR); an earlier report there is moved to DIR/previous/")
+    run.add_argument("--fail-on", choices=FAIL_ON_CHOICES, default="never",
+                     help="stop at the first finding of this severity (at the end of that DataLoader pass) "
+                          f"and exit with status {EXIT_FINDINGS}; 'never' (default) only reports")
+    run.add_argument("--no-dashboard", action="store_true", help="no live terminal dashboard")
+    run.add_argument("--eval-every", type=int, default=1, metavar="N",
+                     help="expected evaluation cadence in epochs (default 1)")
+    run.add_argument("--fingerprint", action="store_true",
+                     help="hash sample contents to catch duplicates across dataset objects (costs time per batch)")
+    run.add_argument("--checkpoint-verify", choices=("first", "every", "off"), default="first",
+                     help="read checkpoints back and compare them with the live state (default: the first save)")
+    run.add_argument("--quiet", action="store_true", help="no summary table at the end")
+    run.add_argument("script", help="the Python script to run")
+    run.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script")
+
+    report = sub.add_parser("report", help="re-render the summary (and HTML) of a finished or crashed run")
+    report.add_argument("dir", metavar="DIR", help="a report directory (holding events.jsonl)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    package = sys.modules.get(__package__ or "watchdog")
+    if package is None or not _import_name.package_is_ours(package):
+        print(_import_name.MIXED_INSTALL_MESSAGE, file=sys.stderr)
+        return EXIT_USAGE
+    parser = _parser()
+    ns = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if ns.command == "run":
+        return _run(ns)
+    if ns.command == "report":
+        return _report(ns)
+    parser.print_help(sys.stderr)
+    return EXIT_USAGE
+
+
+def _run(ns: argparse.Namespace) -> int:
+    from . import runner
+    from .findings import WatchdogStop
+    from .session import WatchdogUsageError, watch
+
+    if ns.eval_every < 1:
+        print(f"watchdog run: --eval-every {ns.eval_every}: expected a whole number >= 1", file=sys.stderr)
+        return EXIT_USAGE
+    script = Path(ns.script)
+    if not script.exists():
+        print(f"watchdog run: can't open file {str(script.absolute())!r}: no such file. "
+              "Give the path of a Python script: watchdog run train.py [args...]", file=sys.stderr)
+        return EXIT_USAGE
+    options = dict(
+        report_dir=ns.report_dir,
+        dashboard=False if ns.no_dashboard else None,
+        strict=ns.fail_on if ns.fail_on != "never" else False,
+        fail_on=ns.fail_on,
+        eval_every=ns.eval_every,
+        fingerprint=ns.fingerprint,
+        checkpoint_verify=ns.checkpoint_verify,
+        summary=not ns.quiet,
+    )
+    saved_argv = sys.argv
+    sys.argv = [ns.script, *ns.args]  # what the report records, as the script will see it
+    try:
+        session = watch(**options)
+        run = session.__enter__()
+    except WatchdogUsageError as exc:
+        print(f"watchdog run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        sys.argv = saved_argv
+    error: BaseException | None = None
+    try:
+        runner.run_script(ns.script, list(ns.args))
+    except BaseException as exc:  # noqa: BLE001 - we re-create Python's own handling below
+        error = exc
+    if error is not None and not isinstance(error, (SystemExit, WatchdogStop)):
+        runner.print_uncaught(error)  # the user's traceback first, as Python prints it
+    session.__exit__(type(error) if error else None, error, error.__traceback__ if error else None)
+
+    if isinstance(error, WatchdogStop):
+        print(f"watchdog: {error}", file=sys.stderr)
+        return EXIT_FINDINGS
+    if isinstance(error, KeyboardInterrupt):
+        runner.die_by_sigint()
+    if isinstance(error, SystemExit):
+        if error.code in (None, 0) and run.fails():
+            return _findings_exit(run)
+        raise error  # Python's own handling of the script's exit code and message
+    if error is not None:
+        return 1
+    if run.fails():
+        return _findings_exit(run)
+    return 0
+
+
+def _findings_exit(run: object) -> int:
+    threshold = run.options.fail_on  # type: ignore[attr-defined]
+    count = len(run.findings_at_least(threshold))  # type: ignore[attr-defined]
+    print(f"watchdog: {count} finding(s) at or above '{threshold}': exiting with status {EXIT_FINDINGS}",
+          file=sys.stderr)
+    return EXIT_FINDINGS
+
+
+def _report(ns: argparse.Namespace) -> int:
+    from .eventlog import EVENT_LOG_NAME, read_events
+    from .report.jsonreport import build_report, write_report_json
+    from .report.terminal import print_summary
+    from .session import _extra_report_writers
+
+    directory = Path(ns.dir)
+    log = directory / EVENT_LOG_NAME
+    if not log.is_file():
+        print(f"watchdog report: no event log at {str(log)!r}. Give the directory a watched run wrote "
+              "(it holds events.jsonl), e.g. watchdog report watchdog-report", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        report = build_report(read_events(log))
+    except OSError as exc:
+        print(f"watchdog report: cannot read {str(log)!r}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    write_report_json(directory, report)
+    for writer in _extra_report_writers:
+        writer(directory, report)
+    print_summary(report, directory)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

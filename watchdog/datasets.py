@@ -1,0 +1,144 @@
+"""Resolve the indices a DataLoader served to (base dataset, base index).
+
+``Subset`` (nested, as ``random_split`` makes) and ``ConcatDataset`` are seen through; anything else
+is a base dataset. All work is vectorised over one pass's indices at its end.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from torch.utils.data import ConcatDataset, Subset
+
+
+def _ref(obj: Any) -> Any:
+    try:
+        return weakref.ref(obj)
+    except TypeError:
+        return lambda: obj  # no weakref support: keep it (documented)
+
+
+def dataset_len(dataset: Any) -> int | None:
+    try:
+        return int(len(dataset))
+    except Exception:
+        return None
+
+
+@dataclass
+class BaseInfo:
+    """A base dataset: the one at the bottom of any Subset/ConcatDataset chain."""
+
+    key: int
+    type_name: str
+    size: int | None
+    ref: Any = field(repr=False)
+    names: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        name = f"`{self.names[-1]}` " if self.names else ""
+        size = f", {self.size} samples" if self.size is not None else ""
+        return f"{name}({self.type_name}{size})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type_name, "size": self.size, "names": list(self.names)}
+
+
+class IndexResolver:
+    """Maps dataset-level indices to base-dataset indices, caching each Subset's index array."""
+
+    def __init__(self) -> None:
+        self._subset_indices: dict[int, tuple[Any, np.ndarray]] = {}
+        self.bases: dict[int, BaseInfo] = {}
+
+    def base_info(self, dataset: Any) -> BaseInfo:
+        key = id(dataset)
+        info = self.bases.get(key)
+        if info is None or info.ref() is not dataset:
+            info = BaseInfo(key, type(dataset).__name__, dataset_len(dataset), _ref(dataset))
+            self.bases[key] = info
+        return info
+
+    def bases_of(self, dataset: Any) -> list[BaseInfo]:
+        """The base datasets under ``dataset`` (without resolving any index)."""
+        if isinstance(dataset, Subset):
+            return self.bases_of(dataset.dataset)
+        if isinstance(dataset, ConcatDataset):
+            out: list[BaseInfo] = []
+            for part in dataset.datasets:
+                out.extend(self.bases_of(part))
+            return out
+        return [self.base_info(dataset)]
+
+    def _indices_of(self, subset: Subset) -> np.ndarray:
+        key = id(subset)
+        cached = self._subset_indices.get(key)
+        if cached is not None and cached[0]() is subset and len(cached[1]) == len(subset.indices):
+            return cached[1]
+        arr = np.asarray(subset.indices, dtype=np.int64).reshape(-1)
+        self._subset_indices[key] = (_ref(subset), arr)
+        return arr
+
+    def resolve(self, dataset: Any, idx: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """``[(base key, positions in idx, base indices)]`` for dataset-level indices ``idx``."""
+        out: list[tuple[int, np.ndarray, np.ndarray]] = []
+        self._resolve_into(dataset, idx, np.arange(idx.size), out)
+        return out
+
+    def resolve_grouped(self, dataset: Any, idx: np.ndarray) -> dict[int, np.ndarray]:
+        """``{base key: base indices}`` for dataset-level indices ``idx`` (int64 array)."""
+        grouped: dict[int, list[np.ndarray]] = {}
+        for key, _, base_idx in self.resolve(dataset, idx):
+            grouped.setdefault(key, []).append(base_idx)
+        return {k: (v[0] if len(v) == 1 else np.concatenate(v)) for k, v in grouped.items()}
+
+    def _resolve_into(self, dataset: Any, idx: np.ndarray, pos: np.ndarray, out: list) -> None:
+        if idx.size == 0:
+            return
+        if isinstance(dataset, Subset):
+            table = self._indices_of(dataset)
+            self._resolve_into(dataset.dataset, table[idx], pos, out)
+        elif isinstance(dataset, ConcatDataset):
+            cumulative = np.asarray(dataset.cumulative_sizes, dtype=np.int64)
+            idx = np.where(idx < 0, idx + cumulative[-1], idx)
+            part = np.searchsorted(cumulative, idx, side="right")
+            for j in np.unique(part):
+                sel = part == j
+                offset = cumulative[j - 1] if j > 0 else 0
+                self._resolve_into(dataset.datasets[int(j)], idx[sel] - offset, pos[sel], out)
+        else:
+            info = self.base_info(dataset)
+            if info.size is not None and (idx < 0).any():
+                idx = np.where(idx < 0, idx + info.size, idx)
+            out.append((info.key, pos, idx))
+
+
+def flatten_batches(batches: list[Any]) -> np.ndarray:
+    """The sampled index batches of a pass as one int64 array.
+
+    Raises ``TypeError`` when the sampler yielded keys that are not integers.
+    """
+    if not batches:
+        return np.empty(0, dtype=np.int64)
+    first = batches[0]
+    if isinstance(first, (list, tuple)):
+        flat = [i for batch in batches for i in batch]
+    elif hasattr(first, "__array__") or hasattr(first, "numpy"):
+        return np.concatenate([_int_array(np.asarray(b)) for b in batches])
+    else:
+        flat = batches
+    return _int_array(np.asarray(flat, dtype=object) if any(not _is_int(x) for x in flat[:64]) else np.asarray(flat))
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def _int_array(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"sampler yielded non-integer keys (e.g. {arr.reshape(-1)[:1].tolist()!r})")
+    return arr.astype(np.int64, copy=False).reshape(-1)

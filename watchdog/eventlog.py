@@ -1,0 +1,127 @@
+"""Events: what the probes saw, dispatched to checks and appended to ``events.jsonl``.
+
+An ``Event`` has a ``kind``, JSON-safe ``data`` (written to the log) and ``refs`` (live objects for
+in-process checks, never written). The log is append-only JSON lines, flushed as each event is
+written, so a run that dies still leaves its evidence. The bus precomputes, per kind, which checks
+handle it (as torchtnt's callback handler does), so an event nobody handles costs a dict lookup.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+EVENT_LOG_NAME = "events.jsonl"
+
+
+@dataclass(slots=True)
+class Event:
+    kind: str
+    data: dict[str, Any]
+    refs: dict[str, Any] | None = None
+    t: float = field(default_factory=time.time)
+
+    def to_json(self) -> str:
+        return json.dumps({"kind": self.kind, "t": self.t, "data": self.data}, default=_json_fallback)
+
+
+def _json_fallback(value: Any) -> Any:
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    return repr(value)
+
+
+class EventLog:
+    """Append-only JSON-lines file. Only the process that opened it writes (forked workers don't)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._pid = os.getpid()
+        self._file = open(path, "a", encoding="utf-8")
+
+    def write(self, event: Event) -> None:
+        if self._file is None or os.getpid() != self._pid:
+            return
+        self._file.write(event.to_json() + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None and os.getpid() == self._pid:
+            self._file.close()
+        self._file = None
+
+
+def read_events(path: Path) -> Iterator[Event]:
+    """Events of a finished or crashed run; a torn last line (the process died mid-write) is skipped."""
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                raw = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            yield Event(raw.get("kind", "?"), raw.get("data", {}), None, raw.get("t", 0.0))
+
+
+Handler = Callable[[Event], None]
+
+
+class EventBus:
+    """Dispatches events to the handlers of checks and to listeners (the dashboard, the log)."""
+
+    def __init__(self, on_handler_error: Callable[[Any, BaseException], None]):
+        self._handlers: dict[str, list[tuple[Any, Handler]]] = {}
+        self._listeners: list[Handler] = []
+        self._on_handler_error = on_handler_error
+
+    def subscribe(self, owner: Any, kinds: Iterable[str] | None = None) -> None:
+        """Subscribe ``owner``'s ``on_<kind>`` methods (all it defines, or only ``kinds``)."""
+        for attr in dir(owner):
+            if not attr.startswith("on_"):
+                continue
+            kind = attr[3:]
+            if kinds is not None and kind not in kinds:
+                continue
+            handler = getattr(owner, attr)
+            if callable(handler):
+                self._handlers.setdefault(kind, []).append((owner, handler))
+
+    def unsubscribe(self, owner: Any) -> None:
+        for kind, pairs in list(self._handlers.items()):
+            self._handlers[kind] = [(o, h) for (o, h) in pairs if o is not owner]
+
+    def add_listener(self, listener: Handler) -> Callable[[], None]:
+        """``listener(event)`` is called for every event; returns an idempotent remover."""
+        self._listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return remove
+
+    def handles(self, kind: str) -> bool:
+        return bool(self._handlers.get(kind))
+
+    def dispatch(self, event: Event) -> None:
+        for listener in tuple(self._listeners):
+            try:
+                listener(event)
+            except Exception as exc:
+                self._on_handler_error(listener, exc)
+        for owner, handler in tuple(self._handlers.get(event.kind, ())):
+            try:
+                handler(event)
+            except Exception as exc:
+                self.unsubscribe(owner)
+                self._on_handler_error(owner, exc)

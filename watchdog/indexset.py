@@ -1,0 +1,85 @@
+"""A compact set of non-negative dataset indices: one bit per sample, growable.
+
+Bulk operations only: indices arrive as numpy arrays at the end of a DataLoader pass, never one
+by one on the per-batch path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_BIT = np.array([128, 64, 32, 16, 8, 4, 2, 1], dtype=np.uint8)
+
+
+class IndexSet:
+    __slots__ = ("_bits", "_count")
+
+    def __init__(self, size_hint: int = 0):
+        self._bits = np.zeros((max(size_hint, 0) + 7) // 8, dtype=np.uint8)
+        self._count: int | None = 0
+
+    @classmethod
+    def from_indices(cls, indices: np.ndarray, size_hint: int = 0) -> "IndexSet":
+        s = cls(size_hint)
+        s.add(indices)
+        return s
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._bits.nbytes)
+
+    def _grow(self, nbits: int) -> None:
+        need = (nbits + 7) // 8
+        if need > self._bits.size:
+            bigger = np.zeros(max(need, 2 * self._bits.size), dtype=np.uint8)
+            bigger[: self._bits.size] = self._bits
+            self._bits = bigger
+
+    def add(self, indices: np.ndarray) -> None:
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if indices.size == 0:
+            return
+        if indices.min() < 0:
+            raise ValueError("dataset indices must be non-negative")
+        self._grow(int(indices.max()) + 1)
+        np.bitwise_or.at(self._bits, indices >> 3, _BIT[indices & 7])
+        self._count = None
+
+    def update(self, other: "IndexSet") -> None:
+        self._grow(other._bits.size * 8)
+        self._bits[: other._bits.size] |= other._bits
+        self._count = None
+
+    def __len__(self) -> int:
+        if self._count is None:
+            self._count = int(np.bitwise_count(self._bits).sum())
+        return self._count
+
+    def __contains__(self, index: int) -> bool:
+        byte = index >> 3
+        return 0 <= byte < self._bits.size and bool(self._bits[byte] & _BIT[index & 7])
+
+    def __and__(self, other: "IndexSet") -> "IndexSet":
+        n = min(self._bits.size, other._bits.size)
+        out = IndexSet()
+        out._bits = self._bits[:n] & other._bits[:n]
+        out._count = None
+        return out
+
+    def intersection_count(self, other: "IndexSet") -> int:
+        n = min(self._bits.size, other._bits.size)
+        return int(np.bitwise_count(self._bits[:n] & other._bits[:n]).sum())
+
+    def to_array(self) -> np.ndarray:
+        return np.flatnonzero(np.unpackbits(self._bits))
+
+    def first(self, k: int) -> list[int]:
+        """The ``k`` smallest indices (deterministic examples for a message)."""
+        out: list[int] = []
+        nonzero = np.flatnonzero(self._bits)
+        for byte in nonzero:
+            bits = np.flatnonzero(np.unpackbits(self._bits[byte : byte + 1]))
+            out.extend(int(byte) * 8 + int(b) for b in bits)
+            if len(out) >= k:
+                break
+        return out[:k]

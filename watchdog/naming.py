@@ -1,0 +1,99 @@
+"""Names for the user's objects, found in the user's frames: ``val_loader``, ``model``, ``self.train_ds``.
+
+Runs only at boundaries (a DataLoader pass starts, a checkpoint is saved), never per step.
+Frames of torch, of watchdog itself and of the import machinery are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import types
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import torch
+
+_SKIP_DIRS = tuple(
+    os.path.dirname(os.path.abspath(m.__file__)) + os.sep for m in (torch, sys.modules[__package__ or "watchdog"])
+)
+_SKIP_FILES = ("<frozen ", "runpy.py", os.sep + "contextlib.py", os.sep + "threading.py")
+
+
+def is_user_file(filename: str) -> bool:
+    if filename.startswith(_SKIP_DIRS) or filename.startswith("<frozen "):
+        return False
+    return not filename.endswith(_SKIP_FILES)
+
+
+@dataclass
+class UserFrame:
+    function: str
+    filename: str
+    lineno: int
+    namespace: dict[str, Any]
+    self_obj: Any = None
+
+    @property
+    def where(self) -> str:
+        fn = "" if self.function == "<module>" else f" in {self.function}()"
+        return f"{os.path.basename(self.filename)}:{self.lineno}{fn}"
+
+
+def user_frames(limit: int = 4, start: types.FrameType | None = None) -> list[UserFrame]:
+    """The innermost ``limit`` user frames above the caller, innermost first."""
+    frame = start or sys._getframe(1)
+    out: list[UserFrame] = []
+    while frame is not None and len(out) < limit:
+        code = frame.f_code
+        if is_user_file(code.co_filename):
+            namespace = frame.f_locals if code.co_name != "<module>" else frame.f_globals
+            out.append(UserFrame(code.co_name, code.co_filename, frame.f_lineno, namespace, namespace.get("self")))
+        frame = frame.f_back
+    return out
+
+
+def names_in_frames(targets: dict[int, Any], frames: Iterable[UserFrame]) -> dict[int, list[str]]:
+    """For each target (by id), the variable names that hold it, innermost frame first.
+
+    Looks at locals (globals for module frames) and one level into ``self``'s attributes.
+    """
+    found: dict[int, list[str]] = {}
+    if not targets:
+        return found
+
+    def note(obj_id: int, name: str) -> None:
+        names = found.setdefault(obj_id, [])
+        if name not in names:
+            names.append(name)
+
+    for frame in frames:
+        for name, value in list(frame.namespace.items()):
+            if id(value) in targets and targets[id(value)] is value and not name.startswith("__"):
+                note(id(value), name)
+        attrs = getattr(frame.self_obj, "__dict__", None)
+        if isinstance(attrs, dict):
+            for name, value in list(attrs.items()):
+                if id(value) in targets and targets[id(value)] is value:
+                    note(id(value), f"self.{name}")
+    return found
+
+
+def objects_in_frames(kind: type | tuple[type, ...], frames: Iterable[UserFrame]) -> dict[int, tuple[Any, str]]:
+    """Objects of ``kind`` held by the frames' variables (or ``self``'s attributes), with a name."""
+    out: dict[int, tuple[Any, str]] = {}
+    for frame in frames:
+        for name, value in list(frame.namespace.items()):
+            if isinstance(value, kind) and id(value) not in out:
+                out[id(value)] = (value, name)
+        attrs = getattr(frame.self_obj, "__dict__", None)
+        if isinstance(attrs, dict):
+            for name, value in list(attrs.items()):
+                if isinstance(value, kind) and id(value) not in out:
+                    out[id(value)] = (value, f"self.{name}")
+    return out
+
+
+def preferred_name(names: list[str]) -> str | None:
+    """The outermost name is usually the most descriptive (``val_loader`` over ``loader``)."""
+    return names[-1] if names else None

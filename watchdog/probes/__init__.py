@@ -1,0 +1,9 @@
+"""Probes patch torch while a run is watched and emit events. Installed in this order, undone in reverse."""
+
+from .dataloader import DataLoaderProbe
+from .training import TrainingProbe
+
+ALL_PROBES = [
+    TrainingProbe,
+    DataLoaderProbe,
+]

@@ -1,0 +1,64 @@
+"""``report.json``: built from the event log alone, so a crashed run's log gives the same report."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..eventlog import Event
+from ..findings import SEVERITIES
+
+SCHEMA_VERSION = 1
+_ORDER = {s: i for i, s in enumerate(reversed(SEVERITIES))}
+
+
+def build_report(events: Iterable[Event]) -> dict[str, Any]:
+    run: dict[str, Any] = {}
+    findings: dict[tuple[str, Any], dict[str, Any]] = {}
+    epochs: list[dict[str, Any]] = []
+    passes: list[dict[str, Any]] = []
+    ended = False
+    last_t = None
+    for event in events:
+        last_t = event.t
+        data = event.data
+        if event.kind == "run_start":
+            run.update(data)
+        elif event.kind == "run_end":
+            run.update(data)
+            ended = True
+        elif event.kind == "finding":
+            finding = {k: v for k, v in data.items() if k != "update"}
+            findings[(finding.get("code"), finding.get("key"))] = finding
+        elif event.kind == "epoch_end":
+            epochs.append(data)
+        elif event.kind == "loader_pass_end":
+            passes.append({k: data.get(k) for k in (
+                "loader", "loader_id", "pass_index", "role", "batches", "samples", "steps", "complete", "epochs_completed")})
+    if not ended:
+        run["status"] = "incomplete"
+        run["note"] = "the run ended without closing its log (killed, or still running); this report is from its event log"
+        run["last_event_time"] = last_t
+    ordered = sorted(findings.values(), key=lambda f: (_ORDER.get(f.get("severity"), 9), f.get("time") or 0))
+    counts = {s: sum(1 for f in ordered if f.get("severity") == s) for s in SEVERITIES}
+    return {
+        "schema": SCHEMA_VERSION,
+        "run": run,
+        "summary": {"errors": counts["error"], "warnings": counts["warning"], "info": counts["info"],
+                    "epochs": run.get("epochs", len(epochs)), "steps": run.get("steps")},
+        "findings": ordered,
+        "epochs": epochs,
+        "passes": passes,
+    }
+
+
+def write_report_json(directory: Path, report: dict[str, Any]) -> Path:
+    path = Path(directory) / "report.json"
+    tmp = path.with_suffix(".json.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2, default=str)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path

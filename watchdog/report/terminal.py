@@ -1,0 +1,47 @@
+"""The end-of-run terminal summary: one row per finding, with its fix (a rich table)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def summary_table(report: dict[str, Any]) -> Table:
+    table = Table(show_lines=True, expand=False, title=None)
+    table.add_column("severity", no_wrap=True)
+    table.add_column("code", no_wrap=True)
+    table.add_column("finding and fix", overflow="fold")
+    for finding in report.get("findings", []):
+        severity = finding.get("severity", "?")
+        text = escape(str(finding.get("message", "")))
+        if finding.get("where"):
+            text += f"\n[dim]at {escape(str(finding['where']))}[/dim]"
+        if finding.get("fix"):
+            text += f"\n[bold]Fix:[/bold] {escape(str(finding['fix']))}"
+        table.add_row(f"[{_STYLE.get(severity, '')}]{severity}[/]", escape(str(finding.get("code", "?"))), text)
+    return table
+
+
+def headline(report: dict[str, Any]) -> str:
+    s = report.get("summary", {})
+    run = report.get("run", {})
+    counts = f"{s.get('errors', 0)} error(s), {s.get('warnings', 0)} warning(s), {s.get('info', 0)} info"
+    status = run.get("status", "?")
+    return f"watchdog: {counts} — {s.get('epochs', 0)} epoch(s), {s.get('steps') or 0} optimizer step(s), run {status}"
+
+
+def print_summary(report: dict[str, Any], report_dir: Path | str, archived_to: Path | None = None,
+                  console: Console | None = None) -> None:
+    console = console or Console(stderr=True)
+    console.print(escape(headline(report)), highlight=False)
+    if report.get("findings"):
+        console.print(summary_table(report))
+    if archived_to is not None:
+        console.print(f"[dim]watchdog: the earlier report in this directory was moved to {escape(str(archived_to))}[/dim]")
+    console.print(f"[dim]watchdog: report written to {escape(str(Path(report_dir) / 'report.json'))}[/dim]")

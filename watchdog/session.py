@@ -1,0 +1,599 @@
+"""The watch session: ``watchdog.watch`` as a decorator or a context manager, and the ``Run`` it yields.
+
+``Run.start()`` opens the report directory and event log, subscribes the checks and installs every
+probe through one ``PatchStack``; an install that fails undoes what was installed and the loop runs
+unwatched (the failure becomes a finding). ``Run.stop()`` closes open DataLoader passes, undoes every
+patch in reverse order, lets each check finish, and writes ``report.json`` from the event log. It runs
+on normal exit, on exceptions, ``KeyboardInterrupt``, ``SystemExit`` and SIGTERM (handled, then
+re-sent, as coverage.py does). The user's exception always comes out unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import platform
+import shutil
+import signal
+import sys
+import threading
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ._version import __version__
+from .eventlog import EVENT_LOG_NAME, Event, EventBus, EventLog, read_events
+from .findings import SEVERITIES, Finding, WatchdogStop, severity_at_least
+from .patching import PatchStack
+from .redact import redact_argv
+
+DEFAULT_REPORT_DIR = "watchdog-report"
+REPORT_FILES = ("report.json", EVENT_LOG_NAME, "report.html")
+FAIL_ON_CHOICES = ("never", "warning", "error")
+
+
+class WatchdogUsageError(ValueError):
+    """A bad argument to watchdog itself (never raised from inside the training loop)."""
+
+
+@dataclass
+class WatchOptions:
+    """Options of one watched run (``watchdog.watch(**options)``)."""
+
+    report_dir: str | os.PathLike | None = None
+    dashboard: bool | None = None  # None: on when stdout is a terminal
+    strict: bool | str = False  # True or "error": stop at the first error finding; "warning" too
+    fail_on: str = "never"  # the CLI's exit status: "never" | "warning" | "error"
+    eval_every: int = 1  # expected evaluation cadence, in epochs
+    fingerprint: bool = False  # hash sample contents to catch duplicates across dataset objects
+    summary: bool = True  # print the terminal summary at the end
+    checkpoint_verify: str = "first"  # read checkpoints back: "first" | "every" | "off"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.report_dir is not None and not isinstance(self.report_dir, (str, os.PathLike)):
+            raise WatchdogUsageError(
+                f"watchdog.watch(report_dir={self.report_dir!r}): expected a directory path (str or Path)"
+            )
+        if self.strict not in (True, False, "error", "warning"):
+            raise WatchdogUsageError(
+                f"watchdog.watch(strict={self.strict!r}): use True (stop at the first error), 'warning', or False"
+            )
+        if self.fail_on not in FAIL_ON_CHOICES:
+            raise WatchdogUsageError(f"fail_on={self.fail_on!r}: choose one of {', '.join(FAIL_ON_CHOICES)}")
+        if not isinstance(self.eval_every, int) or isinstance(self.eval_every, bool) or self.eval_every < 1:
+            raise WatchdogUsageError(f"watchdog.watch(eval_every={self.eval_every!r}): expected a whole number >= 1")
+        if self.checkpoint_verify not in ("first", "every", "off"):
+            raise WatchdogUsageError(
+                f"watchdog.watch(checkpoint_verify={self.checkpoint_verify!r}): choose 'first', 'every' or 'off'"
+            )
+
+    @property
+    def stop_threshold(self) -> str | None:
+        if self.strict is True:
+            return "error"
+        return self.strict or None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["report_dir"] = str(self.report_dir) if self.report_dir is not None else None
+        return data
+
+
+_active_run: "Run | None" = None
+_active_lock = threading.RLock()
+
+
+def current_run() -> "Run | None":
+    """The run being watched in this process, if any."""
+    return _active_run
+
+
+class Run:
+    """One watched run: live state for checks, the event bus, and the findings."""
+
+    def __init__(self, options: WatchOptions, argv: list[str] | None = None):
+        self.options = options
+        self.argv = list(sys.argv if argv is None else argv)
+        self.pid = os.getpid()
+        self.run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{self.pid}"
+        self.report_dir = Path(options.report_dir or os.environ.get("WATCHDOG_REPORT_DIR") or DEFAULT_REPORT_DIR)
+        self.patches = PatchStack()
+        self.bus = EventBus(self._handler_failed)
+        self.log: EventLog | None = None
+        self.status = "created"
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self._lock = threading.RLock()
+        self._findings: dict[tuple[str, str | None], Finding] = {}
+        self.checks: list[Any] = []
+        self.probes: list[Any] = []
+        self.disabled: set[str] = set()
+        self.depth = 0
+        self.archived_to: Path | None = None
+        # Live state the probes keep and the checks read.
+        self.steps = 0
+        self.backwards = 0
+        self.epoch = 0
+        self.epoch_source: str | None = None  # "loader" | "mark"
+        self.primary_train_loader: Any = None
+        self.forward_calls = 0
+        self.nograd_forward_calls = 0
+        self.eval_mode_forward_calls = 0
+        self.optimizers: dict[int, Any] = {}
+        self.models: dict[int, Any] = {}
+        self.loaders: dict[int, Any] = {}
+        self.open_passes: list[Any] = []
+        self.discover_models: Callable[[list], None] | None = None
+        self.loader_resolver: Any = None
+        self._boundaries: list[Callable[[], Any]] = []
+        self._pending_stop: WatchdogStop | None = None
+        self._stop_raised = False
+        self._previous_sigterm: Any = None
+
+    # -- findings ------------------------------------------------------------------------------------
+    @property
+    def findings(self) -> list[Finding]:
+        order = {s: i for i, s in enumerate(reversed(SEVERITIES))}
+        return sorted(self._findings.values(), key=lambda f: (order[f.severity], f.time or 0.0))
+
+    def findings_at_least(self, severity: str) -> list[Finding]:
+        return [f for f in self.findings if severity_at_least(f.severity, severity)]
+
+    def report(self, finding: Finding) -> Finding:
+        """Add a finding, or update the earlier one with the same ``(code, key)``."""
+        with self._lock:
+            existing = self._findings.get(finding.identity)
+            if existing is not None:
+                if (existing.message, existing.evidence, existing.severity) == (
+                    finding.message, finding.evidence, finding.severity):
+                    return existing
+                existing.message, existing.evidence, existing.fix = finding.message, finding.evidence, finding.fix
+                existing.severity, existing.where = finding.severity, finding.where or existing.where
+                existing.updates += 1
+                self.emit("finding", {**existing.to_dict(), "update": True})
+                current = existing
+            else:
+                finding.epoch = self.epoch if finding.epoch is None else finding.epoch
+                finding.step = self.steps if finding.step is None else finding.step
+                finding.time = time.time()
+                self._findings[finding.identity] = finding
+                self.emit("finding", {**finding.to_dict(), "update": False})
+                current = finding
+            threshold = self.options.stop_threshold
+            if threshold and not self._stop_raised and self._pending_stop is None and severity_at_least(
+                    current.severity, threshold) and self.status == "running":
+                self._pending_stop = WatchdogStop(current)
+            return current
+
+    def take_pending_stop(self) -> WatchdogStop | None:
+        """The ``WatchdogStop`` to raise at this safe point, once per run."""
+        stop, self._pending_stop = self._pending_stop, None
+        if stop is not None:
+            self._stop_raised = True
+        return stop
+
+    def internal_error(self, component: str, exc: BaseException) -> None:
+        """Switch ``component`` off and say so; never raises."""
+        try:
+            if component in self.disabled:
+                return
+            self.disabled.add(component)
+            frames = traceback.extract_tb(exc.__traceback__)[-4:]
+            self.report(Finding(
+                code="watchdog/internal-error",
+                severity="warning",
+                message=f"watchdog's {component} failed and was switched off for the rest of this run "
+                        f"({type(exc).__name__}: {exc}); the training loop was not affected.",
+                fix="Nothing to change in your code; please report this with the evidence below.",
+                evidence={"component": component, "exception": type(exc).__name__, "detail": str(exc)[:500],
+                          "traceback": [f"{os.path.basename(f.filename)}:{f.lineno} in {f.name}" for f in frames]},
+                key=component,
+            ))
+            self.emit("check_disabled", {"check": component, "error": f"{type(exc).__name__}: {exc}"[:500]})
+        except Exception:
+            pass
+
+    def is_disabled(self, component: str) -> bool:
+        return component in self.disabled
+
+    def _handler_failed(self, owner: Any, exc: BaseException) -> None:
+        name = getattr(owner, "name", None) or getattr(owner, "__name__", None) or type(owner).__name__
+        self.internal_error(f"check:{name}" if hasattr(owner, "finish") else f"listener:{name}", exc)
+
+    # -- events --------------------------------------------------------------------------------------
+    def emit(self, kind: str, data: dict[str, Any], refs: dict[str, Any] | None = None) -> Event:
+        event = Event(kind, data, refs)
+        with self._lock:
+            if self.log is not None:
+                try:
+                    self.log.write(event)
+                except Exception as exc:  # a full disk must not stop training
+                    log, self.log = self.log, None
+                    with contextlib.suppress(Exception):
+                        log.close()
+                    self.internal_error("event-log", exc)
+            self.bus.dispatch(event)
+        return event
+
+    def add_boundary(self, fn: Callable[[], Any]) -> None:
+        """``fn`` runs at safe points (epoch marks, run end); it may return a pending stop."""
+        self._boundaries.append(fn)
+
+    def _run_boundaries(self) -> None:
+        for fn in self._boundaries:
+            try:
+                fn()
+            except Exception as exc:
+                self.internal_error("boundary", exc)
+
+    # -- epochs ----------------------------------------------------------------------------------------
+    def training_pass_ended(self, loader_info: Any) -> None:
+        """A pass over a training loader ended: an epoch, unless the user marks epochs explicitly."""
+        if self.epoch_source == "mark":
+            return
+        if self.primary_train_loader is None:
+            self.primary_train_loader = loader_info
+            self.epoch_source = "loader"
+        if loader_info is self.primary_train_loader:
+            self._end_epoch("loader", loader_info.label)
+
+    def mark_epoch(self) -> None:
+        """The user's explicit epoch boundary (loops without DataLoaders)."""
+        if self.epoch_source != "mark":
+            self.epoch_source = "mark"
+        self._run_boundaries()
+        self._end_epoch("mark", None)
+        stop = self.take_pending_stop()
+        if stop is not None:
+            raise stop
+
+    def _end_epoch(self, source: str, loader: str | None) -> None:
+        epoch = self.epoch
+        self.epoch += 1
+        self.emit("epoch_end", {"epoch": epoch, "epochs_completed": self.epoch, "steps": self.steps,
+                                "source": source, "loader": loader})
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    def start(self) -> "Run":
+        from .checks import ALL_CHECKS
+        from .probes import ALL_PROBES
+
+        self.status = "running"
+        self.started_at = time.time()
+        self._open_report_dir()
+        self.emit("run_start", self._start_metadata())
+        for check_class in ALL_CHECKS:
+            try:
+                check = check_class(self)
+                self.checks.append(check)
+                self.bus.subscribe(check)
+            except Exception as exc:
+                self.internal_error(f"check:{getattr(check_class, 'name', check_class.__name__)}", exc)
+        try:
+            for probe_class in ALL_PROBES:
+                probe = probe_class()
+                probe.install(self)
+                self.probes.append(probe)
+        except Exception as exc:
+            # Install failed half-way: undo what was installed, run unwatched, say why.
+            self.patches.undo_all()
+            self.probes.clear()
+            self.internal_error(f"probe:{getattr(probe_class, 'name', probe_class.__name__)}", exc)
+        self._install_sigterm_handler()
+        return self
+
+    def stop(self, exc: BaseException | None = None, status: str | None = None) -> None:
+        """End the run: close passes, undo patches, finish checks, write the report. Never raises."""
+        if self.status not in ("running",):
+            return
+        self.status = status or _status_for(exc)
+        for step in (self._close_probes, self._undo_patches, self._finish_checks):
+            try:
+                step()
+            except Exception as error:
+                self.internal_error("shutdown", error)
+        self.ended_at = time.time()
+        with contextlib.suppress(Exception):
+            self.emit("run_end", self._end_metadata(exc))
+        with contextlib.suppress(Exception):
+            self._restore_sigterm_handler()
+        log, self.log = self.log, None
+        if log is not None:
+            with contextlib.suppress(Exception):
+                log.close()
+        try:
+            self.write_reports()
+        except Exception as error:
+            print(f"watchdog: could not write the report to {self.report_dir}: {error}", file=sys.stderr)
+
+    def _close_probes(self) -> None:
+        self._run_boundaries()
+        for probe in self.probes:
+            finish = getattr(probe, "finish", None)
+            if finish is not None:
+                try:
+                    finish()
+                except Exception as exc:
+                    self.internal_error(f"probe:{probe.name}", exc)
+
+    def _undo_patches(self) -> None:
+        for undo, error in self.patches.undo_all():
+            self.internal_error(f"undo:{undo.description}", error)
+
+    def _finish_checks(self) -> None:
+        for check in list(self.checks):
+            if f"check:{check.name}" in self.disabled:
+                continue
+            try:
+                check.finish()
+            except Exception as exc:
+                self.internal_error(f"check:{check.name}", exc)
+
+    def write_reports(self) -> None:
+        from .report.jsonreport import build_report, write_report_json
+        from .report.terminal import print_summary
+
+        report = build_report(read_events(self.report_dir / EVENT_LOG_NAME))
+        write_report_json(self.report_dir, report)
+        for writer in _extra_report_writers:
+            try:
+                writer(self.report_dir, report)
+            except Exception as exc:
+                print(f"watchdog: {getattr(writer, '__name__', writer)} failed: {exc}", file=sys.stderr)
+        if self.options.summary:
+            print_summary(report, self.report_dir, archived_to=self.archived_to)
+
+    # -- report directory ----------------------------------------------------------------------------
+    def _open_report_dir(self) -> None:
+        directory = self.report_dir
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WatchdogUsageError(
+                f"watchdog cannot create the report directory {str(directory)!r}: {exc.strerror or exc}. "
+                "Choose a writable place with report_dir=... or --report-dir DIR."
+            ) from None
+        if not os.access(directory, os.W_OK):
+            raise WatchdogUsageError(
+                f"watchdog cannot write to the report directory {str(directory)!r}. "
+                "Choose a writable place with report_dir=... or --report-dir DIR."
+            )
+        self.archived_to = archive_previous_report(directory)
+        self.log = EventLog(directory / EVENT_LOG_NAME)
+
+    # -- metadata ------------------------------------------------------------------------------------
+    def _start_metadata(self) -> dict[str, Any]:
+        import numpy
+        import torch
+
+        return {
+            "run_id": self.run_id,
+            "watchdog": __version__,
+            "argv": redact_argv(self.argv),
+            "cwd": os.getcwd(),
+            "pid": self.pid,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "numpy": numpy.__version__,
+            "platform": platform.platform(),
+            "started_at": _iso(self.started_at),
+            "options": self.options.to_dict(),
+        }
+
+    def _end_metadata(self, exc: BaseException | None) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "ended_at": _iso(self.ended_at),
+            "seconds": round((self.ended_at or time.time()) - (self.started_at or time.time()), 3),
+            "epochs": self.epoch,
+            "steps": self.steps,
+            "epoch_source": self.epoch_source,
+            "exception": None if exc is None or isinstance(exc, SystemExit) else type(exc).__name__,
+            "devices": _devices(),
+            "optimizers": [{"name": o.label, "type": o.type_name, "steps": o.steps} for o in self.optimizers.values()],
+            "models": [{"name": m.label, "type": m.type_name} for m in self.models.values()],
+            "loaders": [info.to_dict() for info in self.loaders.values()],
+            "disabled": sorted(self.disabled),
+        }
+
+    # -- SIGTERM ---------------------------------------------------------------------------------------
+    def _install_sigterm_handler(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        try:
+            previous = signal.getsignal(signal.SIGTERM)
+        except (ValueError, OSError):
+            return
+        if previous not in (signal.SIG_DFL, None):
+            return  # the program handles SIGTERM itself; its exit goes through our normal stop path
+
+        def on_sigterm(signum: int, frame: Any) -> None:
+            if os.getpid() == self.pid:
+                with contextlib.suppress(Exception):
+                    self.stop(status="terminated")
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+        self._previous_sigterm = (on_sigterm, previous)
+
+    def _restore_sigterm_handler(self) -> None:
+        if self._previous_sigterm is None or threading.current_thread() is not threading.main_thread():
+            return
+        ours, previous = self._previous_sigterm
+        self._previous_sigterm = None
+        if signal.getsignal(signal.SIGTERM) is ours:
+            signal.signal(signal.SIGTERM, previous)
+
+    # -- exit status ---------------------------------------------------------------------------------
+    def fails(self, threshold: str | None = None) -> bool:
+        threshold = threshold or self.options.fail_on
+        return any(severity_at_least(f.severity, threshold) for f in self._findings.values())
+
+    def __repr__(self) -> str:
+        counts = {s: sum(1 for f in self._findings.values() if f.severity == s) for s in SEVERITIES}
+        return f"<watchdog.Run {self.run_id} {self.status} epochs={self.epoch} steps={self.steps} findings={counts}>"
+
+
+# Reporters that other modules add (the HTML report): writer(report_dir, report_dict).
+_extra_report_writers: list[Callable[[Path, dict], None]] = []
+
+
+def _status_for(exc: BaseException | None) -> str:
+    if exc is None:
+        return "ok"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(exc, SystemExit):
+        return "ok" if exc.code in (None, 0) else "exit"
+    if isinstance(exc, WatchdogStop):
+        return "stopped"
+    return "exception"
+
+
+def _iso(t: float | None) -> str | None:
+    return None if t is None else time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t)) + f"{t % 1:.3f}"[1:]
+
+
+def _devices() -> dict[str, Any]:
+    import torch
+
+    devices: dict[str, Any] = {"cpu_count": os.cpu_count()}
+    try:
+        if torch.cuda.is_initialized():  # never initialise CUDA ourselves
+            devices["cuda"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    except Exception:
+        pass
+    return devices
+
+
+def archive_previous_report(directory: Path) -> Path | None:
+    """Move an earlier run's report files into ``directory/previous/<its run id>/``; never overwrite."""
+    present = [name for name in REPORT_FILES if (directory / name).exists()]
+    if not present:
+        return None
+    run_id = None
+    with contextlib.suppress(Exception):
+        first = next(read_events(directory / EVENT_LOG_NAME))
+        run_id = first.data.get("run_id")
+    if not run_id:
+        newest = max((directory / name).stat().st_mtime for name in present)
+        run_id = time.strftime("%Y%m%d-%H%M%S", time.localtime(newest))
+    target = directory / "previous" / str(run_id)
+    suffix = 1
+    while target.exists():
+        suffix += 1
+        target = directory / "previous" / f"{run_id}.{suffix}"
+    target.mkdir(parents=True)
+    for name in present:
+        shutil.move(str(directory / name), str(target / name))
+    return target
+
+
+class watch:
+    """Watch a training loop: ``@watchdog.watch``, ``@watchdog.watch(**options)`` or ``with watchdog.watch() as run``.
+
+    Options: ``report_dir`` (default ``./watchdog-report``, or ``$WATCHDOG_REPORT_DIR``), ``dashboard``
+    (None: on in a terminal), ``strict`` (True: stop at the end of the DataLoader pass where the first
+    error finding appeared), ``eval_every`` (expected evaluation cadence in epochs), ``fingerprint``
+    (hash sample contents), ``summary`` (print the findings table at the end), ``checkpoint_verify``.
+
+    A ``watch`` nested inside an active one joins it. The decorated function's last run is
+    ``fn.watchdog_run``.
+    """
+
+    def __new__(cls, fn: Callable | None = None, /, **options: Any) -> Any:
+        self = super().__new__(cls)
+        self._options = _make_options(options)
+        self._runs: list[tuple[Run, bool]] = []
+        if fn is None:
+            return self
+        if not callable(fn):
+            raise WatchdogUsageError(
+                f"watchdog.watch: expected a function to decorate or keyword options, got {fn!r}. "
+                "Use @watchdog.watch, @watchdog.watch(report_dir=...) or `with watchdog.watch() as run:`"
+            )
+        return self(fn)
+
+    def __init__(self, fn: Callable | None = None, /, **options: Any) -> None:
+        pass
+
+    def __call__(self, fn: Callable) -> Callable:
+        options = self._options
+
+        @functools.wraps(fn)
+        def watched(*args: Any, **kwargs: Any) -> Any:
+            session = watch(**options_to_kwargs(options))
+            with session as run:
+                watched.watchdog_run = run
+                return fn(*args, **kwargs)
+
+        watched.watchdog_run = None
+        return watched
+
+    def __enter__(self) -> Run:
+        global _active_run
+        with _active_lock:
+            if _active_run is not None and _active_run.status == "running" and _active_run.pid == os.getpid():
+                _active_run.depth += 1
+                self._runs.append((_active_run, False))
+                return _active_run
+            run = Run(self._options)
+            _active_run = run
+        try:
+            run.start()
+        except BaseException:
+            with _active_lock:
+                _active_run = None
+            run.patches.undo_all()
+            raise
+        self._runs.append((run, True))
+        if _on_run_started:
+            for hook in _on_run_started:
+                with contextlib.suppress(Exception):
+                    hook(run)
+        return run
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        global _active_run
+        run, owner = self._runs.pop()
+        if not owner:
+            run.depth -= 1
+            return False
+        try:
+            run.stop(exc)
+        finally:
+            with _active_lock:
+                if _active_run is run:
+                    _active_run = None
+        return False  # the user's exception propagates unchanged
+
+
+# Hooks called with each new run (the dashboard attaches here).
+_on_run_started: list[Callable[[Run], None]] = []
+
+
+def _make_options(options: dict[str, Any]) -> WatchOptions:
+    known = set(WatchOptions.__dataclass_fields__) - {"extra"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise WatchdogUsageError(
+            f"watchdog.watch got unknown option(s) {', '.join(unknown)}; known options: {', '.join(sorted(known))}"
+        )
+    return WatchOptions(**options)
+
+
+def options_to_kwargs(options: WatchOptions) -> dict[str, Any]:
+    data = {name: getattr(options, name) for name in WatchOptions.__dataclass_fields__ if name != "extra"}
+    return data
+
+
+def mark_epoch() -> None:
+    """Mark the end of an epoch explicitly (for loops without a DataLoader). No-op when not watching."""
+    run = _active_run
+    if run is not None and run.status == "running":
+        run.mark_epoch()
