@@ -18,6 +18,7 @@ Modes (`display_mode()`):
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -25,7 +26,7 @@ from collections import deque
 from typing import Any, Callable
 
 from .report.panels import DashboardRenderable, epoch_line
-from .report.view import RunView
+from .report.view import CheckStatus, RunView
 
 MAX_REFRESH_HZ = 2.0
 
@@ -90,11 +91,56 @@ class Dashboard:
         self._pending_epoch_line = False
         self.frames = 0
         self.render_seconds = 0.0
+        self._pid = os.getpid()
+        self._totals: dict[str, int | None] = {}
+        if run is not None:
+            self._seed_from_run(run)
+
+    @classmethod
+    def for_run(cls, run: Any, **kwargs: Any) -> "Dashboard | None":
+        """The dashboard a run asked for (`dashboard=False` / `--no-dashboard`: none)."""
+        if getattr(getattr(run, "options", None), "dashboard", None) is False:
+            return None
+        return cls(run, **kwargs)
+
+    def attach(self) -> Callable[[], None]:
+        """Subscribe to the run's events and start; returns the idempotent undo."""
+        remove = self.run.bus.add_listener(self.on_event)
+        try:
+            self.start()
+        except BaseException:
+            remove()
+            raise
+
+        def undo() -> None:
+            try:
+                self.stop()
+            finally:
+                remove()
+
+        return undo
+
+    def _seed_from_run(self, run: Any) -> None:
+        """What the run_start event said (it is emitted before the dashboard subscribes)."""
+        v = self.view
+        v.run_id = getattr(run, "run_id", None)
+        argv = getattr(run, "argv", None)
+        v.argv = [str(a) for a in argv] if isinstance(argv, list) else None
+        v.pid = getattr(run, "pid", None)
+        started = getattr(run, "started_at", None)
+        if isinstance(started, (int, float)):
+            v.t_start = float(started)
+            v.rate_samples.append((float(started), 0))
+        for check in list(getattr(run, "checks", []) or []):
+            name = getattr(check, "name", None)
+            if isinstance(name, str):
+                v.checks.setdefault(name, CheckStatus(name))
+        v.status = "running"
 
     # ------------------------------------------------------------------ event intake
     def on_event(self, event: Any) -> None:
         """Bus listener, called on the emitting (training) thread: O(1), never raises."""
-        if self._stopped:
+        if self._stopped or os.getpid() != self._pid:  # a forked DataLoader worker: not ours
             return
         try:
             if self.mode == "lines":
@@ -121,7 +167,7 @@ class Dashboard:
                 else:
                     # An explicit file: rich's proxies (installed by Live) print through the console.
                     self._console = Console(file=sys.stdout, force_terminal=True)
-            self._live = Live(DashboardRenderable(self.view), console=self._console, auto_refresh=False,
+            self._live = Live(self._frame(), console=self._console, auto_refresh=False,
                               redirect_stdout=True, redirect_stderr=True, transient=False)
             old_out, old_err = sys.stdout, sys.stderr
             self._live.start(refresh=True)
@@ -151,7 +197,7 @@ class Dashboard:
             self._drain()
             self._sample_run()
             if self._live is not None and not self._failed:
-                self._live.update(DashboardRenderable(self.view), refresh=True)
+                self._live.update(self._frame(), refresh=True)
         except Exception as exc:
             self._error(exc)
         finally:
@@ -180,9 +226,19 @@ class Dashboard:
         self._sample_run()
         if self._live is not None:
             t0 = time.perf_counter()
-            self._live.update(DashboardRenderable(self.view), refresh=True)
+            self._live.update(self._frame(), refresh=True)
             self.render_seconds += time.perf_counter() - t0
             self.frames += 1
+
+    def _frame(self) -> "FrozenFrame":
+        """Render the dashboard here, on this thread, into plain segments.
+
+        rich redraws the live region whenever the user prints (on the printing thread): what it
+        redraws must then cost a copy of segments, not a layout of tables.
+        """
+        console = self._console
+        lines = console.render_lines(DashboardRenderable(self.view), console.options, pad=False)
+        return FrozenFrame(lines)
 
     def _drain(self) -> None:
         q = self._queue
@@ -190,16 +246,49 @@ class Dashboard:
             self.view.apply(q.popleft())
 
     def _sample_run(self) -> None:
+        """Read the run's counters and its innermost open DataLoader pass (plain ints, no tensors)."""
         run = self.run
         if run is None:
             return
         steps = getattr(run, "steps", None)
         epoch = getattr(run, "epoch", None)
-        self.view.sample(self._clock(), steps if isinstance(steps, int) else None,
-                         epoch if isinstance(epoch, int) else None)
+        v = self.view
+        v.sample(self._clock(), steps if isinstance(steps, int) else None,
+                 epoch if isinstance(epoch, int) else None)
         passes = getattr(run, "open_passes", None)
-        if passes and self.view.phase in ("idle", "unknown"):
-            self.view.phase = "running"
+        record = passes[-1] if passes else None
+        if record is None or v.phase == "done":
+            v.current_batches = None
+            v.current_total = None
+            return
+        info = getattr(record, "loader", None)
+        label = getattr(info, "label", None)
+        if isinstance(label, str):
+            v.current_loader = label
+        if getattr(record, "steps", 0) or getattr(record, "backwards", 0):
+            v.phase = "train"
+        elif getattr(record, "forwards", 0) or getattr(record, "nograd_batches", 0):
+            v.phase = "eval"
+        consumed = getattr(record, "consumed", None)
+        v.current_batches = consumed if isinstance(consumed, int) else None
+        v.current_total = self._total_batches(info)
+
+    def _total_batches(self, info: Any) -> int | None:
+        """len(loader), once per loader (map-style only: an IterableDataset may not know it)."""
+        key = getattr(info, "loader_id", None)
+        if key is None:
+            return None
+        if key not in self._totals:
+            total = None
+            ref = getattr(info, "ref", None)
+            loader = ref() if callable(ref) else None
+            if loader is not None and not getattr(info, "iterable", True):
+                try:
+                    total = len(loader)
+                except Exception:
+                    total = None
+            self._totals[key] = total
+        return self._totals[key]
 
     # ------------------------------------------------------------------ the fallback
     def _lines_event(self, event: Any) -> None:
@@ -268,6 +357,23 @@ class Dashboard:
                 self.run.internal_error("dashboard", exc)
         except Exception:
             pass
+
+
+class FrozenFrame:
+    """A dashboard frame already rendered to lines of segments: cheap to draw again."""
+
+    __slots__ = ("lines",)
+
+    def __init__(self, lines: list) -> None:
+        self.lines = lines
+
+    def __rich_console__(self, console: Any, options: Any):
+        from rich.segment import Segment
+
+        new_line = Segment.line()
+        for line in self.lines:
+            yield from line
+            yield new_line
 
 
 def _all_stream_handlers() -> list[logging.StreamHandler]:

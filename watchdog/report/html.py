@@ -433,3 +433,18 @@ def _ranges(nums: Iterable[int]) -> str:
     if start is not None:
         out.append(f"{start}–{prev}" if prev != start else str(start))
     return ", ".join(out)
+
+
+def write_html_report(directory: str | os.PathLike, report: Any = None) -> pathlib.Path:
+    """A report writer (`session._extra_report_writers`): DIR/report.html from DIR/events.jsonl.
+
+    Built from the event log rather than from `report`, so a live run and `watchdog report DIR`
+    go through the same RunView.
+    """
+    from ..eventlog import EVENT_LOG_NAME
+
+    d = pathlib.Path(directory)
+    view = RunView.from_log(d / EVENT_LOG_NAME)
+    if view.status == "running":  # no run_end in the log: the process died or is still going
+        view.status = "incomplete"
+    return write_html(view, d)

@@ -139,7 +139,7 @@ def findings_table(view: RunView, limit: int = 5) -> Table:
     table.add_column("severity", no_wrap=True, width=7)
     table.add_column("code", no_wrap=True, max_width=30, overflow="ellipsis")
     table.add_column("message", no_wrap=True, overflow="ellipsis", ratio=1)
-    recent = list(view.recent)[-limit:][::-1]
+    recent = view.recent(limit)
     if not recent:
         table.add_row("", Text("none", style="green"), "", "")
     for f in recent:
@@ -159,9 +159,8 @@ class DashboardRenderable:
     def __rich__(self) -> Panel:
         v = self.view
         parts: list[Any] = [header(v)]
-        if v.total_epochs:
-            parts.append(ProgressBar(total=v.total_epochs, completed=min(v.epochs, v.total_epochs),
-                                     width=60))
+        if v.current_batches is not None:
+            parts.append(_pass_progress(v))
         grid = Table.grid(padding=(0, 3), expand=True)
         grid.add_column(no_wrap=True)
         grid.add_column(ratio=1)
@@ -175,6 +174,21 @@ class DashboardRenderable:
         run = f" · run {v.run_id}" if v.run_id else ""
         return Panel(Group(*parts), title=f"[bold]{escape(self.title)}[/]{escape(run)} · {escape(v.status)}",
                      title_align="left", subtitle=subtitle, subtitle_align="right", border_style="blue")
+
+
+def _pass_progress(v: RunView) -> Table:
+    """Batches of the open DataLoader pass: a bar when len(loader) is known, a count otherwise."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(no_wrap=True)
+    grid.add_column(no_wrap=True)
+    done = v.current_batches or 0
+    if v.current_total:
+        bar = ProgressBar(total=v.current_total, completed=min(done, v.current_total), width=40)
+        grid.add_row(Text(f"{v.phase} pass", style="dim"), bar, Text(f"{done:,}/{v.current_total:,} batches"))
+    else:
+        grid.add_row(Text(f"{v.phase} pass", style="dim"), Text(f"{done:,} batches"), Text(""))
+    return grid
 
 
 def epoch_line(view: RunView, now: float | None = None) -> str:

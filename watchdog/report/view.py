@@ -153,12 +153,14 @@ class RunView:
     phase: str = "idle"      # train / eval / unknown / idle
     current_loader: str | None = None
     current_pass_start: float | None = None
+    current_batches: int | None = None   # live only: batches consumed in the open pass
+    current_total: int | None = None     # live only: len(loader) when known
     total_epochs: int | None = None
     passes: list[PassView] = field(default_factory=list)
     epoch_ends: list[tuple[int, int | None, float | None]] = field(default_factory=list)
     memory: list[MemoryPoint] = field(default_factory=list)
     findings: dict[tuple[str, str], FindingView] = field(default_factory=dict)
-    recent: deque = field(default_factory=lambda: deque(maxlen=50))
+    recent_keys: dict = field(default_factory=dict)  # (code, key) in order of last report
     checks: dict[str, CheckStatus] = field(default_factory=dict)
     checkpoints: list[CheckpointView] = field(default_factory=list)
     rate_samples: deque = field(default_factory=lambda: deque(maxlen=64))
@@ -265,6 +267,8 @@ class RunView:
         self.phase = "idle"
         self.current_loader = None
         self.current_pass_start = None
+        self.current_batches = None
+        self.current_total = None
         total = _int_or_none(d.get("total_steps") or d.get("run_steps"))
         if total is not None and total > self.steps:
             self.steps = total
@@ -299,7 +303,8 @@ class RunView:
         elif old is not None:
             f.updates = old.updates + 1
         self.findings[k] = f
-        self.recent.append(f)
+        self.recent_keys.pop(k, None)
+        self.recent_keys[k] = None
         name = f.check or self._check_for_family(f.family)
         st = self.checks.setdefault(name, CheckStatus(name))
         if st.severity != "disabled" and SEVERITY_RANK.get(f.severity, 1) >= SEVERITY_RANK.get(st.severity, 0):
@@ -377,6 +382,11 @@ class RunView:
         if t1 - t0 <= 0:
             return None
         return (s1 - s0) / (t1 - t0)
+
+    def recent(self, limit: int = 5) -> list[FindingView]:
+        """The findings reported or updated most recently, newest first."""
+        keys = list(self.recent_keys)[-limit:][::-1]
+        return [self.findings[k] for k in keys]
 
     def findings_sorted(self) -> list[FindingView]:
         return sorted(self.findings.values(),

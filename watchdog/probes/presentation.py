@@ -1,0 +1,39 @@
+"""Presentation probe: patches nothing in torch; attaches what shows the run to the user.
+
+Installed last (so undone first): the live dashboard, subscribed to the run's events, and the HTML
+report writer, added once to the session's report writers. A failure here switches the dashboard or
+the HTML report off with an internal-error finding; it never stops the run from being watched.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..session import Run
+
+
+def register_html_writer() -> None:
+    """Add the HTML report to the report writers (idempotent)."""
+    from .. import session
+    from ..report.html import write_html_report
+
+    if write_html_report not in session._extra_report_writers:
+        session._extra_report_writers.append(write_html_report)
+
+
+class PresentationProbe:
+    name = "presentation"
+
+    def install(self, run: "Run") -> None:
+        try:
+            register_html_writer()
+        except Exception as exc:
+            run.internal_error("html-report", exc)
+        try:
+            from ..dashboard import Dashboard
+
+            dashboard = Dashboard.for_run(run)
+            if dashboard is not None:
+                run.patches.add_undo(dashboard.attach(), "dashboard")
+        except Exception as exc:
+            run.internal_error("dashboard", exc)
