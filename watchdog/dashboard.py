@@ -196,6 +196,11 @@ class Dashboard:
         try:
             self._drain()
             self._sample_run()
+            status = getattr(self.run, "status", None)
+            if isinstance(status, str) and status not in ("created", "running"):
+                self.view.status = status  # the run is stopping: ok / exception / interrupted / ...
+                self.view.phase = "done"
+                self.view.current_batches = None
             if self._live is not None and not self._failed:
                 self._live.update(self._frame(), refresh=True)
         except Exception as exc:
