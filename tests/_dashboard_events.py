@@ -27,9 +27,13 @@ def sample_events(epochs: int = 6, eval_every: int = 2, hostile: bool = False) -
             "samples": 1600, "steps": 50, "complete": True, "epochs_completed": e}})
         ev.append({"kind": "epoch_end", "t": t, "data": {"epoch": e, "epochs_completed": e + 1, "steps": steps,
                                                          "source": "loader", "loader": name("train_loader")}})
-        ev.append({"kind": "memory_sample", "t": t, "data": {
-            "epoch": e + 1, "steps": steps, "rss_bytes": 200_000_000 + e * 21_000_000,
-            "tensor_bytes": 4_000_000 + e * 3_100_000, "tensor_count": 120 + e * 400}})
+        ev.append({"kind": "memory_sample", "t": t - 5.0, "data": {       # the background sampler
+            "at": "sampler", "epoch": e, "steps": steps - 25, "rss": 999_000_000, "cuda": []}})
+        ev.append({"kind": "memory_sample", "t": t, "data": {             # at epoch end, with the census
+            "at": "epoch_end", "epoch": e + 1, "steps": steps, "rss": 200_000_000 + e * 21_000_000, "cuda": [],
+            "census": {"count": 120 + e * 400, "bytes": 4_000_000 + e * 3_100_000, "graph_count": e * 200,
+                       "graph_bytes": e * 1_000_000, "objects_scanned": 170_000, "duration_ms": 80.0},
+            "census_diff": {"count": 400, "bytes": 3_100_000, "new_tensors": 400, "top": []}}})
         if (e + 1) % eval_every == 0:
             ev.append({"kind": "loader_pass_start", "t": t + 0.1, "data": {"loader": name("val_loader"), "loader_id": 2}})
             t += 2.0
@@ -45,10 +49,20 @@ def sample_events(epochs: int = 6, eval_every: int = 2, hostile: bool = False) -
                              "eval_loader": {"label": name("val_loader")},
                              "overlap": 120, "eval_samples": 320, "train_samples": 1600},
                 "where": None, "epoch": 2, "step": steps, "time": t, "key": "train_loader|val_loader"}})
+            ckpt = name("/ckpt/epoch2.pt")
             ev.append({"kind": "checkpoint_saved", "t": t, "data": {
-                "path": name("/ckpt/epoch2.pt"), "epoch": 2, "step": steps,
-                "held": {"model": True, "optimizer": False, "scheduler": False, "scaler": None,
-                         "counters": True}}})
+                "target": "path", "path": ckpt, "dir": "/ckpt", "bytes": 48_213, "steps": steps,
+                "where": "train.py:40",
+                "holds": {"top_type": "dict", "weights": [{"path": "model_state_dict", "tensors": 4}],
+                          "optimizers": [], "schedulers": [], "scalers": [],
+                          "counters": [{"path": "epoch", "key": "epoch", "value": 2}]}}})
+            ev.append({"kind": "checkpoint_verified", "t": t, "data": {
+                "file": ckpt, "path": ckpt, "bytes": 48_213, "seconds": 0.004, "differences": 0}})
+            ev.append({"kind": "finding", "t": t, "data": {
+                "code": "checkpoint/optimizer-missing", "severity": "error",
+                "message": "checkpoint " + ckpt + " holds no optimizer state: Adam moments lost",
+                "fix": "save optimizer.state_dict()", "evidence": {"path": ckpt}, "where": "train.py:40",
+                "epoch": 2, "step": steps, "time": t, "key": ckpt}})
         if e == 3:
             ev.append({"kind": "finding", "t": t, "data": {
                 "code": "memory/growth", "severity": "warning",

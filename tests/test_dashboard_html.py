@@ -62,11 +62,11 @@ def test_report_is_self_contained_and_has_every_section_and_chart():
             assert not (k in ("src", "href") and v and "://" in v), (k, v)
     # charts: one memory chart per source, the cadence chart, the overlap chart
     sources = [a["data-source"] for a in tree.find("div", **{"data-chart": "memory"})]
-    assert sources == ["rss_bytes", "tensor_bytes", "tensor_count"]
+    assert sources == ["rss_bytes", "tensor_bytes", "tensors", "graph_bytes", "graph_tensors"]
     assert len(tree.find("div", **{"data-chart": "cadence"})) == 1
     assert len(tree.find("div", **{"data-chart": "overlap"})) == 1
-    assert len(tree.find("svg")) == 5
-    assert len(tree.find("polyline")) == 3 and len(tree.find("circle")) == 18   # 6 epochs x 3 sources
+    assert len(tree.find("svg")) == 7
+    assert len(tree.find("polyline")) == 5 and len(tree.find("circle")) == 30   # 6 epochs x 5 sources
     assert len(tree.find("rect", **{"class": "bar-eval"})) == 6
     text = " ".join(tree.text)
     assert "3 of 6 epochs had no evaluation pass (epochs 1, 3, 5)" in text
@@ -74,8 +74,9 @@ def test_report_is_self_contained_and_has_every_section_and_chart():
     assert "append loss.item() instead of loss" in text          # the fix
     assert "train.py:12 in train()" in text                      # where
     # the checkpoint table says what it held
-    rows = text.split("Checkpoints")[-1]
-    assert "/ckpt/epoch2.pt" in rows and "✖ missing" in rows
+    rows = text.split("Checkpoints")[-1].split("DataLoader passes")[0]
+    assert "/ckpt/epoch2.pt" in rows and "4 tensors" in rows and "48.2 KB" in rows
+    assert "✔ equal" in rows and "checkpoint/optimizer-missing" in rows
 
 
 def test_every_user_string_is_escaped():
@@ -132,5 +133,5 @@ def test_report_renders_in_headless_chromium(tmp_path):
     assert png.exists() and png.stat().st_size > 20_000, p.stderr[-2000:]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the DOM the browser built: charts present, no script element came from user strings
-    assert dom.stdout.count("<svg") == 5
+    assert dom.stdout.count("<svg") == 7
     assert "<script" not in dom.stdout and "<img" not in dom.stdout

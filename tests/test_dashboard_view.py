@@ -22,16 +22,19 @@ EXPECTED_100 = """\
 ╭─ watchdog · run r-1234 · ok ─────────────────────────────────────────────────────────────────────╮
 │ epoch 6   steps 300   rate 6.2 steps/s   phase done   elapsed 01:07                              │
 │                                                                                                  │
-│ memory per epoch                           checks                                                │
-│ source        chart       last   Δ/epoch   ✔  checkpoint  ok                                     │
-│ rss_bytes     ▁▂▄▅▇█  305.0 MB  +21.0 MB   ✔  eval        ok                                     │
-│ tensor_bytes  ▁▂▄▅▇█   19.5 MB   +3.1 MB   ▲  memory      warning  memory/growth: list `all_los… │
-│ tensor_count  ▁▂▄▅▇█     2,120      +400   ✖  overlap     error  overlap/train-eval: 120 of 320… │
+│ memory per epoch                            checks                                               │
+│ source         chart       last   Δ/epoch   ✖  checkpoint  error  checkpoint/optimizer-missing:… │
+│ rss_bytes      ▁▂▄▅▇█  305.0 MB  +21.0 MB   ✔  eval        ok                                    │
+│ tensor_bytes   ▁▂▄▅▇█   19.5 MB   +3.1 MB   ▲  memory      warning  memory/growth: list `all_lo… │
+│ tensors        ▁▂▄▅▇█     2,120      +400   ✖  overlap     error  overlap/train-eval: 120 of 32… │
+│ graph_bytes    ▁▂▄▅▇█    5.0 MB   +1.0 MB                                                        │
+│ graph_tensors  ▁▂▄▅▇█     1,000      +200                                                        │
 │                                                                                                  │
 │ newest findings                                                                                  │
-│ ep 4       warning  memory/growth       list `all_losses` in train() holds 1,200 new tensors (+… │
-│ ep 2       error    overlap/train-eval  120 of 320 samples served by val_loader are also served… │
-╰─────────────────────────────────────────────────────────────────── 1 error · 1 warning · 0 info ─╯
+│ ep 4       warning  memory/growth                 list `all_losses` in train() holds 1,200 new … │
+│ ep 2       error    checkpoint/optimizer-missing  checkpoint /ckpt/epoch2.pt holds no optimizer… │
+│ ep 2       error    overlap/train-eval            120 of 320 samples served by val_loader are a… │
+╰─────────────────────────────────────────────────────────────────── 2 error · 1 warning · 0 info ─╯
 """
 
 
@@ -54,16 +57,20 @@ def test_view_folds_the_event_stream():
     assert view.elapsed == 67.0
     assert [r["eval"] for r in view.eval_cadence()] == [0, 1, 0, 1, 0, 1]
     assert [r["train"] for r in view.eval_cadence()] == [1] * 6
-    series = view.memory_series()
-    assert set(series) == {"rss_bytes", "tensor_bytes", "tensor_count"}
-    assert series["tensor_count"] == [(e, 120.0 + 400 * (e - 1)) for e in range(1, 7)]
+    series = view.memory_series()   # epoch-end samples only: the sampler's 999 MB never shows
+    assert set(series) == {"rss_bytes", "tensor_bytes", "tensors", "graph_tensors", "graph_bytes"}
+    assert series["tensors"] == [(e, 120.0 + 400 * (e - 1)) for e in range(1, 7)]
+    assert max(v for _, v in series["rss_bytes"]) == 305_000_000
     assert view.checks["overlap"].severity == "error"
     assert view.checks["memory"].severity == "warning"
     assert view.checks["eval"].severity == "ok"
+    assert view.checks["checkpoint"].severity == "error"
     assert view.overlaps() == [{"label": "train_loader / val_loader", "count": 120.0, "total": 320.0,
                                 "severity": "error", "code": "overlap/train-eval"}]
     (ck,) = view.checkpoints
-    assert ck.held["optimizer"] is False and ck.epoch == 2
+    assert ck.held == {"model": "4 tensors", "optimizer": False, "scheduler": False, "scaler": False,
+                       "counters": "epoch"}
+    assert (ck.epoch, ck.step, ck.size_bytes, ck.verified) == (2, 100, 48_213, True)
 
 
 def test_a_finding_update_replaces_the_row_and_counts_updates():
@@ -82,8 +89,9 @@ def test_view_is_tolerant_of_unknown_kinds_missing_fields_and_a_truncated_log(tm
         {"kind": "from_the_future", "t": 6.0, "data": {"x": 1}},
         {"kind": "loader_pass_end", "data": {}},              # no t, no fields
         {"kind": "finding", "t": 7.0, "data": {"severity": "error"}},
-        {"kind": "memory_sample", "t": 8.0, "data": {"cuda": {"0": {"allocated": 1e9, "reserved": 2e9}},
-                                                       "nvml": {"0": {"used": 3e9}}, "epoch": 1}},
+        {"kind": "memory_sample", "t": 8.0, "data": {"at": "epoch_end", "epoch": 1, "rss": None, "cuda": [
+            {"device": 0, "allocated": 1e9, "reserved": 2e9, "num_ooms": 0, "total": 8e10}, "junk"],
+            "nvml": [{"device": 0, "used": 3e9, "total": 8e10}], "census_diff": {"count": 5}}},
         {"kind": "epoch_end", "t": 9.0, "data": {"epoch": "one"}},
         "not an event", {"no": "kind"},
     ]
@@ -91,9 +99,9 @@ def test_view_is_tolerant_of_unknown_kinds_missing_fields_and_a_truncated_log(tm
     view = RunView.from_log(path)
     assert view.events_bad == 3                               # two non-events + the truncated line
     assert view.status == "running" and view.epochs == 1
-    assert set(view.memory_series()) == {"cuda.0.allocated", "cuda.0.reserved", "nvml.0.used"}
+    assert set(view.memory_series()) == {"cuda:0 allocated", "cuda:0 reserved", "nvml:0 used"}
     text = render_text(view, 100)
-    assert "–" in text and "cuda.0.allocated" in text
+    assert "–" in text and "cuda:0 allocated" in text
     assert "1,000.0 MB" not in text and "1.0 GB" in text
 
 
@@ -109,7 +117,7 @@ def test_epoch_line_is_one_concise_line():
     line = epoch_line(RunView.from_events(sample_events()))
     assert "\n" not in line and len(line) < 160
     assert line.startswith("[watchdog] epoch 6 · steps 300")
-    assert "rss_bytes=305.0 MB" in line and "findings 1E 1W 0I" in line
+    assert "rss_bytes=305.0 MB" in line and "findings 2E 1W 0I" in line
 
 
 def test_helpers():

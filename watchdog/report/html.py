@@ -15,10 +15,9 @@ import tempfile
 from typing import Any, Iterable, Mapping
 
 from .._version import __version__
-from .view import DASH, RunView, fmt, fmt_bytes, fmt_value, is_bytes_series
+from .view import DASH, HELD_KINDS, RunView, fmt, fmt_bytes, fmt_value, is_bytes_series
 from .panels import fmt_duration, fmt_rate, source_order
 
-HELD_KINDS = ("model", "optimizer", "scheduler", "scaler", "counters")
 SEV_COLOR = {"error": "#c62828", "warning": "#b26a00", "info": "#1565c0", "ok": "#2e7d32",
              "disabled": "#6a1b9a"}
 PALETTE = ("#1565c0", "#c62828", "#2e7d32", "#6a1b9a", "#b26a00", "#00838f", "#ad1457", "#4e342e")
@@ -45,8 +44,8 @@ th,td{border:1px solid #d8dbe0;padding:4px 8px;text-align:left;vertical-align:to
 th{background:#eef0f3;font-weight:600;white-space:nowrap}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.mono{overflow-wrap:anywhere} td.nw{white-space:nowrap}
-.sev{white-space:nowrap}
-.yes{color:#2e7d32;font-weight:700}.no{color:#c62828;font-weight:700}
+.sev{white-space:nowrap} .sev-text-error{color:#c62828} .sev-text-warning{color:#b26a00}
+.yes{color:#2e7d32;font-weight:700}.no{color:#c62828;font-weight:700}.absent{color:#8a8f98}
 .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:12px}
 .chart{background:#fff;border:1px solid #d8dbe0;border-radius:6px;padding:8px}
 .chart .title{font-weight:600;font-size:13px;margin-bottom:2px;overflow-wrap:anywhere}
@@ -249,16 +248,35 @@ def _checkpoints(v: RunView) -> str:
         return "".join(out)
     extra = sorted({k for c in v.checkpoints for k in c.held} - set(HELD_KINDS))
     kinds = list(HELD_KINDS) + extra
-    out.append("<table><thead><tr><th>#</th><th>path</th><th>epoch</th><th>step</th><th>size</th>"
-               + "".join(f"<th>{esc(k)}</th>" for k in kinds) + "<th>verified</th></tr></thead><tbody>")
+    out.append("<p class=\"muted\">What each save held (✔ present, ✖ not in the file); whether that matters "
+               "is in the findings column.</p>")
+    out.append("<table><thead><tr><th>#</th><th>path</th><th>after epoch</th><th>step</th><th>size</th>"
+               + "".join(f"<th>{esc(k)}</th>" for k in kinds) + "<th>read back</th><th>findings</th></tr></thead><tbody>")
     for i, c in enumerate(v.checkpoints, 1):
         cells = "".join(f"<td class=\"nw\">{_held_cell(c.held.get(k))}</td>" for k in kinds)
+        codes = _checkpoint_findings(v, c.path)
+        verified = {True: '<span class="yes">✔ equal</span>', False: '<span class="no">✖ differs</span>'}.get(
+            c.verified, esc(c.verified) if c.verified is not None else DASH)
         out.append(f"<tr><td class=\"num\">{i}</td><td class=\"mono\">{esc(c.path)}</td>"
                    f"<td class=\"num\">{esc(c.epoch)}</td><td class=\"num\">{esc(c.step)}</td>"
                    f"<td class=\"num\">{esc(fmt_bytes(c.size_bytes))}</td>{cells}"
-                   f"<td>{_held_cell(c.verified)}</td></tr>")
+                   f"<td class=\"nw\">{verified}</td><td>{codes}</td></tr>")
     out.append("</tbody></table></section>")
     return "".join(out)
+
+
+def _checkpoint_findings(v: RunView, path: str | None) -> str:
+    """Codes of the checkpoint/resume findings that mention this file."""
+    if not path:
+        return DASH
+    codes = []
+    for f in v.findings_sorted():
+        if f.family not in ("checkpoint", "resume"):
+            continue
+        blob = _json(f.evidence) + " " + str(f.where) + " " + str(f.key) + " " + f.message
+        if path in blob or path.rsplit("/", 1)[-1] in blob:
+            codes.append(f'<code class="sev-text-{esc(f.severity)}">{esc(f.code)}</code>')
+    return " ".join(dict.fromkeys(codes)) or DASH
 
 
 def _passes(v: RunView) -> str:
@@ -378,7 +396,7 @@ def _held_cell(value: Any) -> str:
     if value is True:
         return '<span class="yes">✔</span>'
     if value is False:
-        return '<span class="no">✖ missing</span>'
+        return '<span class="absent">✖</span>'
     if value is None:
         return DASH
     if isinstance(value, Mapping):

@@ -22,7 +22,8 @@ SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan", "ok"
                   "disabled": "magenta"}
 SEVERITY_MARK = {"error": "✖", "warning": "▲", "info": "●", "ok": "✔", "disabled": "⊘"}
 # Sources shown first, in this order, when present (others follow alphabetically).
-PREFERRED_SOURCES = ("allocated", "reserved", "nvml", "rss", "tensor_bytes", "tensor_count")
+PREFERRED_SOURCES = ("allocated", "reserved", "inactive_split", "nvml", "rss", "tensor_bytes", "tensors",
+                     "tensor_count", "graph_bytes", "graph_tensors")
 
 
 def sparkline(values: list[float], width: int = 16) -> str:
@@ -61,7 +62,7 @@ def fmt_rate(rate: float | None) -> str:
 def source_order(names) -> list[str]:
     def key(n: str):
         for i, p in enumerate(PREFERRED_SOURCES):
-            if p in n:
+            if n == p or n.startswith(p) or n.endswith(" " + p):
                 return (i, n)
         return (len(PREFERRED_SOURCES), n)
     return sorted(names, key=key)

@@ -335,29 +335,35 @@ class RunView:
         self.phase = "done"
 
     def _on_memory_sample(self, t, d):
-        values = flatten_numeric(d)
-        at = str(d.get("at") or d.get("trigger") or d.get("reason") or "")
+        values = memory_values(d)
+        at = str(d.get("at") or d.get("trigger") or d.get("reason") or "")  # "epoch_end" | "sampler"
         self.memory.append(MemoryPoint(
             epoch=_int_or_none(d.get("epoch")),
             steps=_int_or_none(d.get("steps", d.get("step"))),
             t=t,
-            at_epoch_end=(at in ("epoch_end", "epoch")) or not at,
+            at_epoch_end=at in ("epoch_end", "epoch", ""),
             values=values,
         ))
 
     def _on_checkpoint_saved(self, t, d):
-        held = d.get("held") if isinstance(d.get("held"), Mapping) else {
-            k: d.get(k) for k in ("model", "optimizer", "scheduler", "scaler", "counters") if k in d
-        }
         self.checkpoints.append(CheckpointView(
-            path=_str_or_none(d.get("path") or d.get("target")),
-            held=dict(held),
+            path=_str_or_none(d.get("path") or d.get("file")) or _str_or_none(d.get("target")),
+            held=_held(d),
             epoch=_int_or_none(d.get("epoch", self.epochs)),
             step=_int_or_none(d.get("step", d.get("steps", self.steps))),
             t=t,
-            size_bytes=_int_or_none(d.get("size_bytes") or d.get("bytes")),
-            verified=d.get("verified", d.get("roundtrip")),
+            size_bytes=_int_or_none(d.get("size_bytes", d.get("bytes"))),
+            verified=d.get("verified"),
         ))
+
+    def _on_checkpoint_verified(self, t, d):
+        """The checkpoint check read a save back: mark the newest save of that file."""
+        path = _str_or_none(d.get("path"))
+        diffs = _int_or_none(d.get("differences"))
+        for c in reversed(self.checkpoints):
+            if path is None or c.path == path:
+                c.verified = (diffs == 0) if diffs is not None else d.get("ok")
+                break
 
     # ------------------------------------------------------------------ derived
     @property
@@ -457,6 +463,48 @@ def iter_log(path: pathlib.Path, view: RunView | None = None) -> Iterator[dict[s
                 view.events_bad += 1
 
 
+# Per-device CUDA allocator and NVML values worth a chart (the rest stays in the event log).
+_CUDA_CHARTED = ("allocated", "reserved", "inactive_split")
+_NVML_CHARTED = ("used",)
+_CENSUS_CHARTED = {"count": "tensors", "bytes": "tensor_bytes", "graph_count": "graph_tensors",
+                   "graph_bytes": "graph_bytes"}
+
+
+def memory_values(d: Mapping[str, Any]) -> dict[str, float]:
+    """The charted values of one memory_sample, one name per source.
+
+    The memory probe writes `rss` (bytes), `cuda` / `nvml` as lists of per-device dicts, and at
+    epoch end a live-tensor `census` (count, bytes, graph_count, graph_bytes). Anything else numeric
+    at the top level (other writers, older logs) is kept under its dotted name.
+    """
+    out: dict[str, float] = {}
+    for key, value in d.items():
+        if key in ("cuda", "nvml") and isinstance(value, list):
+            charted = _CUDA_CHARTED if key == "cuda" else _NVML_CHARTED
+            for i, dev in enumerate(value):
+                if not isinstance(dev, Mapping):
+                    continue
+                idx = dev.get("device", i)
+                for name in charted:
+                    v = _float_or_none(dev.get(name))
+                    if v is not None:
+                        out[f"{key}:{idx} {name}"] = v
+        elif key == "census" and isinstance(value, Mapping):
+            for name, label in _CENSUS_CHARTED.items():
+                v = _float_or_none(value.get(name))
+                if v is not None:
+                    out[label] = v
+        elif key == "rss":
+            v = _float_or_none(value)
+            if v is not None:
+                out["rss_bytes"] = v
+        elif key in _MEMORY_META_KEYS or key.endswith("_diff") or key in ("top", "culprits"):
+            continue
+        else:
+            out.update(flatten_numeric({key: value}))
+    return out
+
+
 def flatten_numeric(d: Any, prefix: str = "") -> dict[str, float]:
     """Numeric leaves of a memory sample as dotted names ("cuda.0.allocated": 1.2e9)."""
     out: dict[str, float] = {}
@@ -513,6 +561,41 @@ def _str_or_none(x) -> str | None:
     if x is None:
         return None
     return x if isinstance(x, str) else str(x)
+
+
+HELD_KINDS = ("model", "optimizer", "scheduler", "scaler", "counters")
+_HOLDS_LISTS = {"model": "weights", "optimizer": "optimizers", "scheduler": "schedulers", "scaler": "scalers",
+                "counters": "counters"}
+
+
+def _held(d: Mapping[str, Any]) -> dict[str, Any]:
+    """What a saved checkpoint held, per kind: True/False, or a short description.
+
+    Accepts `held` ({kind: bool}) or the checkpoint probe's inventory `holds`
+    ({weights: [...], optimizers: [...], schedulers: [...], scalers: [...], counters: [...]}).
+    """
+    held = d.get("held")
+    if isinstance(held, Mapping):
+        return dict(held)
+    holds = d.get("holds") or d.get("inventory")
+    if not isinstance(holds, Mapping):
+        return {k: d[k] for k in HELD_KINDS if k in d}
+    out: dict[str, Any] = {}
+    for kind, key in _HOLDS_LISTS.items():
+        items = holds.get(key)
+        if not isinstance(items, list):
+            continue
+        if not items:
+            out[kind] = False
+        elif kind == "model":
+            n = sum(_int_or_none(w.get("tensors")) or 0 for w in items if isinstance(w, Mapping))
+            out[kind] = f"{n} tensors" if n else True
+        elif kind == "counters":
+            keys = [str(c.get("key")) for c in items if isinstance(c, Mapping) and c.get("key") is not None]
+            out[kind] = ", ".join(keys) if keys else True
+        else:
+            out[kind] = True if len(items) == 1 else f"{len(items)}"
+    return out
 
 
 def _first_number(ev: Mapping[str, Any], keys) -> float | None:
