@@ -43,7 +43,7 @@ table{border-collapse:collapse;background:#fff;width:100%}
 th,td{border:1px solid #d8dbe0;padding:4px 8px;text-align:left;vertical-align:top;overflow-wrap:break-word}
 th{background:#eef0f3;font-weight:600;white-space:nowrap}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-td.mono{overflow-wrap:anywhere} td.nw{white-space:nowrap}
+td.mono{overflow-wrap:anywhere;min-width:12em} td.nw{white-space:nowrap}
 .sev{white-space:nowrap} .sev-text-error{color:#c62828} .sev-text-warning{color:#b26a00}
 .yes{color:#2e7d32;font-weight:700}.no{color:#c62828;font-weight:700}.absent{color:#8a8f98}
 .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:12px}
