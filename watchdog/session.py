@@ -238,7 +238,8 @@ class Run:
         if self.primary_train_loader is None:
             self.primary_train_loader = loader_info
             self.epoch_source = "loader"
-        if loader_info is self.primary_train_loader:
+        primary = self.primary_train_loader
+        if loader_info is primary or loader_info.dataset_id == primary.dataset_id:
             self._end_epoch("loader", loader_info.label)
 
     def mark_epoch(self) -> None:

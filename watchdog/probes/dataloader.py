@@ -67,6 +67,7 @@ class LoaderInfo:
         self.passes = 0
         self.iterable = loader._dataset_kind == torch_dataloader._DatasetKind.Iterable
         self.dataset_type = type(loader.dataset).__name__
+        self.dataset_id = id(loader.dataset)  # a new loader each epoch over one dataset is one stream
         self.dataset_size = dataset_len(loader.dataset)
         self.where: str | None = None
         self.unchecked: str | None = "iterable-dataset" if self.iterable else None
@@ -239,7 +240,8 @@ class DataLoaderProbe:
         if record is not None and not record.closed:
             record.abandoned = True
             self._end_pass(record)  # persistent workers: a new pass started before the last ended
-        stop = self.process_deferred()
+        self.process_deferred()
+        stop = run.take_pending_stop()
 
         info = self.loader_info(loader)
         frames = user_frames(4)
@@ -382,7 +384,7 @@ class DataLoaderProbe:
         if role == "train":
             run.training_pass_ended(info)
 
-    def process_deferred(self) -> Any:
+    def process_deferred(self) -> None:
         """Close passes abandoned mid-way (a ``break``), noticed when their iterator was dropped."""
         while self.deferred:
             record = self.deferred.pop(0)
@@ -390,7 +392,6 @@ class DataLoaderProbe:
                 self._end_pass(record)
             except Exception as exc:
                 self.run.internal_error("probe:dataloader", exc)
-        return self.run.take_pending_stop()
 
     def finish(self) -> None:
         """Run end: close what is still open (a pass cut short, or the exception's pass)."""
