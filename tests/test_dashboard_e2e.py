@@ -114,6 +114,40 @@ def test_live_dashboard_in_a_real_run_with_prints_logging_and_an_exception(tmp_p
     assert "exception" in html
 
 
+def test_live_view_follows_the_open_pass_of_a_real_loop(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(dashboard_mod, "display_mode", lambda stdout=None: "live")
+    ds = TensorDataset(torch.randn(96, 4), torch.randint(0, 2, (96,)))
+    train_loader = DataLoader(ds, batch_size=16)
+    val_loader = DataLoader(TensorDataset(torch.randn(64, 4), torch.randint(0, 2, (64,))), batch_size=16)
+    model = torch.nn.Linear(4, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    seen = []
+    with watchdog.watch(report_dir=tmp_path, summary=False) as run:
+        (probe,) = [p for p in run.probes if p.name == "presentation"]
+        dash = probe.dashboard
+        for epoch in range(2):
+            for i, (x, y) in enumerate(train_loader):
+                opt.zero_grad()
+                torch.nn.functional.cross_entropy(model(x), y).backward()
+                opt.step()
+                if epoch == 1 and i == 2:
+                    dash.tick()
+                    v = dash.view
+                    seen.append((v.phase, v.current_batches, v.current_total, v.epochs, v.steps))
+                    seen.append(re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", "".join(
+                        seg.text for line in dash._frame().lines for seg in line)))
+            with torch.no_grad():
+                for j, (x, _) in enumerate(val_loader):
+                    model(x)
+                    if epoch == 1 and j == 1:
+                        dash.tick()
+                        seen.append((dash.view.phase, dash.view.current_batches, dash.view.current_total))
+    assert seen[0] == ("train", 3, 6, 1, 9)
+    assert "train pass" in seen[1] and "3/6 batches" in seen[1] and "epoch 1" in seen[1]
+    assert seen[2] == ("eval", 2, 4)
+    assert dash.view.status == "ok" and dash.view.epochs == 2
+
+
 def test_ctrl_c_stops_the_dashboard_thread(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(dashboard_mod, "display_mode", lambda stdout=None: "live")
     real_stdout = sys.stdout

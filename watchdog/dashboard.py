@@ -89,6 +89,7 @@ class Dashboard:
         self._stopped = False
         self._failed = False
         self._pending_epoch_line = False
+        self._lines_lock = threading.Lock()
         self.frames = 0
         self.render_seconds = 0.0
         self._pid = os.getpid()
@@ -140,11 +141,13 @@ class Dashboard:
     # ------------------------------------------------------------------ event intake
     def on_event(self, event: Any) -> None:
         """Bus listener, called on the emitting (training) thread: O(1), never raises."""
-        if self._stopped or os.getpid() != self._pid:  # a forked DataLoader worker: not ours
+        if self._stopped or self._failed or os.getpid() != self._pid:  # forked worker: not ours
             return
         try:
             if self.mode == "lines":
-                self._lines_event(event)
+                # Events may come from other threads too (the memory sampler): one at a time.
+                with self._lines_lock:
+                    self._lines_event(event)
             else:
                 self._queue.append(event)
         except Exception as exc:  # pragma: no cover - defensive
@@ -177,7 +180,8 @@ class Dashboard:
         except Exception as exc:
             self._error(exc)
             self._teardown_live()
-            self.mode = "lines"
+            self._drain()
+            self.mode = "lines"  # what the Live could not show, the per-epoch lines will
         return self
 
     def stop(self) -> None:
@@ -190,8 +194,9 @@ class Dashboard:
         if t is not None and t is not threading.current_thread():
             t.join(timeout=5.0)
         if self.mode == "lines":
-            if self._pending_epoch_line:
-                self._print_epoch_line()
+            with self._lines_lock:
+                if self._pending_epoch_line:
+                    self._print_epoch_line()
             return
         try:
             self._drain()

@@ -24,6 +24,9 @@ def register_html_writer() -> None:
 class PresentationProbe:
     name = "presentation"
 
+    def __init__(self) -> None:
+        self.dashboard = None  # the run's Dashboard, when one was attached
+
     def install(self, run: "Run") -> None:
         try:
             register_html_writer()
@@ -35,5 +38,6 @@ class PresentationProbe:
             dashboard = Dashboard.for_run(run)
             if dashboard is not None:
                 run.patches.add_undo(dashboard.attach(), "dashboard")
+                self.dashboard = dashboard
         except Exception as exc:
             run.internal_error("dashboard", exc)
