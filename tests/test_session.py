@@ -256,3 +256,32 @@ def test_a_killed_run_still_leaves_its_report(tmp_path, signame, status):
     report = json.loads((out / "report.json").read_text())
     assert report["run"]["status"] == status
     assert report["summary"]["epochs"] == 2 or len(report["epochs"]) == 2
+
+
+def test_a_broken_dataloader_probe_is_switched_off_once(report_dir, monkeypatch):
+    from watchdog.probes import dataloader as probe_module
+
+    calls = []
+
+    def broken(*args, **kwargs):
+        calls.append(1)
+        raise RuntimeError("frame scan exploded")
+
+    monkeypatch.setattr(probe_module, "user_frames", broken)
+    ds = make_dataset(100)
+    with watchdog.watch(report_dir=report_dir, summary=False) as run:
+        model = make_model()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        for _ in range(3):
+            train_epoch(model, loader(ds), optimizer)
+    assert len(calls) == 1  # switched off after the first failure
+    assert [f.evidence["component"] for f in run.findings] == ["probe:dataloader"]
+    assert run.steps == 3 * 4
+
+
+def test_torchrun_ranks_write_separate_reports(tmp_path, monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with watchdog.watch(report_dir=tmp_path / "wd", summary=False):
+        pass
+    assert (tmp_path / "wd" / "rank1" / "report.json").exists()

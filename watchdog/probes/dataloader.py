@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from ..session import Run
 
 FLUSH_BATCHES = 4096
+COMPONENT = "probe:dataloader"
 ROLES = ("train", "eval", "ignore")
 _ROLE_ALIASES = {"val": "eval", "validation": "eval", "test": "eval", "training": "train"}
 
@@ -224,10 +225,12 @@ class DataLoaderProbe:
 
     def begin_pass(self, it: Any, loader: Any) -> None:
         stop = None
+        if COMPONENT in self.run.disabled:
+            return
         try:
             stop = self._begin_pass(it, loader)
         except Exception as exc:
-            self.run.internal_error("probe:dataloader", exc)
+            self.run.internal_error(COMPONENT, exc)
         if stop is not None:
             raise stop
 
@@ -302,7 +305,7 @@ class DataLoaderProbe:
         except Exception as exc:
             record.unchecked = "internal-error"
             record.sampled = _Discard()
-            self.run.internal_error("probe:dataloader", exc)
+            self.run.internal_error(COMPONENT, exc)
 
     def _flush(self, record: PassRecord) -> None:
         count = record.consumed - record.flushed
@@ -339,7 +342,7 @@ class DataLoaderProbe:
             self._end_pass(record)
             self.process_deferred()
         except Exception as exc:
-            self.run.internal_error("probe:dataloader", exc)
+            self.run.internal_error(COMPONENT, exc)
         return self.run.take_pending_stop()
 
     def classify(self, record: PassRecord) -> str:
@@ -391,7 +394,7 @@ class DataLoaderProbe:
             try:
                 self._end_pass(record)
             except Exception as exc:
-                self.run.internal_error("probe:dataloader", exc)
+                self.run.internal_error(COMPONENT, exc)
 
     def finish(self) -> None:
         """Run end: close what is still open (a pass cut short, or the exception's pass)."""
