@@ -77,6 +77,20 @@ def test_jupyter_without_ipywidgets_steps_aside(monkeypatch):
     assert display_mode(io.StringIO()) == "jupyter"
 
 
+def test_only_rank_0_of_a_torchrun_job_shows_a_dashboard(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "2")
+    assert display_mode(Tty()) == "off"
+
+    class Run:
+        class options:
+            dashboard = None
+
+    assert Dashboard.for_run(Run()) is None
+    monkeypatch.setenv("RANK", "0")
+    assert display_mode(Tty()) == "live"
+
+
 def test_refresh_rate_is_capped_at_2_hz():
     assert Dashboard(mode="lines", refresh_hz=10).refresh_hz == 2.0
     assert Dashboard(mode="lines").refresh_hz == 1.0

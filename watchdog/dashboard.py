@@ -14,6 +14,7 @@ Modes (`display_mode()`):
 - ``jupyter``: inside a notebook with ipywidgets installed; rich renders into a widget.
 - ``lines``: anything else (CI, a file, a notebook without ipywidgets): no Live at all, one concise
   line per epoch on stderr.
+- ``off``: a torchrun process other than rank 0 (all ranks share one terminal).
 """
 from __future__ import annotations
 
@@ -50,8 +51,16 @@ def _has_ipywidgets() -> bool:
     return True
 
 
+def _secondary_rank() -> bool:
+    """A torchrun process other than rank 0: its terminal is shared with rank 0's."""
+    rank, world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
+    return bool(world and world.isdigit() and int(world) > 1 and rank not in (None, "0"))
+
+
 def display_mode(stdout: Any = None) -> str:
-    """'live', 'jupyter' or 'lines' for the given stdout (default: the current sys.stdout)."""
+    """'live', 'jupyter', 'lines' or 'off' for the given stdout (default: the current sys.stdout)."""
+    if _secondary_rank():
+        return "off"  # one dashboard per terminal: rank 0's
     if in_jupyter():
         return "jupyter" if _has_ipywidgets() else "lines"
     stream = sys.stdout if stdout is None else stdout
@@ -102,7 +111,8 @@ class Dashboard:
         """The dashboard a run asked for (`dashboard=False` / `--no-dashboard`: none)."""
         if getattr(getattr(run, "options", None), "dashboard", None) is False:
             return None
-        return cls(run, **kwargs)
+        dashboard = cls(run, **kwargs)
+        return None if dashboard.mode == "off" else dashboard
 
     def attach(self) -> Callable[[], None]:
         """Subscribe to the run's events and start; returns the idempotent undo."""
