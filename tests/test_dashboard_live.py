@@ -261,3 +261,20 @@ def test_in_a_real_terminal_prints_and_logs_stay_intact(tmp_path):
         assert f"user print {e}\r\n" in out and f"LOG user log {e}\r\n" in out
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out)
     assert "╭─ watchdog" in plain and "DONE frames" in plain
+
+
+def test_fallback_with_mark_epoch_prints_each_epoch_when_its_memory_sample_arrives():
+    out = io.StringIO()
+    d = Dashboard(mode="lines", line_stream=out)
+    d.start()
+    d.on_event({"kind": "run_start", "t": 0.0, "data": {}})
+    for e in range(3):
+        d.on_event({"kind": "epoch_end", "t": 1.0 + e, "data": {"epoch": e, "epochs_completed": e + 1,
+                                                                "steps": 10 * (e + 1), "source": "mark"}})
+        assert len(out.getvalue().splitlines()) == e   # waits for the memory sample
+        d.on_event({"kind": "memory_sample", "t": 1.0 + e, "data": {"at": "epoch_end", "epoch": e + 1,
+                                                                    "rss": 1e8 * (e + 1)}})
+        assert len(out.getvalue().splitlines()) == e + 1
+    d.stop()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3 and "rss_bytes=300.0 MB" in lines[-1]

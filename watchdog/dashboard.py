@@ -73,8 +73,8 @@ def display_mode(stdout: Any = None) -> str:
 class Dashboard:
     """Live dashboard for one run.
 
-    `attach(add_listener)` subscribes to the run's events; `start()` starts the display (or the
-    line-per-epoch fallback); `stop()` is idempotent and safe from any exit path.
+    `attach()` subscribes to the run's events and starts the display (or the line-per-epoch
+    fallback); its undo, like `stop()`, is idempotent and safe from any exit path.
     """
 
     def __init__(self, run: Any = None, *, mode: str | None = None, console: Any = None,
@@ -98,6 +98,7 @@ class Dashboard:
         self._stopped = False
         self._failed = False
         self._pending_epoch_line = False
+        self._pending_source: Any = None
         self._lines_lock = threading.Lock()
         self.frames = 0
         self.render_seconds = 0.0
@@ -312,19 +313,29 @@ class Dashboard:
 
     # ------------------------------------------------------------------ the fallback
     def _lines_event(self, event: Any) -> None:
-        kind = event.get("kind") if isinstance(event, dict) else getattr(event, "kind", None)
+        """Fold the event; print the epoch's line once what belongs to the epoch has arrived.
+
+        An epoch closed by a training pass is usually followed by its evaluation pass, so its line
+        waits for the next training pass (or the next epoch end, or the run's end). An epoch marked
+        with `watchdog.mark_epoch()` prints as soon as its memory sample is in.
+        """
+        if isinstance(event, dict):
+            kind, data = event.get("kind"), event.get("data")
+        else:
+            kind, data = getattr(event, "kind", None), getattr(event, "data", None)
+        data = data if isinstance(data, dict) else {}
         if self._pending_epoch_line and kind in ("epoch_end", "run_end"):
             self._print_epoch_line()
-        elif self._pending_epoch_line and kind == "loader_pass_start":
-            self.view.apply(event)
-            if self.view.phase == "train":  # the next training pass begins: the epoch is complete
-                self._print_epoch_line()
-            return
         self.view.apply(event)
         if kind == "epoch_end":
             self._pending_epoch_line = True
-        elif kind == "run_end":
-            self._pending_epoch_line = False
+            self._pending_source = data.get("source")
+        elif not self._pending_epoch_line:
+            return
+        elif kind == "loader_pass_start" and self.view.phase == "train":
+            self._print_epoch_line()  # the next training pass begins: the epoch is complete
+        elif kind == "memory_sample" and data.get("at") == "epoch_end" and self._pending_source == "mark":
+            self._print_epoch_line()
 
     def _print_epoch_line(self) -> None:
         self._pending_epoch_line = False
