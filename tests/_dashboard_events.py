@@ -50,18 +50,19 @@ def sample_events(epochs: int = 6, eval_every: int = 2, hostile: bool = False) -
                              "overlap": 120, "eval_samples": 320, "train_samples": 1600},
                 "where": None, "epoch": 2, "step": steps, "time": t, "key": "train_loader|val_loader"}})
             ckpt = name("/ckpt/epoch2.pt")
-            ev.append({"kind": "checkpoint_saved", "t": t, "data": {
+            ev.append({"kind": "checkpoint_saved", "t": t, "data": {   # as the checkpoint probe writes it
                 "target": "path", "path": ckpt, "dir": "/ckpt", "bytes": 48_213, "steps": steps,
-                "where": "train.py:40",
-                "holds": {"top_type": "dict", "weights": [{"path": "model_state_dict", "tensors": 4}],
-                          "optimizers": [], "schedulers": [], "scalers": [],
-                          "counters": [{"path": "epoch", "key": "epoch", "value": 2}]}}})
+                "where": "train.py:40"}})
             ev.append({"kind": "checkpoint_verified", "t": t, "data": {
                 "file": ckpt, "path": ckpt, "bytes": 48_213, "seconds": 0.004, "differences": 0}})
             ev.append({"kind": "finding", "t": t, "data": {
                 "code": "checkpoint/optimizer-missing", "severity": "error",
                 "message": "checkpoint " + ckpt + " holds no optimizer state: Adam moments lost",
-                "fix": "save optimizer.state_dict()", "evidence": {"path": ckpt}, "where": "train.py:40",
+                "fix": "save optimizer.state_dict()", "where": "train.py:40",
+                "evidence": {"checkpoint": ckpt.rsplit("/", 1)[-1], "directory": "/ckpt", "saved_parts": [
+                    {"top_type": "dict", "weights": [{"path": "model_state_dict", "tensors": 4}],
+                     "optimizers": [], "schedulers": [], "scalers": [],
+                     "counters": [{"path": "epoch", "key": "epoch", "value": 2}]}]},
                 "epoch": 2, "step": steps, "time": t, "key": ckpt}})
         if e == 3:
             ev.append({"kind": "finding", "t": t, "data": {

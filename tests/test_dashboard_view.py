@@ -71,6 +71,21 @@ def test_view_folds_the_event_stream():
     assert ck.held == {"model": "4 tensors", "optimizer": False, "scheduler": False, "scaler": False,
                        "counters": "epoch"}
     assert (ck.epoch, ck.step, ck.size_bytes, ck.verified) == (2, 100, 48_213, True)
+    assert ck.codes == {"checkpoint/optimizer-missing": "error"}
+
+
+def test_checkpoint_holds_in_the_save_event_itself():
+    view = RunView.from_events([
+        {"kind": "checkpoint_saved", "t": 1.0, "data": {"path": "/c/a.pt", "bytes": 10, "steps": 5, "holds": {
+            "weights": [{"tensors": 2}, {"tensors": 3}], "optimizers": [{"path": "opt"}],
+            "schedulers": [{"path": "s1"}, {"path": "s2"}], "scalers": [], "counters": []}}},
+        {"kind": "checkpoint_saved", "t": 2.0, "data": {"path": "/c/b.pt", "held": {"model": True, "optimizer": False}}},
+        {"kind": "checkpoint_verified", "t": 3.0, "data": {"path": "/c/a.pt", "differences": 2}},
+    ])
+    a, b = view.checkpoints
+    assert a.held == {"model": "5 tensors", "optimizer": True, "scheduler": "2", "scaler": False, "counters": False}
+    assert a.verified is False and b.verified is None
+    assert b.held == {"model": True, "optimizer": False}
 
 
 def test_a_finding_update_replaces_the_row_and_counts_updates():

@@ -253,8 +253,9 @@ def _checkpoints(v: RunView) -> str:
     out.append("<table><thead><tr><th>#</th><th>path</th><th>after epoch</th><th>step</th><th>size</th>"
                + "".join(f"<th>{esc(k)}</th>" for k in kinds) + "<th>read back</th><th>findings</th></tr></thead><tbody>")
     for i, c in enumerate(v.checkpoints, 1):
-        cells = "".join(f"<td class=\"nw\">{_held_cell(c.held.get(k))}</td>" for k in kinds)
-        codes = _checkpoint_findings(v, c.path)
+        cells = "".join(f"<td class=\"nw\">{_held_cell(c.held.get(k), _flagged(c.codes, k))}</td>"
+                        for k in kinds)
+        codes = _checkpoint_findings(v, c)
         verified = {True: '<span class="yes">✔ equal</span>', False: '<span class="no">✖ differs</span>'}.get(
             c.verified, esc(c.verified) if c.verified is not None else DASH)
         out.append(f"<tr><td class=\"num\">{i}</td><td class=\"mono\">{esc(c.path)}</td>"
@@ -265,18 +266,24 @@ def _checkpoints(v: RunView) -> str:
     return "".join(out)
 
 
-def _checkpoint_findings(v: RunView, path: str | None) -> str:
-    """Codes of the checkpoint/resume findings that mention this file."""
-    if not path:
+def _checkpoint_findings(v: RunView, c: Any) -> str:
+    """Codes of the checkpoint/resume findings that named this file."""
+    codes = dict(c.codes)
+    if not codes and c.path:
+        base = c.path.rsplit("/", 1)[-1]
+        for f in v.findings_sorted():
+            if f.family in ("checkpoint", "resume"):
+                blob = _json(f.evidence) + " " + str(f.where) + " " + str(f.key) + " " + f.message
+                if c.path in blob or base in blob:
+                    codes[f.code] = f.severity
+    if not codes:
         return DASH
-    codes = []
-    for f in v.findings_sorted():
-        if f.family not in ("checkpoint", "resume"):
-            continue
-        blob = _json(f.evidence) + " " + str(f.where) + " " + str(f.key) + " " + f.message
-        if path in blob or path.rsplit("/", 1)[-1] in blob:
-            codes.append(f'<code class="sev-text-{esc(f.severity)}">{esc(f.code)}</code>')
-    return " ".join(dict.fromkeys(codes)) or DASH
+    return " ".join(f'<code class="sev-text-{esc(sev)}">{esc(code)}</code>' for code, sev in codes.items())
+
+
+def _flagged(codes: Mapping[str, str], kind: str) -> bool:
+    """Whether a finding about this save is about this kind of state (e.g. missing-optimizer-state)."""
+    return any(kind in code.split("/", 1)[-1] for code in codes)
 
 
 def _passes(v: RunView) -> str:
@@ -392,11 +399,11 @@ def overlap_chart(rows: list[dict[str, Any]], width: int = 640) -> str:
 
 
 # ---------------------------------------------------------------------- helpers
-def _held_cell(value: Any) -> str:
+def _held_cell(value: Any, flagged: bool = False) -> str:
     if value is True:
         return '<span class="yes">✔</span>'
     if value is False:
-        return '<span class="absent">✖</span>'
+        return '<span class="no">✖ missing</span>' if flagged else '<span class="absent">✖</span>'
     if value is None:
         return DASH
     if isinstance(value, Mapping):

@@ -118,6 +118,7 @@ class CheckpointView:
     t: float | None
     size_bytes: int | None = None
     verified: Any = None
+    codes: dict = field(default_factory=dict)  # finding codes that named this file -> severity
 
 
 @dataclass
@@ -305,11 +306,37 @@ class RunView:
         self.findings[k] = f
         self.recent_keys.pop(k, None)
         self.recent_keys[k] = None
+        self._link_checkpoint(f)
         name = f.check or self._check_for_family(f.family)
         st = self.checks.setdefault(name, CheckStatus(name))
         if st.severity != "disabled" and SEVERITY_RANK.get(f.severity, 1) >= SEVERITY_RANK.get(st.severity, 0):
             st.severity = f.severity
             st.message = f"{f.code}: {f.message}"
+
+    def _link_checkpoint(self, f: FindingView) -> None:
+        """A checkpoint finding names its file (evidence `checkpoint`, `directory`) and may carry
+        the inventory of what the save held (`saved_parts`): attach both to that save's row."""
+        ev = f.evidence if isinstance(f.evidence, Mapping) else {}
+        name = ev.get("checkpoint") or ev.get("file") or ev.get("path")
+        if not isinstance(name, str) or not self.checkpoints:
+            return
+        directory = ev.get("directory")
+        for c in reversed(self.checkpoints):
+            if c.path is None:
+                continue
+            if c.path == name or (isinstance(directory, str) and c.path == f"{directory.rstrip('/')}/{name}") \
+                    or (directory is None and c.path.rsplit("/", 1)[-1] == name):
+                c.codes[f.code] = f.severity
+                parts = ev.get("saved_parts")
+                if isinstance(parts, list) and not c.held:
+                    merged: dict[str, Any] = {}
+                    for part in parts:
+                        if isinstance(part, Mapping):
+                            for kind, value in _held({"holds": part}).items():
+                                if value or kind not in merged:
+                                    merged[kind] = value
+                    c.held = merged
+                return
 
     def _check_for_family(self, family: str) -> str:
         for name in self.checks:
