@@ -55,25 +55,38 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     train(300, Counters(), None)  # warm-up
-    plain, watched, frames, render = [], [], 0, 0.0
-    for _ in range(args.rounds):
-        plain.append(train(args.steps, Counters(), None))
+    plain, watched, ratios, frames, render = [], [], [], 0, 0.0
+
+    def with_dashboard() -> float:
+        nonlocal frames, render
         c = Counters()
         console = Console(file=io.StringIO(), width=120, height=30, force_terminal=True,
                           color_system="truecolor")
         d = Dashboard(c, mode="live", console=console, refresh_hz=args.hz)
         d.start()
         try:
-            watched.append(train(args.steps, c, d))
+            return train(args.steps, c, d)
         finally:
             d.stop()
-        frames += d.frames
-        render += d.render_seconds
+            frames += d.frames
+            render += d.render_seconds
+
+    for r in range(args.rounds):  # alternate the order, so drift does not favour one side
+        if r % 2:
+            w = with_dashboard()
+            p = train(args.steps, Counters(), None)
+        else:
+            p = train(args.steps, Counters(), None)
+            w = with_dashboard()
+        plain.append(p)
+        watched.append(w)
+        ratios.append(w / p)
     p, w = statistics.median(plain), statistics.median(watched)
     print(f"steps/round {args.steps}, rounds {args.rounds}, refresh {min(args.hz, 2.0)} Hz, torch threads 1")
     print(f"without dashboard: {p * 1e6 / args.steps:.1f} us/step (median of rounds)")
     print(f"with dashboard:    {w * 1e6 / args.steps:.1f} us/step")
-    print(f"ratio with/without: {w / p:.4f}")
+    print(f"ratio with/without: {statistics.median(ratios):.4f} (median of per-round ratios; "
+          f"range {min(ratios):.3f}-{max(ratios):.3f})")
     print(f"render: {frames} frames, {1e3 * render / max(frames, 1):.2f} ms/frame "
           f"({100 * render / max(sum(watched), 1e-9):.2f}% of the watched wall time)")
 

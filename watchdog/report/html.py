@@ -47,7 +47,7 @@ td.mono{overflow-wrap:anywhere;min-width:12em} td.nw{white-space:nowrap}
 .sev{white-space:nowrap} .sev-text-error{color:#c62828} .sev-text-warning{color:#b26a00}
 .yes{color:#2e7d32;font-weight:700}.no{color:#c62828;font-weight:700}.absent{color:#8a8f98}
 .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:12px}
-.chart{background:#fff;border:1px solid #d8dbe0;border-radius:6px;padding:8px}
+.chart{background:#fff;border:1px solid #d8dbe0;border-radius:6px;padding:8px;overflow-x:auto}
 .chart .title{font-weight:600;font-size:13px;margin-bottom:2px;overflow-wrap:anywhere}
 svg text{font-family:system-ui,sans-serif;font-size:10px;fill:#556}
 footer{margin:30px 0 10px;color:#889;font-size:12px}
