@@ -278,3 +278,32 @@ def test_fallback_with_mark_epoch_prints_each_epoch_when_its_memory_sample_arriv
     d.stop()
     lines = out.getvalue().splitlines()
     assert len(lines) == 3 and "rss_bytes=300.0 MB" in lines[-1]
+
+
+def test_user_output_is_printed_verbatim_and_a_progress_bar_line_once():
+    out = io.StringIO()
+    # The console the dashboard makes for itself (not a capture console): markup, emoji and
+    # highlighting off, so the user's text comes out as written.
+    d = Dashboard(Counters(), mode="live", refresh_hz=2)
+    real = sys.stdout
+    sys.stdout = Tty()
+    try:
+        d.start()
+        print("[red]not markup[/red] :smile: 12.5 it/s")
+        for i in range(1, 4):
+            sys.stdout.write(f"\rprogress {i}/3")
+            sys.stdout.flush()
+        assert sys.stdout.pending == "progress 3/3"
+        d.tick()                                   # the pending bar is drawn under the panel
+        sys.stdout.write("\n")
+        assert sys.stdout.pending == ""
+        d.stop()
+        out = d._console.file.getvalue()
+    finally:
+        sys.stdout = real
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out)
+    assert "[red]not markup[/red] :smile: 12.5 it/s\n" in plain
+    assert "\x1b[1;36m12.5" not in out              # no number highlighting of user text
+    printed = [ln for ln in plain.splitlines() if ln.startswith("progress")]
+    assert set(printed) == {"progress 3/3"}        # drawn under the panel, then printed when done
+    assert "progress" not in plain.split("╭")[-1]  # the final frame no longer holds it

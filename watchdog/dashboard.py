@@ -26,6 +26,8 @@ import time
 from collections import deque
 from typing import Any, Callable
 
+from rich.file_proxy import FileProxy
+
 from .report.panels import DashboardRenderable, epoch_line
 from .report.view import CheckStatus, RunView
 
@@ -176,15 +178,19 @@ class Dashboard:
             from rich.live import Live
 
             if self._console is None:
+                # The user's output passes through this console: never read it as markup or
+                # emoji codes, never recolour it.
+                plain = dict(markup=False, highlight=False, emoji=False)
                 if self.mode == "jupyter":
-                    self._console = Console(force_jupyter=True)
+                    self._console = Console(force_jupyter=True, **plain)
                 else:
                     # An explicit file: rich's proxies (installed by Live) print through the console.
-                    self._console = Console(file=sys.stdout, force_terminal=True)
+                    self._console = Console(file=sys.stdout, force_terminal=True, **plain)
             self._live = Live(self._frame(), console=self._console, auto_refresh=False,
                               redirect_stdout=True, redirect_stderr=True, transient=False)
             old_out, old_err = sys.stdout, sys.stderr
             self._live.start(refresh=True)
+            self._install_line_proxies()
             self._swap_logging_streams(old_out, old_err)
             self._thread = threading.Thread(target=self._loop, name="watchdog-dashboard", daemon=True)
             self._thread.start()
@@ -258,8 +264,23 @@ class Dashboard:
         redraws must then cost a copy of segments, not a layout of tables.
         """
         console = self._console
-        lines = console.render_lines(DashboardRenderable(self.view), console.options, pad=False)
+        renderable: Any = DashboardRenderable(self.view)
+        pending = [p.pending for p in (sys.stdout, sys.stderr) if isinstance(p, LineProxy) and p.pending]
+        if pending:
+            from rich.console import Group
+            from rich.text import Text
+
+            renderable = Group(renderable, *(Text.from_ansi(line, no_wrap=True, overflow="ellipsis")
+                                             for line in pending))
+        lines = console.render_lines(renderable, console.options, pad=False)
         return FrozenFrame(lines)
+
+    def _install_line_proxies(self) -> None:
+        """Replace rich's stdout/stderr proxies by ones that hold a `\r`-redrawn line (tqdm)."""
+        for name in ("stdout", "stderr"):
+            current = getattr(sys, name)
+            if type(current) is FileProxy:
+                setattr(sys, name, LineProxy(self._console, current.rich_proxied_file))
 
     def _drain(self) -> None:
         q = self._queue
@@ -388,6 +409,32 @@ class Dashboard:
                 self.run.internal_error("dashboard", exc)
         except Exception:
             pass
+
+
+class LineProxy(FileProxy):
+    """rich's FileProxy, except for a line that redraws itself with `\r` (a tqdm bar).
+
+    rich prints whatever is buffered at each flush() as a new line above the live display, so a
+    progress bar would print one line per update. Here the latest state of such a line is kept as
+    `pending` (drawn under the dashboard) and printed once, when its newline comes.
+    """
+
+    pending = ""
+
+    def write(self, text: str) -> int:
+        n = super().write(text)
+        if "\n" in text:
+            self.pending = ""
+        return n
+
+    def flush(self) -> None:
+        buffer = self._FileProxy__buffer  # type: ignore[attr-defined]
+        partial = "".join(buffer)
+        if "\r" in partial:
+            self.pending = partial.rsplit("\r", 1)[-1]
+            buffer[:] = ["\r" + self.pending]
+            return
+        super().flush()
 
 
 class FrozenFrame:
