@@ -159,7 +159,8 @@ class RunView:
     total_epochs: int | None = None
     passes: list[PassView] = field(default_factory=list)
     epoch_ends: list[tuple[int, int | None, float | None]] = field(default_factory=list)
-    memory: list[MemoryPoint] = field(default_factory=list)
+    memory: list[MemoryPoint] = field(default_factory=list)          # epoch-end samples
+    memory_recent: deque = field(default_factory=lambda: deque(maxlen=600))  # in-epoch samples
     findings: dict[tuple[str, str], FindingView] = field(default_factory=dict)
     recent_keys: dict = field(default_factory=dict)  # (code, key) in order of last report
     checks: dict[str, CheckStatus] = field(default_factory=dict)
@@ -364,13 +365,15 @@ class RunView:
     def _on_memory_sample(self, t, d):
         values = memory_values(d)
         at = str(d.get("at") or d.get("trigger") or d.get("reason") or "")  # "epoch_end" | "sampler"
-        self.memory.append(MemoryPoint(
+        point = MemoryPoint(
             epoch=_int_or_none(d.get("epoch")),
             steps=_int_or_none(d.get("steps", d.get("step"))),
             t=t,
             at_epoch_end=at in ("epoch_end", "epoch", ""),
             values=values,
-        ))
+        )
+        # The background sampler writes about one sample a second: keep only the recent ones.
+        (self.memory if point.at_epoch_end else self.memory_recent).append(point)
 
     def _on_checkpoint_saved(self, t, d):
         self.checkpoints.append(CheckpointView(
@@ -434,7 +437,7 @@ class RunView:
     def memory_series(self) -> dict[str, list[tuple[int, float]]]:
         """Per source, one value per epoch: the epoch-end sample (the last one of each epoch)."""
         per_epoch: dict[int, MemoryPoint] = {}
-        pts = [p for p in self.memory if p.at_epoch_end] or self.memory
+        pts = self.memory or list(self.memory_recent)
         for i, p in enumerate(pts):
             e = p.epoch if p.epoch is not None else i
             per_epoch[e] = p
