@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import html.parser
-import os
-import pathlib
 import shutil
 import subprocess
 import tempfile

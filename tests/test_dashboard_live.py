@@ -235,8 +235,6 @@ def test_not_a_terminal_even_with_force_color_gives_lines_not_frames(tmp_path):
 
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
 def test_in_a_real_terminal_prints_and_logs_stay_intact(tmp_path):
-    import pty  # noqa: F401  (POSIX only)
-
     master, slave = os.openpty()
     env = dict(os.environ, COLUMNS="120", LINES="40")
     env.pop("FORCE_COLOR", None)

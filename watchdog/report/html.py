@@ -15,7 +15,7 @@ import tempfile
 from typing import Any, Iterable, Mapping
 
 from .._version import __version__
-from .view import DASH, HELD_KINDS, RunView, fmt, fmt_bytes, fmt_value, is_bytes_series
+from .view import DASH, HELD_KINDS, RunView, fmt, fmt_bytes, is_bytes_series
 from .panels import fmt_duration, fmt_rate, source_order
 
 SEV_COLOR = {"error": "#c62828", "warning": "#b26a00", "info": "#1565c0", "ok": "#2e7d32",

@@ -5,7 +5,6 @@ owns the Live display and decides when these are drawn.
 """
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from rich.console import Group
@@ -15,7 +14,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from .view import DASH, RunView, fmt, fmt_bytes, fmt_value, is_bytes_series
+from .view import DASH, RunView, fmt_bytes, fmt_value, is_bytes_series
 
 SPARKS = "▁▂▃▄▅▆▇█"
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan", "ok": "green",
