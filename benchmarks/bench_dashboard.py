@@ -87,8 +87,34 @@ def main() -> None:
     print(f"with dashboard:    {w * 1e6 / args.steps:.1f} us/step")
     print(f"ratio with/without: {statistics.median(ratios):.4f} (median of per-round ratios; "
           f"range {min(ratios):.3f}-{max(ratios):.3f})")
+    print(f"loss watch: +{backward_wrapper_cost():.0f} ns per backward() (wrapper call + weakref)")
     print(f"render: {frames} frames, {1e3 * render / max(frames, 1):.2f} ms/frame "
           f"({100 * render / max(sum(watched), 1e-9):.2f}% of the watched wall time)")
+
+
+def backward_wrapper_cost(n: int = 300_000) -> float:
+    """ns per call added by the loss watch's backward() wrapper (a call and a weakref)."""
+    import timeit
+    import types
+
+    from watchdog.probes.presentation import PresentationProbe
+
+    calls = []
+    fake_autograd = types.SimpleNamespace(backward=lambda *a, **k: None)
+    run = types.SimpleNamespace(patches=types.SimpleNamespace(
+        setattr=lambda owner, name, value: calls.append(value)))
+    dash = types.SimpleNamespace(loss_ref=[None])
+    real = torch.autograd
+    torch.autograd = fake_autograd  # wrap a no-op instead of the real backward
+    try:
+        PresentationProbe._watch_loss(run, dash)
+    finally:
+        torch.autograd = real
+    wrapped, plain = calls[0], fake_autograd.backward
+    x = torch.ones(1, requires_grad=True)
+    a = min(timeit.repeat(lambda: plain(x, None, False, False, inputs=None), number=n, repeat=5))
+    b = min(timeit.repeat(lambda: wrapped(x, None, False, False, inputs=None), number=n, repeat=5))
+    return (b - a) / n * 1e9
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import weakref
 
 import pytest
 import torch
@@ -122,18 +123,21 @@ def test_live_view_follows_the_open_pass_of_a_real_loop(tmp_path, monkeypatch, c
     model = torch.nn.Linear(4, 2)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     seen = []
+    original_backward = torch.autograd.backward
     with watchdog.watch(report_dir=tmp_path, summary=False) as run:
         (probe,) = [p for p in run.probes if p.name == "presentation"]
         dash = probe.dashboard
         for epoch in range(2):
             for i, (x, y) in enumerate(train_loader):
                 opt.zero_grad()
-                torch.nn.functional.cross_entropy(model(x), y).backward()
+                loss = torch.nn.functional.cross_entropy(model(x), y)
+                loss.backward()
                 opt.step()
                 if epoch == 1 and i == 2:
                     dash.tick()
                     v = dash.view
                     seen.append((v.phase, v.current_batches, v.current_total, v.epochs, v.steps))
+                    assert v.loss == loss.item() and v.loss_note is None  # a CPU loss: read
                     seen.append(re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", "".join(
                         seg.text for line in dash._frame().lines for seg in line)))
             with torch.no_grad():
@@ -142,8 +146,15 @@ def test_live_view_follows_the_open_pass_of_a_real_loop(tmp_path, monkeypatch, c
                     if epoch == 1 and j == 1:
                         dash.tick()
                         seen.append((dash.view.phase, dash.view.current_batches, dash.view.current_total))
+        # A loss on an accelerator is never read (no device wait): the dashboard says so.
+        meta_loss = torch.empty((), device="meta")
+        dash.loss_ref[0] = weakref.ref(meta_loss)
+        dash.tick()
+        assert dash.view.loss is None and dash.view.loss_note == "on meta: not read, no sync"
+    assert torch.autograd.backward is original_backward   # the loss watch was undone
     assert seen[0] == ("train", 3, 6, 1, 9)
     assert "train pass" in seen[1] and "3/6 batches" in seen[1] and "epoch 1" in seen[1]
+    assert "loss " in seen[1]
     assert seen[2] == ("eval", 2, 4)
     assert dash.view.status == "ok" and dash.view.epochs == 2
 

@@ -106,6 +106,7 @@ class Dashboard:
         self.render_seconds = 0.0
         self._pid = os.getpid()
         self._totals: dict[str, int | None] = {}
+        self.loss_ref: list[Any] = [None]  # a weakref to the last backward()'s tensor (the probe's)
         if run is not None:
             self._seed_from_run(run)
 
@@ -297,6 +298,7 @@ class Dashboard:
         v = self.view
         v.sample(self._clock(), steps if isinstance(steps, int) else None,
                  epoch if isinstance(epoch, int) else None)
+        self._sample_loss()
         passes = getattr(run, "open_passes", None)
         record = passes[-1] if passes else None
         if record is None or v.phase == "done":
@@ -314,6 +316,23 @@ class Dashboard:
         consumed = getattr(record, "consumed", None)
         v.current_batches = consumed if isinstance(consumed, int) else None
         v.current_total = self._total_batches(info)
+
+    def _sample_loss(self) -> None:
+        """The last loss backward() started from: read only if it is a one-element CPU tensor.
+
+        A loss on an accelerator is never read (that would wait for the device); the dashboard
+        says where it is instead.
+        """
+        ref = self.loss_ref[0]
+        tensor = ref() if ref is not None else None
+        torch = sys.modules.get("torch")
+        if tensor is None or torch is None or not isinstance(tensor, torch.Tensor) or tensor.numel() != 1:
+            return
+        v = self.view
+        if tensor.device.type == "cpu":
+            v.loss, v.loss_note = float(tensor.detach()), None
+        else:
+            v.loss, v.loss_note = None, f"on {tensor.device.type}: not read, no sync"
 
     def _total_batches(self, info: Any) -> int | None:
         """len(loader), once per loader (map-style only: an IterableDataset may not know it)."""

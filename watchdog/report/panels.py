@@ -81,9 +81,9 @@ def header(view: RunView) -> Text:
     t.append(view.phase, style=phase_style)
     if view.current_loader:
         t.append(f" ({view.current_loader})", style="dim")
-    if view.loss is not None:
+    if view.phase != "done" and (view.loss is not None or view.loss_note):
         t.append("   loss ", style="dim")
-        t.append(f"{view.loss:.4g}")
+        t.append(f"{view.loss:.4g}" if view.loss is not None else f"({view.loss_note})")
     t.append("   elapsed ", style="dim")
     t.append(fmt_duration(view.elapsed))
     return t

@@ -168,7 +168,8 @@ class RunView:
     rate_samples: deque = field(default_factory=lambda: deque(maxlen=64))
     events_seen: int = 0
     events_bad: int = 0
-    loss: float | None = None
+    loss: float | None = None        # live only: the last backward()'s loss, when on the CPU
+    loss_note: str | None = None     # live only: why it is not shown (on an accelerator)
 
     # ------------------------------------------------------------------ building
     @classmethod
