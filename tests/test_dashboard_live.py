@@ -6,6 +6,7 @@ import logging
 import os
 import pathlib
 import re
+import select
 import subprocess
 import sys
 import textwrap
@@ -242,7 +243,13 @@ def test_in_a_real_terminal_prints_and_logs_stay_intact(tmp_path):
                             stderr=slave, env=env, close_fds=True)
     os.close(slave)
     chunks = []
-    while True:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 1.0)
+        if not ready:
+            if proc.poll() is not None:
+                break
+            continue
         try:
             data = os.read(master, 65536)
         except OSError:
@@ -250,7 +257,9 @@ def test_in_a_real_terminal_prints_and_logs_stay_intact(tmp_path):
         if not data:
             break
         chunks.append(data)
-    proc.wait(timeout=120)
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=30)
     os.close(master)
     out = b"".join(chunks).decode("utf-8", "replace")
     assert proc.returncode == 0, out
