@@ -71,7 +71,13 @@ def sample_events(epochs: int = 6, eval_every: int = 2, hostile: bool = False) -
                 "fix": "append loss.item() instead of loss", "evidence": {"container": name("all_losses")},
                 "where": {"file": name("train.py"), "line": 12, "function": "train"},
                 "epoch": 4, "step": steps, "time": t, "key": "all_losses"}})
-    ev.append({"kind": "run_end", "t": t + 1.0, "data": {"status": "ok", "epochs": epochs, "steps": steps}})
+    ev.append({"kind": "run_end", "t": t + 1.0, "data": {
+        "status": "ok", "epochs": epochs, "steps": steps, "epoch_source": "loader", "exception": None,
+        "devices": {"cpu_count": 2}, "optimizers": [{"name": name("`opt` (Adam)"), "type": "Adam", "steps": steps}],
+        "models": [{"name": name("`model` (Net)"), "type": "Net"}],
+        "loaders": [{"id": "L1", "names": [name("train_loader")], "roles": ["train"], "passes": epochs,
+                     "dataset": "TensorDataset", "dataset_size": 1600, "where": "train.py:9"}],
+        "disabled": []}})
     return ev
 
 

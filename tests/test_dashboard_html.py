@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html.parser
+import os
 import shutil
 import subprocess
 import tempfile
@@ -52,7 +53,7 @@ def test_report_is_self_contained_and_has_every_section_and_chart():
     view = RunView.from_events(sample_events(epochs=6, eval_every=2))
     tree = parse(render_html(view))
     ids = {a.get("id") for _, a in tree.tags if a.get("id")}
-    assert {"findings", "checks", "memory", "cadence", "overlap", "checkpoints", "passes"} <= ids
+    assert {"findings", "checks", "memory", "cadence", "overlap", "checkpoints", "passes", "details"} <= ids
     # no scripts, no external resources: readable offline
     assert not tree.find("script") and not tree.find("link") and not tree.find("img")
     for _, a in tree.tags:
@@ -71,6 +72,7 @@ def test_report_is_self_contained_and_has_every_section_and_chart():
     assert "120 of 320 samples served by val_loader" in text
     assert "append loss.item() instead of loss" in text          # the fix
     assert "train.py:12 in train()" in text                      # where
+    assert "`opt` (Adam)" in text and "TensorDataset" in text     # run details
     # the checkpoint table says what it held
     rows = text.split("Checkpoints")[-1].split("DataLoader passes")[0]
     assert "/ckpt/epoch2.pt" in rows and "4 tensors" in rows and "48.2 KB" in rows
@@ -98,7 +100,10 @@ def test_an_empty_or_crashed_run_still_renders(tmp_path):
     tree = parse(out.read_text(encoding="utf-8"))
     assert "running" in " ".join(tree.text)
     assert "1 unreadable lines skipped" in " ".join(tree.text)
-    assert not list(tmp_path.glob(".report-*"))  # the atomic write left no temp file
+    assert not list(tmp_path.glob(".report*"))  # the atomic write left no temp file
+    mask = os.umask(0)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~mask  # readable like any file the user writes
 
 
 def _chromium():

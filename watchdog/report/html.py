@@ -11,7 +11,6 @@ import json
 import math
 import os
 import pathlib
-import tempfile
 from typing import Any, Iterable, Mapping
 
 from .._version import __version__
@@ -71,6 +70,7 @@ def render_html(view: RunView, title: str | None = None) -> str:
         _overlaps(view),
         _checkpoints(view),
         _passes(view),
+        _details(view),
     ]
     generated = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     return (
@@ -93,9 +93,9 @@ def write_html(view: RunView, report_dir: str | os.PathLike, name: str = "report
     d.mkdir(parents=True, exist_ok=True)
     path = d / name
     text = render_html(view)
-    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=d)
+    tmp = d / f".{name}.{os.getpid()}.tmp"  # same directory: the rename is atomic
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with open(tmp, "w", encoding="utf-8") as fh:  # permissions as any file the user writes
             fh.write(text)
         os.replace(tmp, path)
     except BaseException:
@@ -297,6 +297,33 @@ def _passes(v: RunView) -> str:
                    f"<td class=\"num\">{esc(p.batches)}</td><td class=\"num\">{esc(p.samples)}</td>"
                    f"<td class=\"num\">{esc(p.steps)}</td><td>{_held_cell(p.complete)}</td></tr>")
     out.append("</tbody></table></details></section>")
+    return "".join(out)
+
+
+def _details(v: RunView) -> str:
+    """What the run was made of, from its run_end event: optimizers, models, loaders, devices."""
+    d = v.details
+    if not d:
+        return ""
+    out = ["<section id=\"details\"><h2>Run details</h2>"]
+    tables = (
+        ("optimizers", ("name", "type", "steps")),
+        ("models", ("name", "type")),
+        ("loaders", ("names", "dataset", "dataset_size", "roles", "passes", "where")),
+    )
+    for key, cols in tables:
+        rows = [r for r in d.get(key) or [] if isinstance(r, dict)]
+        if not rows:
+            continue
+        out.append(f"<h3>{esc(key)}</h3><table><thead><tr>"
+                   + "".join(f"<th>{esc(c.replace('_', ' '))}</th>" for c in cols) + "</tr></thead><tbody>")
+        for r in rows[:200]:
+            out.append("<tr>" + "".join(f"<td>{_held_cell(r.get(c))}</td>" for c in cols) + "</tr>")
+        out.append("</tbody></table>")
+    extra = {k: d[k] for k in ("devices", "exception", "epoch_source", "disabled") if d.get(k)}
+    if extra:
+        out.append(f"<details><summary>devices and more</summary><pre>{esc(_json(extra))}</pre></details>")
+    out.append("</section>")
     return "".join(out)
 
 

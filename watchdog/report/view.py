@@ -168,6 +168,7 @@ class RunView:
     rate_samples: deque = field(default_factory=lambda: deque(maxlen=64))
     events_seen: int = 0
     events_bad: int = 0
+    details: dict = field(default_factory=dict)  # run_end's optimizers, models, loaders, devices
     loss: float | None = None        # live only: the last backward()'s loss, when on the CPU
     loss_note: str | None = None     # live only: why it is not shown (on an accelerator)
 
@@ -353,6 +354,8 @@ class RunView:
         st.message = f"disabled: {fmt(d.get('error'))}"
 
     def _on_run_end(self, t, d):
+        self.details = {k: d[k] for k in ("optimizers", "models", "loaders", "devices", "exception",
+                                          "epoch_source", "disabled") if k in d}
         self.status = str(d.get("status") or "ok")
         self.t_end = t
         e = _int_or_none(d.get("epochs"))
