@@ -337,6 +337,8 @@ def line_chart(points: list[tuple[int, float]], color: str = "#1565c0", bytes_ax
     ys = [y for _, y in points]
     x0, x1 = min(xs), max(xs)
     y0, y1 = min(ys), max(ys)
+    if y0 >= 0 and y1 > 0 and (y1 - y0) < 0.1 * y1:
+        y0 = 0.0  # a change of a few percent is drawn against zero, not magnified to full height
     if y1 == y0:
         y0, y1 = y0 - (abs(y0) * 0.05 or 1), y1 + (abs(y1) * 0.05 or 1)
     else:
