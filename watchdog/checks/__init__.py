@@ -1,7 +1,11 @@
 """Checks consume events and report findings. One module per check."""
 
+from .checkpoint import CheckpointCheck
 from .overlap import OverlapCheck
+from .resume import ResumeCheck
 
 ALL_CHECKS = [
     OverlapCheck,
+    CheckpointCheck,
+    ResumeCheck,
 ]
