@@ -140,3 +140,22 @@ def test_helpers():
     assert sparkline([]) == "–" and sparkline([5, 5]) == "▄▄"
     assert fmt_bytes(None) == "–" and fmt_bytes(21_000_000) == "21.0 MB" and fmt_bytes(-3e9) == "-3.0 GB"
     assert json.loads(json.dumps(sample_events()))  # the fixture itself is JSON-safe
+
+
+def test_memory_per_epoch_takes_nvml_from_the_in_epoch_sampler():
+    events = [{"kind": "run_start", "t": 0.0, "data": {}}]
+    for k in range(3):   # epoch k+1: sampler samples during it (epoch = k completed), then its end
+        for j in range(3):
+            events.append({"kind": "memory_sample", "t": 10.0 * k + j, "data": {
+                "at": "sampler", "epoch": k, "steps": 10 * k + j, "rss": 1e9,
+                "cuda": [{"device": 0, "allocated": 5e9, "reserved": 6e9}],
+                "nvml": [{"device": 0, "used": 7e9 + k * 1e8 + j, "total": 8e10}]}})
+        events.append({"kind": "memory_sample", "t": 10.0 * k + 9, "data": {
+            "at": "epoch_end", "epoch": k + 1, "steps": 10 * k + 9, "rss": 2e9 + k,
+            "cuda": [{"device": 0, "allocated": 5e9 + k, "reserved": 6e9, "epoch_peak": 5.5e9,
+                      "active": 1, "num_ooms": 0, "total": 8e10}]}})
+    series = RunView.from_events(events).memory_series()
+    assert series["nvml:0 used"] == [(1, 7e9 + 2), (2, 7.1e9 + 2), (3, 7.2e9 + 2)]
+    assert series["rss_bytes"] == [(1, 2e9), (2, 2e9 + 1), (3, 2e9 + 2)]     # the epoch end's own
+    assert set(series) == {"nvml:0 used", "rss_bytes", "cuda:0 allocated", "cuda:0 reserved",
+                           "cuda:0 epoch_peak"}

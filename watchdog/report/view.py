@@ -161,6 +161,7 @@ class RunView:
     epoch_ends: list[tuple[int, int | None, float | None]] = field(default_factory=list)
     memory: list[MemoryPoint] = field(default_factory=list)          # epoch-end samples
     memory_recent: deque = field(default_factory=lambda: deque(maxlen=600))  # in-epoch samples
+    memory_last_in_epoch: dict = field(default_factory=dict)  # completed epochs k -> last sampler values
     findings: dict[tuple[str, str], FindingView] = field(default_factory=dict)
     recent_keys: dict = field(default_factory=dict)  # (code, key) in order of last report
     checks: dict[str, CheckStatus] = field(default_factory=dict)
@@ -376,8 +377,14 @@ class RunView:
             at_epoch_end=at in ("epoch_end", "epoch", ""),
             values=values,
         )
-        # The background sampler writes about one sample a second: keep only the recent ones.
-        (self.memory if point.at_epoch_end else self.memory_recent).append(point)
+        # The background sampler writes about one sample a second: keep only the recent ones, and
+        # per epoch the last one (NVML, for one, is only in these).
+        if point.at_epoch_end:
+            self.memory.append(point)
+        else:
+            self.memory_recent.append(point)
+            if point.epoch is not None:
+                self.memory_last_in_epoch[point.epoch] = values
 
     def _on_checkpoint_saved(self, t, d):
         self.checkpoints.append(CheckpointView(
@@ -439,15 +446,20 @@ class RunView:
         return c
 
     def memory_series(self) -> dict[str, list[tuple[int, float]]]:
-        """Per source, one value per epoch: the epoch-end sample (the last one of each epoch)."""
-        per_epoch: dict[int, MemoryPoint] = {}
-        pts = self.memory or list(self.memory_recent)
-        for i, p in enumerate(pts):
-            e = p.epoch if p.epoch is not None else i
-            per_epoch[e] = p
+        """Per source, one value per epoch: the epoch-end sample, completed with the sources only
+        the in-epoch sampler reads (NVML) from its last sample in that epoch."""
+        per_epoch: dict[int, dict[str, float]] = {}
+        if self.memory:
+            for i, p in enumerate(self.memory):
+                e = p.epoch if p.epoch is not None else i + 1
+                sampled = self.memory_last_in_epoch.get(e - 1, {})
+                per_epoch[e] = {**sampled, **p.values}
+        else:
+            for i, p in enumerate(self.memory_recent):
+                per_epoch[p.epoch if p.epoch is not None else i] = p.values
         series: dict[str, list[tuple[int, float]]] = {}
         for e in sorted(per_epoch):
-            for name, v in per_epoch[e].values.items():
+            for name, v in per_epoch[e].items():
                 series.setdefault(name, []).append((e, v))
         return series
 
@@ -498,7 +510,7 @@ def iter_log(path: pathlib.Path, view: RunView | None = None) -> Iterator[dict[s
 
 
 # Per-device CUDA allocator and NVML values worth a chart (the rest stays in the event log).
-_CUDA_CHARTED = ("allocated", "reserved", "inactive_split")
+_CUDA_CHARTED = ("allocated", "reserved", "epoch_peak", "inactive_split")
 _NVML_CHARTED = ("used",)
 _CENSUS_CHARTED = {"count": "tensors", "bytes": "tensor_bytes", "graph_count": "graph_tensors",
                    "graph_bytes": "graph_bytes"}
