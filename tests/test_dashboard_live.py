@@ -314,3 +314,28 @@ def test_user_output_is_printed_verbatim_and_a_progress_bar_line_once():
     printed = [ln for ln in plain.splitlines() if ln.startswith("progress")]
     assert set(printed) == {"progress 3/3"}        # drawn under the panel, then printed when done
     assert "progress" not in plain.split("╭")[-1]  # the final frame no longer holds it
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork only")
+def test_a_forked_worker_writes_to_the_real_streams_not_the_dashboard():
+    """A DataLoader worker forked while the dashboard draws must not print through rich's
+    proxies: a console lock held by the parent's drawing thread at the fork would never be freed."""
+    real_stdout = sys.stdout
+    logger = logging.getLogger("watchdog-test-fork")
+    handler = logging.StreamHandler(sys.stdout)
+    logger.addHandler(handler)
+    d = Dashboard(Counters(), mode="live", console=capture_console(), refresh_hz=2)
+    d.start()
+    try:
+        assert isinstance(sys.stdout, dashboard_mod.FileProxy)
+        pid = os.fork()
+        if pid == 0:  # the child: report through the exit status only
+            ok = sys.stdout is real_stdout and handler.stream is real_stdout and d._stopped
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert isinstance(sys.stdout, dashboard_mod.FileProxy) and not d._stopped  # parent untouched
+    finally:
+        d.stop()
+        logger.removeHandler(handler)
+    assert sys.stdout is real_stdout

@@ -23,6 +23,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 from typing import Any, Callable
 
@@ -70,6 +71,19 @@ def display_mode(stdout: Any = None) -> str:
         return "live" if stream is not None and stream.isatty() else "lines"
     except Exception:
         return "lines"
+
+
+# Dashboards drawing now; a forked child (a DataLoader worker) detaches from them at once.
+_ACTIVE: "weakref.WeakSet[Dashboard]" = weakref.WeakSet()
+
+
+def _detach_after_fork() -> None:
+    for dashboard in list(_ACTIVE):
+        dashboard._detach_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_detach_after_fork)
 
 
 class Dashboard:
@@ -193,6 +207,7 @@ class Dashboard:
             self._live.start(refresh=True)
             self._install_line_proxies()
             self._swap_logging_streams(old_out, old_err)
+            _ACTIVE.add(self)
             self._thread = threading.Thread(target=self._loop, name="watchdog-dashboard", daemon=True)
             self._thread.start()
         except Exception as exc:
@@ -410,8 +425,26 @@ class Dashboard:
             except Exception as exc:  # pragma: no cover - defensive
                 self._error(exc)
 
+    def _detach_in_child(self) -> None:
+        """In a forked child: write straight to the real stdout/stderr again.
+
+        The parent's dashboard thread does not exist here, and a console lock it held at the fork
+        would stay held for ever: a worker printing (or warning) through the proxies would hang.
+        """
+        self._stopped = True
+        self._live = None
+        for name in ("stdout", "stderr"):
+            current = getattr(sys, name)
+            if isinstance(current, FileProxy):
+                setattr(sys, name, current.rich_proxied_file)
+        for handler, old, new in self._swapped_handlers:
+            if getattr(handler, "stream", None) is new:
+                handler.stream = old
+        self._swapped_handlers = []
+
     def _teardown_live(self) -> None:
         # Restore handlers first: once Live stops, its proxies are gone.
+        _ACTIVE.discard(self)
         self._restore_logging_streams()
         live, self._live = self._live, None
         if live is not None:
