@@ -3,6 +3,7 @@
 from .checkpoint import CheckpointProbe
 from .dataloader import DataLoaderProbe
 from .memory import MemoryProbe
+from .presentation import PresentationProbe
 from .training import TrainingProbe
 
 ALL_PROBES = [
@@ -10,4 +11,5 @@ ALL_PROBES = [
     DataLoaderProbe,
     CheckpointProbe,
     MemoryProbe,
+    PresentationProbe,
 ]
