@@ -41,6 +41,10 @@ def test_seed_pattern_found_at_epoch_4_with_both_lists_named(tmp_path):
     assert "loss.item()" in f.fix and "output.detach()" in f.fix
     holders = {h["name"]: h for h in f.evidence["holders"]}
     assert holders["all_losses"]["with_graph"] == 16
+    # Projected to the run's length, found in the training code (`epochs` = 5).
+    assert f.evidence["projected_epochs"] == 5 and f.evidence["run_length_from"] == "`epochs` in seed_leak()"
+    first_message = first["data"]["message"]
+    assert "by the run's last epoch (5, from `epochs` in seed_leak())" in first_message
     report = json.loads((tmp_path / "report.json").read_text())
     codes = [x["code"] for x in report["findings"]]
     assert "memory/tensor-growth" in codes

@@ -43,7 +43,7 @@ from ..memgrowth import (
 from ..memsources import CudaMemory, machine_ram_bytes
 from .base import Check
 
-PROJECT_EPOCHS = 100  # growth is projected this far when the run's length is unknown
+PROJECT_EPOCHS = 100  # growth is projected this far when the run's length is unknown (see run_length)
 MAX_PROJECTED_EPOCHS = 100_000  # beyond this, "runs out near epoch N" says nothing useful
 CULPRIT_EVERY = 10  # re-walk the holders at most every this many epochs once reported
 WITHIN_EPOCH_MIN_SAMPLES = 15
@@ -62,7 +62,33 @@ def _where(holder: Any) -> str | None:
 def _severity(projection: dict) -> str:
     """An error when the memory runs out within the projected horizon (the run will be lost)."""
     out = projection.get("runs_out_near_epoch")
-    return "error" if out is not None and out <= PROJECT_EPOCHS else "warning"
+    return "error" if out is not None and out <= projection.get("projected_epochs", PROJECT_EPOCHS) else "warning"
+
+
+RUN_LENGTH_NAMES = ("epochs", "num_epochs", "n_epochs", "max_epochs", "total_epochs", "nb_epochs")
+
+
+def run_length(frames: list, done: int) -> tuple[int, str] | None:
+    """The run's length in epochs when the training code names it: an int local called
+    ``epochs``/``num_epochs``/``max_epochs``... (or such an attribute of ``self``/``args``/``config``)
+    in the user's frames, larger than the epochs done. Returns (epochs, where it was found)."""
+    for uf in frames:
+        try:
+            namespace = uf.frame.f_locals
+        except Exception:
+            continue
+        candidates = [(name, namespace.get(name), name) for name in RUN_LENGTH_NAMES]
+        for holder in ("self", "args", "config", "cfg", "hparams", "opt", "opts"):
+            obj = namespace.get(holder)
+            if obj is None:
+                continue
+            attrs = getattr(obj, "__dict__", None)
+            if isinstance(attrs, dict):
+                candidates += [(name, attrs.get(name), f"{holder}.{name}") for name in RUN_LENGTH_NAMES]
+        for _name, value, label in candidates:
+            if type(value) is int and done < value <= 10_000_000:
+                return value, f"`{label}` in {uf.function}()"
+    return None
 
 
 def _epoch_text(epoch: float) -> str:
@@ -84,6 +110,8 @@ class MemoryCheck(Check):
         self.within_reported: set[tuple[str, bool]] = set()  # (series, in the first epoch)
         self.since: dict[str, int] = {}  # series -> epoch the steady growth was first seen from
         self.latest_nvml: dict[int, dict] = {}  # torch device index -> NVML used/total (sampler)
+        self.run_length: int | None = None  # epochs, when the training code names it
+        self.horizon_source = ""
 
     # -- events -------------------------------------------------------------------------------------
     def on_memory_sample(self, event: Any) -> None:
@@ -129,8 +157,11 @@ class MemoryCheck(Check):
                     self._report_fragmentation(f"cuda:{device}", sample, None, retries=retries)
 
     def _projection(self, growth: Growth, limit: int | None, limit_name: str, epoch: int) -> tuple[str, dict]:
-        evidence: dict[str, Any] = {"projected_epochs": PROJECT_EPOCHS}
-        after = growth.project(PROJECT_EPOCHS - epoch) if epoch < PROJECT_EPOCHS else None
+        horizon = self.horizon
+        evidence: dict[str, Any] = {"projected_epochs": horizon}
+        if self.horizon_source:
+            evidence["run_length_from"] = self.horizon_source
+        after = growth.project(horizon - epoch) if epoch < horizon else None
         text = ""
         if limit:
             until = growth.epochs_until(limit)
@@ -150,8 +181,10 @@ class MemoryCheck(Check):
         since = self.since.setdefault("tensors", verdict.growth.since_index + 1)
         holders = self.holders
         if diff is not None and epoch - self.holders_epoch >= CULPRIT_EVERY:
-            holders = find_holders(diff, frames=user_frames())
+            frames = user_frames()
+            holders = find_holders(diff, frames=frames)
             self.holders, self.holders_epoch = holders, epoch
+            self._find_run_length(frames, epoch)
         named = [h for h in holders if h.kind != "graph-only" and h.tensors]
         graph_bytes = sum(h.graph_hidden_bytes for h in holders)  # not already in the census bytes
         held_rate = max(0.0, byte_rate) + graph_bytes
@@ -166,9 +199,12 @@ class MemoryCheck(Check):
         head = (f"Live tensors grow every epoch since epoch {since}: {', '.join(parts)}"
                 f" (now {human_count(sample.tensor_count or 0)} tensors, {human_bytes(sample.tensor_bytes or 0)}"
                 f" in Python-visible tensors).")
-        if count_rate and epoch < PROJECT_EPOCHS:
-            head += (f" At this rate: {human_count((sample.tensor_count or 0) + count_rate * (PROJECT_EPOCHS - epoch))}"
-                     f" tensors and +{human_bytes(held_rate * (PROJECT_EPOCHS - epoch))} more by epoch {PROJECT_EPOCHS}"
+        horizon = self.horizon
+        if count_rate and epoch < horizon:
+            end = (f"the run's last epoch ({horizon}, from {self.horizon_source})" if self.horizon_source
+                   else f"epoch {horizon}")
+            head += (f" At this rate: {human_count((sample.tensor_count or 0) + count_rate * (horizon - epoch))}"
+                     f" tensors and +{human_bytes(held_rate * (horizon - epoch))} more by {end}"
                      f"{proj_text}.")
         elif proj_text:
             head += f" At this rate{proj_text}."
@@ -203,6 +239,17 @@ class MemoryCheck(Check):
             where=_where(top),
             key="tensors",
         ))
+
+    @property
+    def horizon(self) -> int:
+        return self.run_length if self.run_length else PROJECT_EPOCHS
+
+    def _find_run_length(self, frames: list | None, epoch: int) -> None:
+        if self.run_length is not None:
+            return
+        found = run_length(frames if frames is not None else user_frames(), epoch)
+        if found is not None:
+            self.run_length, self.horizon_source = found
 
     def _rate_of(self, series: str) -> float | None:
         getter = {"tensor_count": lambda s: s.tensor_count, "tensor_bytes": lambda s: s.tensor_bytes}[series]
@@ -268,6 +315,7 @@ class MemoryCheck(Check):
                 f"summaries (`.item()`, running means) instead of tensors.")
 
     def _report_cuda(self, verdict: Verdict, sample: EpochSample, tensor_verdict: Verdict | None) -> None:
+        self._find_run_length(None, sample.epoch)
         device = verdict.device
         index = int(device.split(":")[1])
         mem = (sample.cuda or {}).get(index)
@@ -297,6 +345,7 @@ class MemoryCheck(Check):
         ))
 
     def _report_rss(self, verdict: Verdict, sample: EpochSample) -> None:
+        self._find_run_length(None, sample.epoch)
         proj_text, proj = self._projection(verdict.growth, machine_ram_bytes(), "machine's RAM", sample.epoch)
         self.run.report(Finding(
             code="memory/rss-growth",
