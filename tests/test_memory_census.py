@@ -185,3 +185,30 @@ def test_containers_in_a_dict_on_self_are_named_through_the_object():
     assert 'self.history["batches"].append' in source[batches.lineno - 1]
     losses = by_name["self.history['loss']"]
     assert 'self.history["loss"].append(loss)' in source[losses.lineno - 1]
+
+
+def test_a_tensor_rebuilt_larger_every_step_is_named_as_a_variable():
+    series, seen = _drive(loops.concatenated_predictions, 4)
+    assert seen["verdict_epochs"] == [4]  # from the bytes: the count stays flat
+    (top,) = [h for h in seen["holders"] if h.kind == "variable"]
+    assert top.name == "all_preds" and top.owner == "concatenated_predictions()"
+    assert top.bytes == 4 * 8 * 64 * 1024 * 4  # four epochs of predictions
+    line = open(loops.__file__).read().splitlines()[top.lineno - 1]
+    assert "all_preds = torch.cat([all_preds" in line
+
+
+def test_reading_frame_locals_keeps_no_old_values_alive():
+    import sys
+
+    from watchdog.census import release_locals_snapshots, user_frames
+
+    def loop():
+        value = torch.zeros(10)
+        ref = weakref.ref(value)
+        frames = user_frames(sys._getframe())
+        assert any(uf.frame.f_locals.get("value") is value for uf in frames)  # materialises a snapshot
+        release_locals_snapshots(frames)
+        value = torch.zeros(20)  # the old value must go now, not when the frame returns
+        return ref() is None, value.shape, locals()["value"] is value
+
+    assert loop() == (True, torch.Size([20]), True)

@@ -66,6 +66,7 @@ class KeyStat:
 
 
 WEAKREF_LIMIT = 200_000
+VARIABLE_MIN_BYTES = 1024 * 1024  # a single new tensor bound to a variable is named from this size
 _DEVICE_CODES: dict[torch.device, int] = {}
 
 
@@ -512,27 +513,40 @@ class UserFrame:
 
 
 def user_frames(frame: types.FrameType | None = None) -> list[UserFrame]:
-    """Frames outside watchdog and the interpreter's machinery: the calling thread's stack
-    innermost first, then every other thread's."""
+    """The calling thread's frames outside watchdog, torch and the interpreter's machinery,
+    innermost first. Other threads' frames are left alone: reading a running frame's locals from
+    here could race with a tracer (debugger, coverage) in that thread."""
     out: list[UserFrame] = []
-    seen: set[int] = set()
-
-    def add_stack(f: types.FrameType | None) -> None:
-        while f is not None:
-            if id(f) not in seen:
-                seen.add(id(f))
-                filename = f.f_code.co_filename
-                if not _is_internal_file(filename):
-                    out.append(UserFrame(f.f_code.co_name, filename, f.f_lineno, f))
-            f = f.f_back
-
-    add_stack(frame if frame is not None else sys._getframe(1))
-    try:
-        for tid, f in sys._current_frames().items():
-            add_stack(f)
-    except Exception:
-        pass
+    f = frame if frame is not None else sys._getframe(1)
+    while f is not None:
+        filename = f.f_code.co_filename
+        if not _is_internal_file(filename):
+            out.append(UserFrame(f.f_code.co_name, filename, f.f_lineno, f))
+        f = f.f_back
     return out
+
+
+def release_locals_snapshots(frames: list[UserFrame]) -> None:
+    """Empties the locals dicts that reading ``frame.f_locals`` materialised on function frames.
+
+    On Python <= 3.12 that dict is a snapshot kept on the frame: it would hold the values the
+    locals had *then* (last epoch's batch, the previous ``preds``) alive until the frame reads
+    its locals again or returns. CPython refills it in full whenever it is read again, so
+    emptying it changes nothing but what it keeps alive. Only the calling thread's frames (no
+    tracer of this thread is between its refill and write-back while we run)."""
+    if sys.version_info >= (3, 13):
+        return  # f_locals is a live proxy there: nothing is kept
+    for uf in frames:
+        frame = uf.frame
+        if frame is None or not (frame.f_code.co_flags & CO_OPTIMIZED):
+            continue  # module and class bodies: f_locals is the namespace itself
+        try:
+            frame.f_locals.clear()
+        except Exception:
+            pass
+
+
+CO_OPTIMIZED = 0x0001
 
 
 def _is_internal_file(filename: str) -> bool:
@@ -571,9 +585,11 @@ def _growth_pattern(name: str) -> re.Pattern:
             else:
                 parts.append(r"\[[^\]]*\]")
         lead = r"(?<![\w])" if name.startswith(".") else r"(?<![\w.])"
+        target = lead + "".join(parts)
         pattern = re.compile(
-            lead + "".join(parts)
+            target
             + r"\s*(\.(append|extend|insert|add|update|setdefault|appendleft)\s*\(|\[[^\]]*\]\s*=(?!=)|\+=)"
+            + r"|" + target + r"\s*=(?!=).*" + target + r"(?![\w])"  # rebuilt from itself: x = cat([x, y])
         )
         _GROWTH_PATTERNS[name] = pattern
     return pattern
@@ -752,6 +768,7 @@ def find_holders(
                              time.perf_counter() + budget_s)
     finally:
         del all_new
+        release_locals_snapshots(frames)
 
 
 def _find_holders(diff, all_new, frames, sample, max_holders, max_depth, max_graph_roots, min_tensors, deadline):
@@ -954,6 +971,30 @@ def _find_holders(diff, all_new, frames, sample, max_holders, max_depth, max_gra
             reached = holder.graph.storages
             orphans = [t for t in orphans if _tensor_bytes(t)[0] not in reached]
     if orphans:
+        # A big new tensor bound to a variable (or `self.x`) of a user frame: a tensor rebuilt
+        # larger every step (`preds = torch.cat([preds, p])`) grows without any container.
+        bound = []
+        for t in sorted(orphans, key=lambda x: -_tensor_bytes(x)[1])[:8]:
+            if _tensor_bytes(t)[1] < VARIABLE_MIN_BYTES:
+                break
+            for uf, loc in frame_locals:
+                name = next((k for k, v in loc.items() if v is t), None)
+                if name is None:
+                    this = loc.get("self")
+                    attrs = _dict_of(this) if this is not None else None
+                    if _isa(attrs, dict):
+                        name = next((f"self.{k}" for k, v in attrs.items() if v is t), None)
+                if name is not None:
+                    variable = Holder("variable", name, _display_function(uf.function), uf.filename,
+                                      _growth_line(uf, name))
+                    variable._tensors = [t]
+                    _fill_sizes(variable)
+                    bound.append(variable)
+                    break
+        taken = {id(v._tensors[0]) for v in bound}
+        orphans = [t for t in orphans if id(t) not in taken]
+        holders.extend(bound)
+    if orphans:
         rest = Holder("graph-only", "<no Python container>")
         rest._tensors = orphans
         _fill_sizes(rest)
@@ -964,7 +1005,7 @@ def _find_holders(diff, all_new, frames, sample, max_holders, max_depth, max_gra
     # a container rebuilt every step (the current batch) holds only a few new tensors.
     return [
         h for h in holders
-        if h.tensors and (h.kind == "graph-only" or h.tensors >= min_tensors
+        if h.tensors and (h.kind in ("graph-only", "variable") or h.tensors >= min_tensors
                           or (h.container_len is not None and h.container_len > h.tensors))
     ]
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..census import find_holders, user_frames
+from ..census import find_holders, release_locals_snapshots, user_frames
 from ..findings import Finding
 from ..memgrowth import (
     MB,
@@ -247,7 +247,11 @@ class MemoryCheck(Check):
     def _find_run_length(self, frames: list | None, epoch: int) -> None:
         if self.run_length is not None:
             return
-        found = run_length(frames if frames is not None else user_frames(), epoch)
+        frames = frames if frames is not None else user_frames()
+        try:
+            found = run_length(frames, epoch)
+        finally:
+            release_locals_snapshots(frames)  # reading f_locals must not keep old values alive
         if found is not None:
             self.run_length, self.horizon_source = found
 
@@ -308,6 +312,9 @@ class MemoryCheck(Check):
                         f"`loss.detach()`) instead of the loss tensor.")
             return (f"Keep detached copies in `{name}`: `{name}.append(output.detach())` (`.detach().cpu()` "
                     f"to free device memory) instead of the tensor that carries its graph.")
+        if h.kind == "variable":
+            return (f"`{name}` is rebuilt larger every step (e.g. `torch.cat` onto itself): append the pieces "
+                    f"to a list and concatenate once per epoch, or keep a bounded window or running statistics.")
         if h.kind in ("dict", "OrderedDict"):
             return (f"Bound the cache `{name}` (an LRU with a fixed size, e.g. evict with "
                     f"`{name}.pop(next(iter({name})))` past N entries, or clear it every epoch).")
