@@ -153,3 +153,13 @@ def test_long_epoch_without_growth_is_silent(tmp_path, monkeypatch):
     with _watch(tmp_path) as run:
         loops.long_epoch(steps=100, grow=False, pause=0.003)
     assert _memory(run) == []
+
+
+def test_tensor_rebuilt_every_step_named_and_measured_at_its_real_rate(tmp_path):
+    with _watch(tmp_path) as run:
+        loops.concatenated_predictions(4)
+    (f,) = _memory(run)
+    assert "variable `all_preds` in concatenated_predictions()" in f.message
+    assert "rebuilt larger every step" in f.message and "concatenate once per epoch" in f.fix
+    # 2 MB of predictions an epoch: no stale copy kept alive by a locals snapshot doubles it.
+    assert 1.9 * MB <= f.evidence["bytes_per_epoch"] <= 2.2 * MB

@@ -207,7 +207,7 @@ class MemoryCheck(Check):
                      f" tensors and +{human_bytes(held_rate * (horizon - epoch))} more by {end}"
                      f"{proj_text}.")
         elif proj_text:
-            head += f" At this rate{proj_text}."
+            head += f" At this rate, {proj_text.lstrip('; ')}."
         rss_rate = self._recent_rate(lambda s: s.rss)
         if rss_rate > 0:
             head += f" Process RSS over the same epochs: +{human_bytes(rss_rate)}/epoch (median; RSS alone is noisy)."
@@ -277,7 +277,10 @@ class MemoryCheck(Check):
         sentences = []
         fixes = []
         for h in named[:3]:
-            s = f"{h.describe()} holds {human_count(h.tensors)} new tensors ({human_bytes(h.bytes)})"
+            if h.kind == "variable" and h.tensors == 1:
+                s = f"{h.describe()} holds a new {human_bytes(h.bytes)} tensor, rebuilt larger every step"
+            else:
+                s = f"{h.describe()} holds {human_count(h.tensors)} new tensors ({human_bytes(h.bytes)})"
             if h.container_len is not None:
                 s += f" out of {human_count(h.container_len)} items"
             if h.with_graph:

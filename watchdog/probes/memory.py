@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..census import take_census
+from ..census import release_locals_snapshots, take_census, user_frames
 from ..memsources import CudaAllocatorReader, NvmlReader, RssReader
 
 if TYPE_CHECKING:
@@ -108,6 +109,10 @@ class MemoryProbe:
         epoch_s, self._last_epoch_end = now - self._last_epoch_end, now
         self._epochs_since_census += 1
         if self.census_enabled and self._census_due(epoch_s):
+            # Locals snapshots that reading f_locals left on the training frames (watchdog's own
+            # naming at pass starts, debuggers) keep old values alive: release them first, so the
+            # census counts what the program holds, and that memory goes back.
+            release_locals_snapshots(user_frames(sys._getframe()))
             census = take_census(previous=self.previous_census)
             self._census_s = census.duration_s
             self._epochs_since_census = 0
