@@ -163,3 +163,16 @@ def test_tensor_rebuilt_every_step_named_and_measured_at_its_real_rate(tmp_path)
     assert "rebuilt larger every step" in f.message and "concatenate once per epoch" in f.fix
     # 2 MB of predictions an epoch: no stale copy kept alive by a locals snapshot doubles it.
     assert 1.9 * MB <= f.evidence["bytes_per_epoch"] <= 2.2 * MB
+
+
+def test_sampler_thread_stops_with_the_run_even_on_an_exception(tmp_path):
+    import threading
+
+    def samplers():
+        return [t for t in threading.enumerate() if t.name == "watchdog-memory-sampler" and t.is_alive()]
+
+    with pytest.raises(ZeroDivisionError):
+        with _watch(tmp_path):
+            assert len(samplers()) == 1
+            1 / 0
+    assert samplers() == []
