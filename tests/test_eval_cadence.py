@@ -261,3 +261,14 @@ def test_step_based_loop_evaluating_only_before_training_is_never(tmp_path):
 def test_short_step_based_loop_is_not_judged(tmp_path):
     run = nanogpt_loop(tmp_path, max_iters=200, eval_interval=0)
     assert eval_codes(run) == []
+
+
+def test_mark_epoch_after_a_training_loader_pass_does_not_count_the_epoch_twice(tmp_path):
+    model, train_loader, val_loader, optimizer, criterion = setup()
+    with watch(tmp_path) as run:
+        for _ in range(3):
+            train_one_epoch(model, train_loader, optimizer, criterion)
+            evaluate(model, val_loader, criterion)
+            watchdog.mark_epoch()
+    assert run.epoch == 3 and run.epoch_source == "mark"
+    assert run.findings == []

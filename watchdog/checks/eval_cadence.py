@@ -189,6 +189,7 @@ class EvalCadenceCheck(Check):
                 "no_evaluation": never,
                 "final": final,
             },
+            where=getattr(run.primary_train_loader, "where", None),
             key="epochs",
         ))
 
