@@ -272,3 +272,35 @@ def test_mark_epoch_after_a_training_loader_pass_does_not_count_the_epoch_twice(
             watchdog.mark_epoch()
     assert run.epoch == 3 and run.epoch_source == "mark"
     assert run.findings == []
+
+
+def test_mid_epoch_validation_on_tensors_inside_the_training_pass_counts(tmp_path):
+    model, train_loader, val_loader, optimizer, criterion = setup()
+    vx, vy = torch.randn(16, 8), torch.randint(0, 2, (16,))
+    with watch(tmp_path) as run:
+        for _ in range(3):
+            model.train()
+            for i, (data, target) in enumerate(train_loader):
+                optimizer.zero_grad()
+                criterion(model(data), target).backward()
+                optimizer.step()
+                if i == 3:
+                    model.eval()
+                    with torch.no_grad():
+                        criterion(model(vx), vy)
+                    model.train()
+    assert run.findings == []
+
+
+def test_pseudo_labels_under_no_grad_in_train_mode_are_not_evaluation(tmp_path):
+    model, train_loader, val_loader, optimizer, criterion = setup()
+    with watch(tmp_path) as run:
+        for _ in range(3):
+            model.train()
+            for data, target in train_loader:
+                with torch.no_grad():
+                    pseudo = model(data).argmax(-1)
+                optimizer.zero_grad()
+                criterion(model(data), pseudo).backward()
+                optimizer.step()
+    assert finding(run, "eval/missing-epochs").evidence["missing_epochs"] == [0, 1, 2]

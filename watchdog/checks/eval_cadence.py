@@ -7,7 +7,10 @@
 **Evaluation activity** is (a) a DataLoader pass labelled ``eval`` (no optimizer step, no backward,
 forwards under ``no_grad`` or in eval mode), or (b) forwards of a trained model (one whose parameters
 an optimizer steps) under ``no_grad`` / ``inference_mode`` while no DataLoader pass is open, as
-nanoGPT's ``estimate_loss()`` does. Each is noted with the step count ``s`` at which it ran. An
+nanoGPT's ``estimate_loss()`` does, or (c) forwards of a trained model under ``no_grad`` *and* in
+eval mode inside a DataLoader pass (validation on in-memory tensors in the middle of a training
+epoch). Forwards of models no optimizer steps (a frozen teacher) and ``no_grad`` forwards in train
+mode inside a training pass (pseudo-labels, FixMatch-style) are not evaluation. Each is noted with the step count ``s`` at which it ran. An
 evaluation at step count ``s`` belongs to the epoch whose steps it follows: the epoch ``e`` with
 ``S_e-1 < s <= S_e``, so validation right after an epoch's training, or mid-epoch, or at the start of
 the next epoch before its first step, all count for ``e``. Evaluation before the first optimizer

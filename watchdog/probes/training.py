@@ -4,9 +4,9 @@ Per step it costs one global optimizer post-step hook call (a counter, an intege
 the next step alarm, and a dict lookup) and, per ``backward()``, one wrapper call. Models are found
 in the user's frames when a DataLoader pass starts and at each optimizer's first step (boundaries,
 not the hot path); only root models with parameters get a forward pre-hook, which counts forwards,
-in which grad mode and module mode, for the innermost open pass. Forwards under ``no_grad`` while no
-DataLoader pass is open (evaluation in loops without DataLoaders) also note, per model, the step
-count at which they ran.
+in which grad mode and module mode, for the innermost open pass. Evaluation-like forwards (under
+``no_grad`` while no DataLoader pass is open, or under ``no_grad`` in eval mode inside one) also note,
+per model, the step count at which they ran; training forwards (grad on) never take that branch.
 
 Step alarms: ``run.at_step(step, fn)`` calls ``fn()`` right after the optimizer step that brings
 ``run.steps`` to ``step`` (the only per-step cost is comparing ``run.steps`` with
@@ -58,8 +58,9 @@ class ModelInfo:
     ref: Any = field(repr=False)
     type_name: str
     names: list[str] = field(default_factory=list)
-    # Forwards under no_grad/inference_mode while no DataLoader pass was open (evaluation without a
-    # DataLoader): the distinct values of run.steps at which they ran, and how many ran in train mode.
+    # Evaluation forwards: the distinct values of run.steps at which this model ran forwards under
+    # no_grad/inference_mode while no DataLoader pass was open, or in eval mode under no_grad inside
+    # a pass; and, outside passes, how many no_grad forwards ran (in train mode).
     eval_steps: list[int] = field(default_factory=list, repr=False)
     nograd_forwards_outside: int = 0
     nograd_train_mode_forwards_outside: int = 0
@@ -195,17 +196,22 @@ class TrainingProbe:
                 current.forwards += 1
                 if not grad:
                     current.nograd_forwards += 1
+                    if not training:  # eval mode + no_grad: evaluation, even inside a training pass
+                        note_eval_step(run.steps)
                 if not training:
                     current.eval_mode_forwards += 1
             elif not grad:  # evaluation outside any DataLoader pass (not the training hot path)
                 info.nograd_forwards_outside += 1
                 if training:
                     info.nograd_train_mode_forwards_outside += 1
-                steps, now = info.eval_steps, run.steps
-                if not steps or steps[-1] != now:
-                    if len(steps) < EVAL_STEPS_CAP:
-                        steps.append(now)
-                    else:
-                        steps[-1] = now
+                note_eval_step(run.steps)
+
+        def note_eval_step(now: int) -> None:
+            steps = info.eval_steps
+            if not steps or steps[-1] != now:
+                if len(steps) < EVAL_STEPS_CAP:
+                    steps.append(now)
+                else:
+                    steps[-1] = now
 
         return forward_pre_hook
