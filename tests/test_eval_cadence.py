@@ -304,3 +304,18 @@ def test_pseudo_labels_under_no_grad_in_train_mode_are_not_evaluation(tmp_path):
                 criterion(model(data), pseudo).backward()
                 optimizer.step()
     assert finding(run, "eval/missing-epochs").evidence["missing_epochs"] == [0, 1, 2]
+
+
+def test_a_run_that_crashes_is_not_blamed_for_its_unfinished_last_epoch(tmp_path):
+    model, train_loader, val_loader, optimizer, criterion = setup()
+    try:
+        with watch(tmp_path) as run:
+            for epoch in range(3):
+                train_one_epoch(model, train_loader, optimizer, criterion)
+                if epoch == 1:
+                    raise RuntimeError("the user's own error")
+                evaluate(model, val_loader, criterion)
+    except RuntimeError as exc:
+        assert str(exc) == "the user's own error"
+    assert run.status == "exception"
+    assert run.findings == []

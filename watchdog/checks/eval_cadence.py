@@ -18,7 +18,8 @@ step (``s = 0``, a baseline) belongs to no epoch.
 
 **Windows close live**: epoch ``e``'s window closes at the first optimizer step after it ended (a
 step alarm), so a missing evaluation is reported the moment training of the next epoch starts, not
-only at the end. The last window closes at the end of the run.
+only at the end. The last window closes at the end of the run, if the run completed (a run that
+raised, was interrupted or stopped never reached that evaluation; the same goes for step-based runs).
 
 **Cadence** (``watch(eval_every=k)``, default 1): a run of ``k`` or more consecutive trained epochs
 without evaluation is missing its evaluation. ``eval_every=2`` with validation after every other
@@ -93,11 +94,14 @@ class EvalCadenceCheck(Check):
         self._close_windows(self.run.steps)
 
     def finish(self) -> None:
-        self._close_windows(self.run.steps, final=True)
+        # A run cut short (exception, Ctrl-C, SIGTERM, stopped by watchdog) never reached the evaluation
+        # of its last epoch, or the next periodic one: only windows closed by a later step are judged.
+        completed = self.run.status == "ok"
+        self._close_windows(self.run.steps, final=completed)
         if self.epoch_steps:
             if self.missing:
                 self._report_missing(final=True)
-        elif self.run.steps > 0:
+        elif self.run.steps > 0 and completed:
             self._judge_step_based()
 
     # -- evaluation points -------------------------------------------------------------------------------

@@ -333,12 +333,13 @@ class DataLoaderProbe:
     # -- pass end ------------------------------------------------------------------------------------
     def end_pass(self, record: PassRecord, complete: bool) -> Any:
         """Close the pass; returns a pending ``WatchdogStop`` to raise, if the user asked for one."""
+        stop = None
         try:
             self._end_pass(record)
-            self.process_deferred()
+            stop = self.process_deferred()  # it takes the pending stop: keep it, do not drop it
         except Exception as exc:
             self.run.internal_error("probe:dataloader", exc)
-        return self.run.take_pending_stop()
+        return stop or self.run.take_pending_stop()
 
     def classify(self, record: PassRecord) -> str:
         if record.explicit_role is not None:
