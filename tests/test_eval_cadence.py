@@ -319,3 +319,37 @@ def test_a_run_that_crashes_is_not_blamed_for_its_unfinished_last_epoch(tmp_path
         assert str(exc) == "the user's own error"
     assert run.status == "exception"
     assert run.findings == []
+
+
+def test_a_single_epoch_without_evaluation_is_not_judged(tmp_path):
+    model, train_loader, val_loader, optimizer, criterion = setup()
+    with watch(tmp_path) as run:
+        train_one_epoch(model, train_loader, optimizer, criterion)
+    assert run.epoch == 1 and run.findings == []
+
+
+def test_two_epochs_without_evaluation_are(tmp_path):
+    model, train_loader, val_loader, optimizer, criterion = setup()
+    with watch(tmp_path) as run:
+        for _ in range(2):
+            train_one_epoch(model, train_loader, optimizer, criterion)
+    assert finding(run, "eval/missing-epochs").evidence["missing_epochs"] == [0, 1]
+
+
+def test_evaluation_of_a_model_that_was_garbage_collected_still_counts(tmp_path):
+    def fit(model, train_loader, val_loader, epochs):
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+        for _ in range(epochs):
+            train_one_epoch(model, train_loader, optimizer, nn.CrossEntropyLoss())
+            model.eval()
+            with torch.no_grad():
+                for x, _ in val_loader:
+                    model(x)
+
+    _, train_loader, val_loader, _, _ = setup()
+    watchdog.loader_role(val_loader, "ignore")  # only the forwards say "evaluation"
+    with watch(tmp_path) as run:
+        fit(make_model(), train_loader, val_loader, epochs=3)
+        import gc
+        gc.collect()
+    assert run.findings == []

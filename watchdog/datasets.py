@@ -6,6 +6,7 @@ is a base dataset. All work is vectorised over one pass's indices at its end.
 
 from __future__ import annotations
 
+import itertools
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -126,12 +127,18 @@ def flatten_batches(batches: list[Any]) -> np.ndarray:
         return np.empty(0, dtype=np.int64)
     first = batches[0]
     if isinstance(first, (list, tuple)):
-        flat = [i for batch in batches for i in batch]
-    elif hasattr(first, "__array__") or hasattr(first, "numpy"):
+        if not all(_is_int(x) for x in first[:64]):
+            raise TypeError(f"sampler yielded non-integer keys (e.g. {first[:1]!r})")
+        total = sum(len(batch) for batch in batches)
+        try:
+            return np.fromiter(itertools.chain.from_iterable(batches), dtype=np.int64, count=total)
+        except (TypeError, ValueError, OverflowError):
+            raise TypeError("sampler yielded non-integer keys") from None
+    if hasattr(first, "__array__") or hasattr(first, "numpy"):
         return np.concatenate([_int_array(np.asarray(b)) for b in batches])
-    else:
-        flat = batches
-    return _int_array(np.asarray(flat, dtype=object) if any(not _is_int(x) for x in flat[:64]) else np.asarray(flat))
+    if not all(_is_int(x) for x in batches[:64]):
+        raise TypeError(f"sampler yielded non-integer keys (e.g. {first!r})")
+    return _int_array(np.asarray(batches))
 
 
 def _is_int(x: Any) -> bool:

@@ -71,12 +71,17 @@ def names_in_frames(targets: dict[int, Any], frames: Iterable[UserFrame]) -> dic
         for name, value in list(frame.namespace.items()):
             if id(value) in targets and targets[id(value)] is value and not name.startswith("__"):
                 note(id(value), name)
-        attrs = getattr(frame.self_obj, "__dict__", None)
-        if isinstance(attrs, dict):
-            for name, value in list(attrs.items()):
-                if id(value) in targets and targets[id(value)] is value:
-                    note(id(value), f"self.{name}")
+        for name, value in _attributes(frame.self_obj):
+            if id(value) in targets and targets[id(value)] is value:
+                note(id(value), f"self.{name}")
     return found
+
+
+def _is_instance(value: Any, kind: type | tuple[type, ...]) -> bool:
+    try:
+        return isinstance(value, kind)
+    except Exception:  # proxies whose __class__ raises
+        return False
 
 
 def objects_in_frames(kind: type | tuple[type, ...], frames: Iterable[UserFrame]) -> dict[int, tuple[Any, str]]:
@@ -84,14 +89,21 @@ def objects_in_frames(kind: type | tuple[type, ...], frames: Iterable[UserFrame]
     out: dict[int, tuple[Any, str]] = {}
     for frame in frames:
         for name, value in list(frame.namespace.items()):
-            if isinstance(value, kind) and id(value) not in out:
+            if _is_instance(value, kind) and id(value) not in out:
                 out[id(value)] = (value, name)
-        attrs = getattr(frame.self_obj, "__dict__", None)
-        if isinstance(attrs, dict):
-            for name, value in list(attrs.items()):
-                if isinstance(value, kind) and id(value) not in out:
-                    out[id(value)] = (value, f"self.{name}")
+        attrs = _attributes(frame.self_obj)
+        for name, value in attrs:
+            if _is_instance(value, kind) and id(value) not in out:
+                out[id(value)] = (value, f"self.{name}")
     return out
+
+
+def _attributes(obj: Any) -> list[tuple[str, Any]]:
+    try:
+        attrs = object.__getattribute__(obj, "__dict__") if obj is not None else None
+    except Exception:
+        return []
+    return list(attrs.items()) if isinstance(attrs, dict) else []
 
 
 def preferred_name(names: list[str]) -> str | None:

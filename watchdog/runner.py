@@ -8,10 +8,15 @@ with watchdog's and runpy's frames trimmed off, as Python would print it.
 
 from __future__ import annotations
 
+import builtins
+import io
 import os
 import runpy
 import signal
 import sys
+import types
+import zipfile
+from importlib.machinery import SourceFileLoader
 from types import TracebackType
 from typing import Any
 
@@ -35,11 +40,31 @@ def run_script(script: str, args: list[str]) -> None:
     else:
         sys.path.insert(0, directory)
     try:
-        runpy.run_path(path, run_name="__main__")
+        if os.path.isdir(path) or not path.endswith((".py", ".pyw")) and zipfile.is_zipfile(path):
+            runpy.run_path(path, run_name="__main__")  # a directory or zip with __main__.py
+        else:
+            _exec_as_main(path)
     finally:
         sys.argv = saved_argv
         if saved_path0 is not None and sys.path and sys.path[0] == directory:
             sys.path[0] = saved_path0
+
+
+def _exec_as_main(path: str) -> None:
+    """What ``python path`` does: a fresh ``__main__`` module, the file compiled under its own name."""
+    with io.open_code(path) as f:
+        source = f.read()
+    code = compile(source, path, "exec", dont_inherit=True)
+    main = types.ModuleType("__main__")
+    main.__dict__.update(__file__=path, __builtins__=builtins, __loader__=SourceFileLoader("__main__", path),
+                         __spec__=None, __cached__=None, __package__=None)
+    saved_main = sys.modules.get("__main__")
+    sys.modules["__main__"] = main
+    try:
+        exec(code, main.__dict__)
+    finally:
+        if saved_main is not None:
+            sys.modules["__main__"] = saved_main
 
 
 def user_traceback(tb: TracebackType | None) -> TracebackType | None:
@@ -56,7 +81,9 @@ def print_uncaught(exc: BaseException) -> None:
         sys.stdout.flush()
     except Exception:
         pass
-    sys.excepthook(type(exc), exc, user_traceback(exc.__traceback__))
+    tb = user_traceback(exc.__traceback__)
+    exc.__traceback__ = tb  # 3.11's default hook prints exc.__traceback__, not its argument
+    sys.excepthook(type(exc), exc, tb)
 
 
 def die_by_sigint() -> None:

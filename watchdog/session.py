@@ -101,6 +101,9 @@ class Run:
         self.pid = os.getpid()
         self.run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{self.pid}"
         self.report_dir = Path(options.report_dir or os.environ.get("WATCHDOG_REPORT_DIR") or DEFAULT_REPORT_DIR)
+        rank, world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
+        if rank is not None and world is not None and world.isdigit() and int(world) > 1:
+            self.report_dir = self.report_dir / f"rank{rank}"  # torchrun: one report per process
         self.patches = PatchStack()
         self.bus = EventBus(self._handler_failed)
         self.log: EventLog | None = None
@@ -238,7 +241,8 @@ class Run:
         if self.primary_train_loader is None:
             self.primary_train_loader = loader_info
             self.epoch_source = "loader"
-        if loader_info is self.primary_train_loader:
+        primary = self.primary_train_loader
+        if loader_info is primary or loader_info.dataset_id == primary.dataset_id:
             self._end_epoch("loader", loader_info.label)
 
     def mark_epoch(self) -> None:

@@ -23,7 +23,7 @@ raised, was interrupted or stopped never reached that evaluation; the same goes 
 
 **Cadence** (``watch(eval_every=k)``, default 1): a run of ``k`` or more consecutive trained epochs
 without evaluation is missing its evaluation. ``eval_every=2`` with validation after every other
-epoch is clean.
+epoch is clean. A run that trained a single epoch is not judged (there is no cadence to keep).
 
 Codes:
 
@@ -48,6 +48,7 @@ from .base import Check
 from .eval_common import TrainedModels, format_ranges
 
 STEP_RUN_MIN_STEPS = 1000  # step-based loops shorter than this are not judged
+MIN_TRAINED_EPOCHS = 2  # a single trained epoch has no cadence: its run is not judged
 EVIDENCE_CAP = 200
 
 CADENCE_FIX = (
@@ -99,7 +100,7 @@ class EvalCadenceCheck(Check):
         completed = self.run.status == "ok"
         self._close_windows(self.run.steps, final=completed)
         if self.epoch_steps:
-            if self.missing:
+            if self.missing and len(self.evaluated) >= MIN_TRAINED_EPOCHS:
                 self._report_missing(final=True)
         elif self.run.steps > 0 and completed:
             self._judge_step_based()
@@ -107,7 +108,7 @@ class EvalCadenceCheck(Check):
     # -- evaluation points -------------------------------------------------------------------------------
     def eval_points(self) -> list[int]:
         points = list(self.eval_pass_steps)
-        for info in self.trained.infos():
+        for info in self.trained.infos(alive=False):
             points.extend(info.eval_steps)
         points.sort()
         return points

@@ -68,40 +68,48 @@ def model_prefix(info: Any) -> str:
 
 
 class TrainedModels:
-    """Which watched root models hold parameters that an optimizer steps (recomputed when optimizers change)."""
+    """Which watched root models hold parameters that an optimizer steps.
+
+    Decided while model and optimizer are alive and remembered, so a model that was garbage-collected
+    (``fit(make_model(), ...)``) still counts with the evaluation steps its ``ModelInfo`` noted. Until
+    an optimizer has stepped, every model counts.
+    """
 
     def __init__(self, run: Any):
         self.run = run
         self._seen: tuple[int, int] = (-1, -1)
-        self._trained: list[Any] = []
+        self._trained: dict[int, bool] = {}  # id(ModelInfo) -> trained
 
-    def infos(self) -> list[Any]:
-        """ModelInfos of trained models; all watched models when no optimizer has stepped yet."""
+    def infos(self, alive: bool = True) -> list[Any]:
+        """ModelInfos of trained models (only those still alive, unless ``alive=False``)."""
         run = self.run
         key = (len(run.optimizers), len(run.models))
         if key != self._seen:
             self._seen = key
-            self._trained = self._compute()
-        return [m for m in self._trained if m.ref() is not None]
+            self._update()
+        out = []
+        for info in list(run.models.values()):
+            if not self._trained.get(id(info), True):
+                continue
+            if alive and info.ref() is None:
+                continue
+            out.append(info)
+        return out
 
-    def _compute(self) -> list[Any]:
-        run = self.run
+    def _update(self) -> None:
         params: set[int] = set()
-        for opt in run.optimizers.values():
+        for opt in list(self.run.optimizers.values()):
             optimizer = opt.ref()
             if optimizer is None:
                 continue
             for group in optimizer.param_groups:
                 params.update(id(p) for p in group["params"])
-        models = list(run.models.values())
         if not params:
-            return models
-        trained = []
-        for info in models:
+            return
+        for info in list(self.run.models.values()):
             module = info.ref()
-            if module is not None and any(id(p) in params for p in module.parameters()):
-                trained.append(info)
-        return trained
+            if module is not None:
+                self._trained[id(info)] = any(id(p) in params for p in module.parameters())
 
 
 def format_ranges(numbers: Iterable[int]) -> str:

@@ -156,8 +156,8 @@ class OverlapCheck(Check):
 
     def _report_same_loader(self, info: Any) -> None:
         names = info.names
-        if len(names) >= 2:
-            who = f"`{names[-1]}` and `{names[0]}` are the same DataLoader object"
+        if len(names) >= 2:  # outer frames name what the object is for: keep the two outermost names
+            who = f"`{names[-2]}` and `{names[-1]}` are the same DataLoader object"
         else:
             who = f"{info.label} is one DataLoader object"
         evaluated = sum(len(s) for (lid, _), s in self.eval_by_loader.items() if lid == info.loader_id)

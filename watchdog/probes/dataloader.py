@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from ..session import Run
 
 FLUSH_BATCHES = 4096
+COMPONENT = "probe:dataloader"
 ROLES = ("train", "eval", "ignore")
 _ROLE_ALIASES = {"val": "eval", "validation": "eval", "test": "eval", "training": "train"}
 
@@ -67,6 +68,7 @@ class LoaderInfo:
         self.passes = 0
         self.iterable = loader._dataset_kind == torch_dataloader._DatasetKind.Iterable
         self.dataset_type = type(loader.dataset).__name__
+        self.dataset_id = id(loader.dataset)  # a new loader each epoch over one dataset is one stream
         self.dataset_size = dataset_len(loader.dataset)
         self.where: str | None = None
         self.unchecked: str | None = "iterable-dataset" if self.iterable else None
@@ -223,10 +225,12 @@ class DataLoaderProbe:
 
     def begin_pass(self, it: Any, loader: Any) -> None:
         stop = None
+        if COMPONENT in self.run.disabled:
+            return
         try:
             stop = self._begin_pass(it, loader)
         except Exception as exc:
-            self.run.internal_error("probe:dataloader", exc)
+            self.run.internal_error(COMPONENT, exc)
         if stop is not None:
             raise stop
 
@@ -239,7 +243,8 @@ class DataLoaderProbe:
         if record is not None and not record.closed:
             record.abandoned = True
             self._end_pass(record)  # persistent workers: a new pass started before the last ended
-        stop = self.process_deferred()
+        self.process_deferred()
+        stop = run.take_pending_stop()
 
         info = self.loader_info(loader)
         frames = user_frames(4)
@@ -300,7 +305,7 @@ class DataLoaderProbe:
         except Exception as exc:
             record.unchecked = "internal-error"
             record.sampled = _Discard()
-            self.run.internal_error("probe:dataloader", exc)
+            self.run.internal_error(COMPONENT, exc)
 
     def _flush(self, record: PassRecord) -> None:
         count = record.consumed - record.flushed
@@ -333,13 +338,12 @@ class DataLoaderProbe:
     # -- pass end ------------------------------------------------------------------------------------
     def end_pass(self, record: PassRecord, complete: bool) -> Any:
         """Close the pass; returns a pending ``WatchdogStop`` to raise, if the user asked for one."""
-        stop = None
         try:
             self._end_pass(record)
-            stop = self.process_deferred()  # it takes the pending stop: keep it, do not drop it
+            self.process_deferred()
         except Exception as exc:
-            self.run.internal_error("probe:dataloader", exc)
-        return stop or self.run.take_pending_stop()
+            self.run.internal_error(COMPONENT, exc)
+        return self.run.take_pending_stop()
 
     def classify(self, record: PassRecord) -> str:
         if record.explicit_role is not None:
@@ -383,15 +387,14 @@ class DataLoaderProbe:
         if role == "train":
             run.training_pass_ended(info)
 
-    def process_deferred(self) -> Any:
+    def process_deferred(self) -> None:
         """Close passes abandoned mid-way (a ``break``), noticed when their iterator was dropped."""
         while self.deferred:
             record = self.deferred.pop(0)
             try:
                 self._end_pass(record)
             except Exception as exc:
-                self.run.internal_error("probe:dataloader", exc)
-        return self.run.take_pending_stop()
+                self.run.internal_error(COMPONENT, exc)
 
     def finish(self) -> None:
         """Run end: close what is still open (a pass cut short, or the exception's pass)."""

@@ -1,0 +1,47 @@
+"""Small real training loops shared by the tests."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+
+def make_dataset(n: int = 400, features: int = 8, seed: int = 0) -> TensorDataset:
+    g = torch.Generator().manual_seed(seed)
+    return TensorDataset(torch.randn(n, features, generator=g), torch.randint(0, 2, (n,), generator=g))
+
+
+def make_model(features: int = 8, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(features, 16), nn.ReLU(), nn.Linear(16, 2))
+
+
+def train_epoch(model, loader, optimizer):
+    model.train()
+    for x, y in loader:
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+
+
+def evaluate(model, loader):
+    model.eval()
+    total = 0.0
+    with torch.no_grad():
+        for x, y in loader:
+            total += nn.functional.cross_entropy(model(x), y).item()
+    return total
+
+
+def fit(model, train_loader, val_loader, epochs: int = 2, lr: float = 1e-2):
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(epochs):
+        train_epoch(model, train_loader, optimizer)
+        if val_loader is not None:
+            evaluate(model, val_loader)
+    return optimizer
+
+
+def loader(dataset, batch_size=32, shuffle=False, **kwargs) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, **kwargs)
