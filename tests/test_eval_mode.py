@@ -202,3 +202,21 @@ def test_step_alarms_are_removed_with_the_run(tmp_path):
     train_one_epoch(model, train_loader, optimizer, criterion)  # unwatched: nothing counts any more
     assert run.steps == steps
     assert not model._forward_pre_hooks
+
+
+def test_a_failing_eval_check_is_switched_off_and_the_loop_is_unaffected(tmp_path, monkeypatch):
+    from watchdog.checks import eval_mode
+
+    def broken(self):
+        raise RuntimeError("boom inside the check")
+
+    monkeypatch.setattr(eval_mode.EvalModeCheck, "_sample_mode", broken)
+    model, train_loader, val_loader, optimizer, criterion = setup()
+    with watch(tmp_path) as run:
+        for _ in range(3):
+            train_one_epoch(model, train_loader, optimizer, criterion, set_train=False)
+            evaluate(model, val_loader, criterion)
+    assert run.steps == 18 and run.status == "ok"
+    f = finding(run, "watchdog/internal-error")
+    assert f.evidence["component"] == "check:eval-mode" and "boom inside the check" in f.message
+    assert codes(run) == ["watchdog/internal-error"]

@@ -45,7 +45,7 @@ from typing import Any
 
 from ..findings import Finding
 from .base import Check
-from .eval_common import TrainedModels, format_ranges
+from .eval_common import TrainedModels, at_step, format_ranges
 
 STEP_RUN_MIN_STEPS = 1000  # step-based loops shorter than this are not judged
 MIN_TRAINED_EPOCHS = 2  # a single trained epoch has no cadence: its run is not judged
@@ -87,9 +87,7 @@ class EvalCadenceCheck(Check):
         steps = int(event.data["steps"])
         self.epoch_steps.append(steps)
         self._close_windows(self.run.steps)
-        at_step = getattr(self.run, "at_step", None)
-        if at_step is not None:
-            at_step(steps + 1, self._next_epoch_started)
+        at_step(self, steps + 1, self._next_epoch_started)
 
     def _next_epoch_started(self) -> None:
         self._close_windows(self.run.steps)

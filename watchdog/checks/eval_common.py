@@ -49,7 +49,7 @@ def mode_dependent_modules(root: nn.Module, training: bool | None = None) -> lis
             continue
         if training is not None and module.training is not training:
             continue
-        found.append((path or "(root)", kind))
+        found.append((path.replace("_orig_mod.", "") or "(root)", kind))  # torch.compile's wrapper
     return found
 
 
@@ -110,6 +110,28 @@ class TrainedModels:
             module = info.ref()
             if module is not None:
                 self._trained[id(info)] = any(id(p) in params for p in module.parameters())
+
+
+def at_step(check: Any, step: int, fn: Any) -> bool:
+    """Schedule ``fn`` at ``step`` through the training probe's step alarms, guarded like a handler:
+    an exception disables ``check`` (unsubscribed, no ``finish``) and becomes an internal-error finding."""
+    run = check.run
+    schedule = getattr(run, "at_step", None)
+    if schedule is None:
+        return False
+    component = f"check:{check.name}"
+
+    def guarded() -> None:
+        if run.is_disabled(component):
+            return
+        try:
+            fn()
+        except Exception as exc:
+            run.bus.unsubscribe(check)
+            run.internal_error(component, exc)
+
+    schedule(step, guarded)
+    return True
 
 
 def format_ranges(numbers: Iterable[int]) -> str:

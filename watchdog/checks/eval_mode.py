@@ -27,7 +27,7 @@ from typing import Any
 from ..findings import Finding
 from ..naming import user_frames
 from .base import Check
-from .eval_common import TrainedModels, describe_modules, mode_dependent_modules, model_prefix
+from .eval_common import TrainedModels, at_step, describe_modules, mode_dependent_modules, model_prefix
 
 DENSE_ALARMS_UNTIL = 1024  # steps 1, 2, 4, ... up to this, then every this many steps
 EVIDENCE_MODULES = 50
@@ -62,22 +62,17 @@ class EvalModeCheck(Check):
     def on_optimizer_first_step(self, event: Any) -> None:
         if self.scheduled:
             return
-        at_step = getattr(self.run, "at_step", None)
-        if at_step is None:
-            return
-        self.scheduled = True
+        self.scheduled = at_step(self, _next_alarm(self.run.steps), self._on_alarm)
         self._sample_mode()
-        at_step(_next_alarm(self.run.steps), self._on_alarm)
 
     def on_epoch_end(self, event: Any) -> None:
-        at_step = getattr(self.run, "at_step", None)
-        if at_step is not None and self.scheduled:
-            at_step(int(event.data["steps"]) + 1, self._sample_mode)  # the first step of the next epoch
+        if self.scheduled:
+            at_step(self, int(event.data["steps"]) + 1, self._sample_mode)  # the next epoch's first step
 
     def _on_alarm(self) -> None:
+        at_step(self, _next_alarm(self.run.steps), self._on_alarm)
         self._sample_mode()
         self._judge_outside_eval()
-        self.run.at_step(_next_alarm(self.run.steps), self._on_alarm)
 
     def _sample_mode(self) -> None:
         """Called right after an optimizer step: is any trained root model in eval mode?"""
