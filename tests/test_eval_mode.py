@@ -220,3 +220,18 @@ def test_a_failing_eval_check_is_switched_off_and_the_loop_is_unaffected(tmp_pat
     f = finding(run, "watchdog/internal-error")
     assert f.evidence["component"] == "check:eval-mode" and "boom inside the check" in f.message
     assert codes(run) == ["watchdog/internal-error"]
+
+
+def test_no_grad_targets_at_every_step_without_a_dataloader_are_not_evaluation(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.Dropout(0.1), nn.Linear(16, 2))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    x = torch.randn(4, 8)
+    with watch(tmp_path) as run:
+        for _ in range(50):
+            with torch.no_grad():
+                pseudo = model(x).argmax(-1)  # pseudo-labels, model in train mode
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(x), pseudo).backward()
+            optimizer.step()
+    assert eval_codes(run) == []

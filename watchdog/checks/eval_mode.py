@@ -14,7 +14,8 @@ dropout, batch norm, instance norm with running stats, attention/RNN dropout, cl
 - ``eval/eval-in-train-mode`` (warning): an evaluation DataLoader pass whose forwards ran with the
   model in train mode, or forwards of a trained model under ``no_grad`` outside any DataLoader pass
   in train mode, while it has active dropout / batch norm (batch norm then also updates its running
-  statistics with evaluation data).
+  statistics with evaluation data). ``no_grad`` forwards outside passes at more than half of all
+  optimizer steps are part of the training step (targets, pseudo-labels), not evaluation.
 - ``eval/grad-enabled`` (info): an evaluation DataLoader pass whose forwards ran with autograd on
   (memory and time spent on graphs nobody uses). Only judged on DataLoader passes: outside them a
   grad-enabled forward in eval mode cannot be told apart from training.
@@ -31,6 +32,7 @@ from .eval_common import TrainedModels, at_step, describe_modules, mode_dependen
 
 DENSE_ALARMS_UNTIL = 1024  # steps 1, 2, 4, ... up to this, then every this many steps
 EVIDENCE_MODULES = 50
+PART_OF_STEP_MIN_STEPS = 10
 
 
 def _next_alarm(step: int) -> int:
@@ -164,8 +166,11 @@ class EvalModeCheck(Check):
             state["forwards"] += forwards
             self._report_eval_in_train(info, active, f"evaluation over {loader}", state, key, data.get("where"))
 
-    def _judge_outside_eval(self) -> None:
+    def _judge_outside_eval(self, final: bool = False) -> None:
         """Forwards under no_grad outside DataLoader passes with the model in train mode (nanoGPT-style eval)."""
+        steps = self.run.steps
+        if steps < PART_OF_STEP_MIN_STEPS and not final:
+            return  # too early to tell evaluation from a per-step no_grad forward
         for info in self.trained.infos():
             count = info.nograd_train_mode_forwards_outside
             if count <= self.outside_seen.get(id(info), 0):
@@ -174,6 +179,8 @@ class EvalModeCheck(Check):
             root = info.ref()
             if root is None:
                 continue
+            if steps >= PART_OF_STEP_MIN_STEPS and len(info.eval_steps) * 2 > steps:
+                continue  # no_grad forwards at most steps: part of the training step (targets, pseudo-labels)
             active = mode_dependent_modules(root, training=True)
             if not active:
                 continue
@@ -229,4 +236,4 @@ class EvalModeCheck(Check):
         ))
 
     def finish(self) -> None:
-        self._judge_outside_eval()
+        self._judge_outside_eval(final=True)
