@@ -235,3 +235,25 @@ def test_no_grad_targets_at_every_step_without_a_dataloader_are_not_evaluation(t
             nn.functional.cross_entropy(model(x), pseudo).backward()
             optimizer.step()
     assert eval_codes(run) == []
+
+
+def test_gan_discriminator_in_eval_mode_during_the_generator_step_is_clean(tmp_path):
+    torch.manual_seed(0)
+    gen = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 8))
+    disc = nn.Sequential(nn.Linear(8, 8), nn.Dropout(0.3), nn.Linear(8, 1))
+    opt_g = torch.optim.Adam(gen.parameters(), lr=1e-3)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=1e-3)
+    real = torch.randn(8, 8)
+    with watch(tmp_path) as run:
+        for _ in range(40):
+            disc.train()
+            opt_d.zero_grad()
+            fake = gen(torch.randn(8, 4)).detach()
+            (disc(fake).mean() - disc(real).mean()).backward()
+            opt_d.step()
+            disc.eval()  # frozen dropout while the generator learns, on purpose
+            opt_g.zero_grad()
+            (-disc(gen(torch.randn(8, 4))).mean()).backward()
+            opt_g.step()
+    assert run.steps == 80
+    assert eval_codes(run) == []

@@ -96,6 +96,19 @@ class TrainedModels:
             out.append(info)
         return out
 
+    def stepped_by(self, optimizer: Any) -> list[Any]:
+        """Live trained models with parameters in ``optimizer`` (all live trained models if it is None)."""
+        infos = self.infos()
+        if optimizer is None:
+            return infos
+        params = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        out = []
+        for info in infos:
+            module = info.ref()
+            if module is not None and any(id(p) in params for p in module.parameters()):
+                out.append(info)
+        return out
+
     def _update(self) -> None:
         params: set[int] = set()
         for opt in list(self.run.optimizers.values()):

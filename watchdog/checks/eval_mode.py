@@ -77,9 +77,9 @@ class EvalModeCheck(Check):
         self._judge_outside_eval()
 
     def _sample_mode(self) -> None:
-        """Called right after an optimizer step: is any trained root model in eval mode?"""
+        """Called right after an optimizer step: is a root model that this optimizer steps in eval mode?"""
         run = self.run
-        for info in self.trained.infos():
+        for info in self.trained.stepped_by(getattr(run, "stepping_optimizer", None)):
             root = info.ref()
             if root is None:
                 continue

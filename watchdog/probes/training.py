@@ -9,8 +9,8 @@ in which grad mode and module mode, for the innermost open pass. Evaluation-like
 per model, the step count at which they ran; training forwards (grad on) never take that branch.
 
 Step alarms: ``run.at_step(step, fn)`` calls ``fn()`` right after the optimizer step that brings
-``run.steps`` to ``step`` (the only per-step cost is comparing ``run.steps`` with
-``run.next_step_alarm``). Checks use it to look at a boundary that has no event of its own: the first
+``run.steps`` to ``step``, with ``run.stepping_optimizer`` set to the optimizer that stepped (the
+only per-step cost is comparing ``run.steps`` with ``run.next_step_alarm``). Checks use it to look at a boundary that has no event of its own: the first
 step of a new epoch, or every so many steps in loops without epochs.
 """
 
@@ -97,6 +97,7 @@ class TrainingProbe:
         self._alarms: list[tuple[int, int, Any]] = []
         self._alarm_seq = itertools.count()
         run.next_step_alarm = sys.maxsize
+        run.stepping_optimizer = None
         run.at_step = self.at_step
 
     # -- per step -----------------------------------------------------------------------------
@@ -104,7 +105,7 @@ class TrainingProbe:
         run = self.run
         run.steps += 1
         if run.steps >= run.next_step_alarm:
-            self._ring_alarms()
+            self._ring_alarms(optimizer)
         passes = run.open_passes
         if passes:
             passes[-1].steps += 1
@@ -140,16 +141,20 @@ class TrainingProbe:
         heapq.heappush(self._alarms, (int(step), next(self._alarm_seq), fn))
         self.run.next_step_alarm = self._alarms[0][0]
 
-    def _ring_alarms(self) -> None:
+    def _ring_alarms(self, optimizer: Any) -> None:
         run = self.run
         alarms = self._alarms
-        while alarms and alarms[0][0] <= run.steps:
-            _, _, fn = heapq.heappop(alarms)
-            try:
-                fn()
-            except Exception as exc:
-                run.internal_error(f"alarm:{getattr(fn, '__qualname__', fn)}", exc)
-        run.next_step_alarm = alarms[0][0] if alarms else sys.maxsize
+        run.stepping_optimizer = optimizer  # which optimizer's step rang, for the alarm callbacks
+        try:
+            while alarms and alarms[0][0] <= run.steps:
+                _, _, fn = heapq.heappop(alarms)
+                try:
+                    fn()
+                except Exception as exc:
+                    run.internal_error(f"alarm:{getattr(fn, '__qualname__', fn)}", exc)
+        finally:
+            run.stepping_optimizer = None
+            run.next_step_alarm = alarms[0][0] if alarms else sys.maxsize
 
     # -- boundaries -----------------------------------------------------------------------------
     def discover_models(self, frames: list[UserFrame]) -> None:
