@@ -277,3 +277,23 @@ def test_index_sets_store_at_most_one_bit_per_sample():
     s.add(np.arange(0, 1_000_000, 3))
     assert s.nbytes <= 1_000_000 // 8 + 1
     assert len(s) == 333_334
+
+
+def test_names_and_places_come_from_user_code_not_from_tqdm(report_dir):
+    tqdm = pytest.importorskip("tqdm").tqdm
+    ds = make_dataset(300)
+    train_loader = loader(Subset(ds, range(0, 200)), shuffle=True)
+    holdout_loader = loader(Subset(ds, range(150, 300)))
+    model = make_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with watchdog.watch(report_dir=report_dir, summary=False) as run:
+        for x, y in tqdm(train_loader, disable=True):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+        with torch.no_grad():
+            for x, _ in tqdm(holdout_loader, disable=True):
+                model(x)
+    finding = only(run, "overlap/train-eval")
+    assert "`holdout_loader`" in finding.message and "`train_loader`" in finding.message
+    assert finding.where.startswith("test_overlap.py:")

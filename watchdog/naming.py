@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import sysconfig
 import types
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -40,17 +41,40 @@ class UserFrame:
         return f"{os.path.basename(self.filename)}:{self.lineno}{fn}"
 
 
+_LIBRARY_DIRS = tuple(
+    {os.path.join(p, "") for key in ("stdlib", "platstdlib", "purelib", "platlib")
+     if (p := sysconfig.get_paths().get(key))}
+)
+_MAX_DEPTH = 64
+
+
+def is_library_file(filename: str) -> bool:
+    """Installed packages and the standard library (tqdm, Lightning, contextlib, ...)."""
+    return filename.startswith(_LIBRARY_DIRS) or f"{os.sep}site-packages{os.sep}" in filename \
+        or f"{os.sep}dist-packages{os.sep}" in filename
+
+
 def user_frames(limit: int = 4, start: types.FrameType | None = None) -> list[UserFrame]:
-    """The innermost ``limit`` user frames above the caller, innermost first."""
+    """The innermost ``limit`` frames of the user's own code above the caller, innermost first.
+
+    Frames of installed libraries (``for b in tqdm(loader)``) are passed over; only when no frame
+    of the user's own code is found (a loop run by Lightning, say) are library frames used.
+    """
     frame = start or sys._getframe(1)
-    out: list[UserFrame] = []
-    while frame is not None and len(out) < limit:
+    own: list[UserFrame] = []
+    libraries: list[UserFrame] = []
+    depth = 0
+    while frame is not None and len(own) < limit and depth < _MAX_DEPTH:
         code = frame.f_code
-        if is_user_file(code.co_filename):
-            namespace = frame.f_locals if code.co_name != "<module>" else frame.f_globals
-            out.append(UserFrame(code.co_name, code.co_filename, frame.f_lineno, namespace, namespace.get("self")))
+        filename = code.co_filename
+        if is_user_file(filename):
+            target = libraries if is_library_file(filename) else own
+            if target is own or len(libraries) < limit:
+                namespace = frame.f_locals if code.co_name != "<module>" else frame.f_globals
+                target.append(UserFrame(code.co_name, filename, frame.f_lineno, namespace, namespace.get("self")))
         frame = frame.f_back
-    return out
+        depth += 1
+    return own or libraries
 
 
 def names_in_frames(targets: dict[int, Any], frames: Iterable[UserFrame]) -> dict[int, list[str]]:
