@@ -11,13 +11,16 @@ eval checks; the watched no_grad forward includes the evaluation-step bookkeepin
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
 
-import watchdog
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import watchdog  # noqa: E402
 
 
 def make():

@@ -125,7 +125,10 @@ class TrainingProbe:
         frames = user_frames(4)
         names = names_in_frames({id(optimizer): optimizer}, frames).get(id(optimizer), [])
         if run.discover_models is not None:
-            run.discover_models(frames)  # loops without DataLoaders: the model is in the stepping frame
+            try:  # loops without DataLoaders: the model is in the stepping frame
+                run.discover_models(frames)
+            except Exception as exc:  # the optimizer is still recorded, so this runs once, not per step
+                run.internal_error("probe:training:models", exc)
         info = OptimizerInfo(weakref.ref(optimizer), type(optimizer).__name__, run.steps, 1, names)
         run.optimizers[id(optimizer)] = info
         run.emit(
