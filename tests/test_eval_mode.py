@@ -257,3 +257,17 @@ def test_gan_discriminator_in_eval_mode_during_the_generator_step_is_clean(tmp_p
             opt_g.step()
     assert run.steps == 80
     assert eval_codes(run) == []
+
+
+def test_step_alarms_ring_once_each_in_order_with_the_stepping_optimizer(tmp_path):
+    from watchdog.checks.eval_mode import _next_alarm
+
+    assert [_next_alarm(s) for s in (0, 1, 2, 3, 1023, 1024, 1500)] == [1, 2, 4, 4, 1024, 2048, 2048]
+    model, train_loader, val_loader, optimizer, criterion = setup()
+    rang = []
+    with watch(tmp_path) as run:
+        for step in (5, 3, 3, 9):
+            run.at_step(step, lambda step=step: rang.append((step, run.steps, run.stepping_optimizer is optimizer)))
+        train_one_epoch(model, train_loader, optimizer, criterion)
+        assert run.stepping_optimizer is None
+    assert rang == [(3, 3, True), (3, 3, True), (5, 5, True)]  # step 9 never came (6 steps)
