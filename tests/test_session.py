@@ -16,7 +16,7 @@ from torch.utils.data import dataloader as torch_dataloader
 from torch.utils.data import random_split
 
 import watchdog
-from tests.loops import fit, loader, make_dataset, make_model, train_epoch
+from tests.loops import OwnState, fit, loader, make_dataset, make_model, train_epoch
 from watchdog.checks.base import Check
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -285,3 +285,25 @@ def test_torchrun_ranks_write_separate_reports(tmp_path, monkeypatch):
     with watchdog.watch(report_dir=tmp_path / "wd", summary=False):
         pass
     assert (tmp_path / "wd" / "rank1" / "report.json").exists()
+
+
+@pytest.mark.parametrize("make", [make_model, OwnState], ids=["Sequential", "own __getstate__"])
+def test_watched_models_stay_picklable_and_load_without_watchdog(report_dir, tmp_path, make):
+    import copy
+
+    model = make()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    path = tmp_path / "whole.pt"
+    with watchdog.watch(report_dir=report_dir, summary=False) as run:
+        train_epoch(model, loader(make_dataset(64)), optimizer)
+        assert id(model) in run.models  # hooked
+        ema = copy.deepcopy(model)
+        torch.save(model, path)
+    assert not any("watchdog" in type(h).__module__ for h in ema._forward_pre_hooks.values())
+    script = ("import sys, torch; sys.modules['watchdog'] = None; "  # any import of watchdog now fails
+              f"m = torch.load({str(path)!r}, weights_only=False); print(m(torch.zeros(1, 8)).shape); "
+              "print(sys.modules['watchdog'] is None)")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": ROOT})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["torch.Size([1,", "2])", "True"]

@@ -70,6 +70,41 @@ class ModelInfo:
         return f"`{self.names[-1]}` ({self.type_name})" if self.names else self.type_name
 
 
+class RootForwardHook:
+    """The forward pre-hook watchdog puts on a root model.
+
+    It must never make the user's model unpicklable: the run patches ``nn.Module.__getstate__`` to
+    leave these hooks out of ``torch.save(model)`` and ``copy.deepcopy(model)``; for a model class
+    with its own ``__getstate__``, the hook pickles as ``functools.partial(dict.get, {})``, a
+    standard-library no-op (it returns the forward's args unchanged) that loads without watchdog.
+    """
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Any):
+        self.fn = fn
+
+    def __call__(self, module: nn.Module, args: Any) -> None:
+        self.fn(module, args)
+
+    def __reduce__(self) -> Any:
+        return (functools.partial, (dict.get, {}))
+
+
+def _getstate_without_watchdog_hooks(original: Any) -> Any:
+    @functools.wraps(original)
+    def __getstate__(self: nn.Module) -> Any:
+        state = original(self)
+        hooks = state.get("_forward_pre_hooks") if isinstance(state, dict) else None
+        if hooks and any(isinstance(h, RootForwardHook) for h in hooks.values()):
+            state = dict(state)
+            state["_forward_pre_hooks"] = type(hooks)(
+                (k, h) for k, h in hooks.items() if not isinstance(h, RootForwardHook))
+        return state
+
+    return __getstate__
+
+
 def _has_parameters(module: nn.Module) -> bool:
     return next(module.parameters(), None) is not None
 
@@ -93,6 +128,7 @@ class TrainingProbe:
             return original_backward(*args, **kwargs)
 
         run.patches.setattr(torch.autograd, "backward", backward)
+        run.patches.setattr(nn.Module, "__getstate__", _getstate_without_watchdog_hooks(nn.Module.__getstate__))
         run.discover_models = self.discover_models  # used by other probes at their boundaries
         self._alarms: list[tuple[int, int, Any]] = []
         self._alarm_seq = itertools.count()
@@ -174,7 +210,7 @@ class TrainingProbe:
                 continue
             info = ModelInfo(weakref.ref(module), type(module).__name__, [name])
             run.models[obj_id] = info
-            run.patches.handle(module.register_forward_pre_hook(self._forward_pre_hook_for(info)),
+            run.patches.handle(module.register_forward_pre_hook(RootForwardHook(self._forward_pre_hook_for(info))),
                                f"forward pre-hook on {name}")
 
     def _inside_known_model(self, module: nn.Module) -> bool:
