@@ -467,12 +467,13 @@ class CheckpointCheck(Check):
         shown = ", ".join(self.weight_exports[:3]) + (" ..." if len(self.weight_exports) > 3 else "")
         self.run.report(Finding(
             code="checkpoint/weights-only",
-            severity="warning",
-            message=(f"{len(self.weight_exports)} save(s) held model weights only ({shown}) and no save in this run "
-                     f"held {o.label}'s state: a resume from them restarts {o.kind} for {o.n_with_state} parameter "
+            severity="info",  # exports and best-model files are weights only, rightly: say it, don't warn
+            message=(f"No save in this run can resume training: {len(self.weight_exports)} save(s) held model "
+                     f"weights only ({shown}) and none held {o.label}'s state. That is right for exports and "
+                     f"best-model files; a resume from them would restart {o.kind} for {o.n_with_state} parameter "
                      f"tensors from zero and the LR schedule from its start."),
-            fix=f"Also write a resumable checkpoint: torch.save({{'model': model.state_dict(), 'optimizer': "
-                f"{o.name or 'optimizer'}.state_dict(), 'epoch': epoch}}, path).",
+            fix=f"If the run must be resumable, also write a checkpoint: torch.save({{'model': model.state_dict(), "
+                f"'optimizer': {o.name or 'optimizer'}.state_dict(), 'epoch': epoch}}, path).",
             evidence={"saves": self.weight_exports[:20], "optimizers": [x.label for x in lost]},
             key="weights-only",
         ))
