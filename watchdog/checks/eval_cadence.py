@@ -1,8 +1,15 @@
 """Evaluation cadence: epochs that trained without any evaluation after them.
 
-**Epochs.** An epoch is a complete pass over the training DataLoader, or the stretch between two
-``watchdog.mark_epoch()`` calls in loops without DataLoaders (``epoch_end`` events). Epoch ``e``
-*trained* when optimizer steps ran in it; ``S_e`` is ``run.steps`` when it ended (``S_-1 = 0``).
+**Epochs.** Loops with a training DataLoader: epoch ``e`` runs from the start of the training
+loader's pass ``e`` to the start of its pass ``e+1`` (or the end of the run), so its boundary ``B_e``
+is ``run.steps`` when the next training pass starts. Passes are counted from their start, not their
+end, because frameworks that prefetch or know the length (Lightning) never exhaust the iterator and
+its end is seen late; whatever happens between two training passes (validation) belongs to the
+epoch before. The training loader is the first one whose pass trained (optimizer steps). Loops that
+call ``watchdog.mark_epoch()`` use the ``epoch_end`` events instead: ``B_e`` is ``run.steps`` at mark
+``e`` (a first mark right after a loader-ended epoch confirms that epoch). Epochs
+are numbered among the windows that trained (had optimizer steps); a pass with no step (peeking at
+one batch) is no epoch.
 
 **Evaluation activity** is (a) a DataLoader pass labelled ``eval`` (no optimizer step, no backward,
 forwards under ``no_grad`` or in eval mode), or (b) forwards of a trained model (one whose parameters
@@ -10,13 +17,13 @@ an optimizer steps) under ``no_grad`` / ``inference_mode`` while no DataLoader p
 nanoGPT's ``estimate_loss()`` does, or (c) forwards of a trained model under ``no_grad`` *and* in
 eval mode inside a DataLoader pass (validation on in-memory tensors in the middle of a training
 epoch). Forwards of models no optimizer steps (a frozen teacher) and ``no_grad`` forwards in train
-mode inside a training pass (pseudo-labels, FixMatch-style) are not evaluation. Each is noted with the step count ``s`` at which it ran. An
-evaluation at step count ``s`` belongs to the epoch whose steps it follows: the epoch ``e`` with
-``S_e-1 < s <= S_e``, so validation right after an epoch's training, or mid-epoch, or at the start of
-the next epoch before its first step, all count for ``e``. Evaluation before the first optimizer
-step (``s = 0``, a baseline) belongs to no epoch.
+mode inside a training pass (pseudo-labels, FixMatch-style) are not evaluation. Each is noted with
+the step count ``s`` at which it ran and belongs to the epoch whose steps it follows: the epoch with
+``B_e-1 < s <= B_e`` (after an epoch's training, mid-epoch, or at the start of the next epoch before
+its first step). Evaluation before the first optimizer step (``s = 0``, a baseline) belongs to no
+epoch.
 
-**Windows close live**: epoch ``e``'s window closes at the first optimizer step after it ended (a
+**Windows close live**: epoch ``e``'s window closes at the first optimizer step after ``B_e`` (a
 step alarm), so a missing evaluation is reported the moment training of the next epoch starts, not
 only at the end. The last window closes at the end of the run, if the run completed (a run that
 raised, was interrupted or stopped never reached that evaluation; the same goes for step-based runs).
@@ -65,29 +72,45 @@ class EvalCadenceCheck(Check):
     def __init__(self, run: Any):
         super().__init__(run)
         self.trained = TrainedModels(run)
-        self.epoch_steps: list[int] = []  # S_e, indexed by epoch
+        self.pass_starts: dict[str, list[int]] = {}  # loader id -> run.steps at each pass start
+        self.train_loader_id: str | None = None  # the first loader whose pass trained
+        self.epoch_end_steps: list[int] = []  # run.steps at each epoch_end (the boundaries once epochs are marked)
         self.eval_pass_steps: list[int] = []  # step counts at which evaluation passes ended
-        self.judged = 0  # windows closed so far (epochs 0 .. judged-1)
-        self.evaluated: dict[int, bool] = {}  # trained epochs only
+        self.judged = 0  # windows closed so far
+        self.epoch_steps: list[int] = []  # B_e of each trained epoch judged so far
+        self.evaluated: dict[int, bool] = {}  # trained epoch number -> evaluated
         self.gap: list[int] = []  # trailing run of trained, unevaluated epochs
         self.missing: list[int] = []  # epochs in gaps of eval_every or more
         self.trailing_missing: list[int] = []  # the part of `missing` in the gap still open
+        self.final_epochs: int | None = None
 
     @property
     def every(self) -> int:
         return self.run.options.eval_every
 
     # -- events ---------------------------------------------------------------------------------------
+    def on_loader_pass_start(self, event: Any) -> None:
+        data = event.data
+        starts = self.pass_starts.setdefault(str(data.get("loader_id")), [])
+        starts.append(int(data.get("step", self.run.steps)))
+        if data.get("loader_id") == self.train_loader_id and len(starts) > 1:
+            at_step(self, starts[-1] + 1, self._next_epoch_started)  # the previous epoch is over
+
     def on_loader_pass_end(self, event: Any) -> None:
         data = event.data
-        if data.get("role") == "eval" and data.get("batches", 0) > 0:
+        role = data.get("role")
+        if role == "eval" and data.get("batches", 0) > 0:
             self.eval_pass_steps.append(int(data.get("step", self.run.steps)))
+        elif role == "train" and self.train_loader_id is None:
+            self.train_loader_id = str(data.get("loader_id"))
+            self._close_windows(self.run.steps)  # known late (Lightning): earlier epochs may be over
 
     def on_epoch_end(self, event: Any) -> None:
         steps = int(event.data["steps"])
-        self.epoch_steps.append(steps)
-        self._close_windows(self.run.steps)
-        at_step(self, steps + 1, self._next_epoch_started)
+        self.epoch_end_steps.append(steps)
+        if self.run.epoch_source == "mark":
+            self._close_windows(self.run.steps)
+            at_step(self, steps + 1, self._next_epoch_started)
 
     def _next_epoch_started(self) -> None:
         self._close_windows(self.run.steps)
@@ -97,13 +120,26 @@ class EvalCadenceCheck(Check):
         # of its last epoch, or the next periodic one: only windows closed by a later step are judged.
         completed = self.run.status == "ok"
         self._close_windows(self.run.steps, final=completed)
-        if self.epoch_steps:
+        self.final_epochs = len(self.epoch_steps)
+        if self.boundaries(final=True):
             if self.missing and len(self.evaluated) >= MIN_TRAINED_EPOCHS:
                 self._report_missing(final=True)
         elif self.run.steps > 0 and completed:
             self._judge_step_based()
 
-    # -- evaluation points -------------------------------------------------------------------------------
+    # -- epochs and evaluation points ------------------------------------------------------------------
+    def _loader_boundaries(self, final: bool) -> list[int]:
+        if self.train_loader_id is None:
+            return []
+        bounds = self.pass_starts.get(self.train_loader_id, [])[1:]
+        return bounds + [self.run.steps] if final else list(bounds)
+
+    def boundaries(self, final: bool) -> list[int]:
+        """B_e of every epoch window known so far (with ``final``, the open last one ends now)."""
+        if self.run.epoch_source == "mark":
+            return list(self.epoch_end_steps)  # the session keeps loader epochs and marks consistent
+        return self._loader_boundaries(final)
+
     def eval_points(self) -> list[int]:
         points = list(self.eval_pass_steps)
         for info in self.trained.infos(alive=False):
@@ -113,18 +149,20 @@ class EvalCadenceCheck(Check):
 
     # -- epoch windows -------------------------------------------------------------------------------
     def _close_windows(self, now: int, final: bool = False) -> None:
-        if self.judged >= len(self.epoch_steps):
+        bounds = self.boundaries(final)
+        if self.judged >= len(bounds):
             return
         points = self.eval_points()
-        while self.judged < len(self.epoch_steps):
-            epoch = self.judged
-            end = self.epoch_steps[epoch]
+        while self.judged < len(bounds):
+            end = bounds[self.judged]
             if not final and now <= end:
                 break
+            start = bounds[self.judged - 1] if self.judged > 0 else 0
             self.judged += 1
-            start = self.epoch_steps[epoch - 1] if epoch > 0 else 0
             if end <= start:
-                continue  # no optimizer step in this epoch: nothing trained, nothing to evaluate
+                continue  # no optimizer step in this window: nothing trained, no epoch
+            epoch = len(self.epoch_steps)
+            self.epoch_steps.append(end)
             first_after = bisect.bisect_right(points, start)
             evaluated = first_after < len(points) and points[first_after] <= end
             self.evaluated[epoch] = evaluated
@@ -136,13 +174,13 @@ class EvalCadenceCheck(Check):
             if len(self.gap) == self.every:
                 self.missing.extend(self.gap)
                 self.trailing_missing = list(self.gap)
-                if not final:
-                    self._report_missing(final=False)
             elif len(self.gap) > self.every:
                 self.missing.append(epoch)
                 self.trailing_missing.append(epoch)
-                if not final:
-                    self._report_missing(final=False)
+            else:
+                continue
+            if not final:
+                self._report_missing(final=False)
 
     def _report_missing(self, final: bool) -> None:
         run = self.run

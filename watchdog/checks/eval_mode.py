@@ -9,8 +9,8 @@ dropout, batch norm, instance norm with running stats, attention/RNN dropout, cl
   ``model.eval()`` and a loop that never calls ``model.train()`` again). The rule for deliberate
   freezing: a submodule in eval mode inside a root in train mode (frozen batch norm) is the user's
   choice and never flagged; only a root in eval mode is. The mode is sampled at step alarms, never
-  per step: at the first step of the run and of every epoch, at steps 2, 4, 8, ... 1024 and then
-  every 1024 steps.
+  per step: at the first step of the run, of every epoch and after every DataLoader pass starts, at
+  steps 2, 4, 8, ... 1024 and then every 1024 steps.
 - ``eval/eval-in-train-mode`` (warning): an evaluation DataLoader pass whose forwards ran with the
   model in train mode, or forwards of a trained model under ``no_grad`` outside any DataLoader pass
   in train mode, while it has active dropout / batch norm (batch norm then also updates its running
@@ -70,6 +70,10 @@ class EvalModeCheck(Check):
     def on_epoch_end(self, event: Any) -> None:
         if self.scheduled:
             at_step(self, int(event.data["steps"]) + 1, self._sample_mode)  # the next epoch's first step
+
+    def on_loader_pass_start(self, event: Any) -> None:
+        if self.scheduled:  # the first step after any pass starts: after evaluation, or a new epoch
+            at_step(self, int(event.data.get("step", self.run.steps)) + 1, self._sample_mode)
 
     def _on_alarm(self) -> None:
         at_step(self, _next_alarm(self.run.steps), self._on_alarm)
