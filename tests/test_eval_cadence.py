@@ -353,3 +353,20 @@ def test_evaluation_of_a_model_that_was_garbage_collected_still_counts(tmp_path)
         import gc
         gc.collect()
     assert run.findings == []
+
+
+def test_one_long_epoch_evaluated_only_at_the_end_is_judged_by_steps(tmp_path):
+    torch.manual_seed(0)
+    model = make_model(batchnorm=False)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    criterion = nn.CrossEntropyLoss()
+    g = torch.Generator().manual_seed(0)
+    ds = torch.utils.data.TensorDataset(torch.randn(1100, 8, generator=g), torch.randint(0, 2, (1100,), generator=g))
+    train_loader = torch.utils.data.DataLoader(ds, batch_size=1)
+    _, val_loader = setup()[1:3]
+    with watch(tmp_path) as run:
+        train_one_epoch(model, train_loader, optimizer, criterion)
+        evaluate(model, val_loader, criterion)
+    assert run.epoch == 1 and run.steps == 1100
+    assert finding(run, "eval/only-at-end").severity == "error"
+    assert eval_codes(run) == ["eval/only-at-end"]

@@ -30,7 +30,7 @@ raised, was interrupted or stopped never reached that evaluation; the same goes 
 
 **Cadence** (``watch(eval_every=k)``, default 1): a run of ``k`` or more consecutive trained epochs
 without evaluation is missing its evaluation. ``eval_every=2`` with validation after every other
-epoch is clean. A run that trained a single epoch is not judged (there is no cadence to keep).
+epoch is clean. A run that trained a single epoch has no cadence to keep: it is judged by steps.
 
 Codes:
 
@@ -38,7 +38,8 @@ Codes:
   Warning; **error** when the only evaluation ran after training (the seed's loop); info when only
   the last ``eval_every`` epochs lack it and every earlier epoch was evaluated on time (validation
   at the start of each epoch: the final weights were never evaluated).
-- ``eval/only-at-end`` (error) — loops without epochs (step-based, like nanoGPT) that trained
+- ``eval/only-at-end`` (error) — loops without epochs (step-based, like nanoGPT), or with a single
+  one, that trained
   ``STEP_RUN_MIN_STEPS`` steps or more and evaluated only after the last optimizer step.
 - ``eval/never`` (warning) — loops without epochs that trained that long with no evaluation during
   or after training. A step-based run with any evaluation between its first and last optimizer
@@ -55,7 +56,7 @@ from .base import Check
 from .eval_common import TrainedModels, at_step, format_ranges
 
 STEP_RUN_MIN_STEPS = 1000  # step-based loops shorter than this are not judged
-MIN_TRAINED_EPOCHS = 2  # a single trained epoch has no cadence: its run is not judged
+MIN_TRAINED_EPOCHS = 2  # fewer trained epochs have no cadence: such runs are judged by steps
 EVIDENCE_CAP = 200
 
 CADENCE_FIX = (
@@ -121,11 +122,11 @@ class EvalCadenceCheck(Check):
         completed = self.run.status == "ok"
         self._close_windows(self.run.steps, final=completed)
         self.final_epochs = len(self.epoch_steps)
-        if self.boundaries(final=True):
-            if self.missing and len(self.evaluated) >= MIN_TRAINED_EPOCHS:
+        if len(self.evaluated) >= MIN_TRAINED_EPOCHS:
+            if self.missing:
                 self._report_missing(final=True)
         elif self.run.steps > 0 and completed:
-            self._judge_step_based()
+            self._judge_step_based()  # no epochs, or a single one: judged by optimizer steps
 
     # -- epochs and evaluation points ------------------------------------------------------------------
     def _loader_boundaries(self, final: bool) -> list[int]:
