@@ -159,7 +159,7 @@ def test_mode_dependent_modules_rules():
     root = nn.Sequential(nn.Linear(2, 2), nn.Dropout(), nn.BatchNorm1d(2), nn.InstanceNorm1d(2),
                          nn.InstanceNorm1d(2, track_running_stats=True), nn.MultiheadAttention(2, 1),
                          nn.MultiheadAttention(2, 1, dropout=0.1), nn.LSTM(2, 2, num_layers=2, dropout=0.1),
-                         Custom())
+                         Custom(), nn.Dropout(0.0))
     root[2].eval()
     assert mode_dependent_modules(root) == [
         ("1", "dropout"), ("2", "batch norm"), ("4", "instance norm"), ("6", "attention dropout"),

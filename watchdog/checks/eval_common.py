@@ -17,12 +17,12 @@ _WRAPPER_MODULES = ("torch.nn.parallel", "torch.distributed")  # module paths qu
 def mode_dependent_kind(module: nn.Module) -> str | None:
     """What ``module.training`` changes in ``module``'s own computation, or None when nothing does.
 
-    Dropout of every kind, batch norm (batch statistics and running-stat updates), instance norm
+    Dropout of every kind with ``p > 0``, batch norm (batch statistics and running-stat updates), instance norm
     that tracks running stats, attention and RNN layers with a non-zero dropout, and any class that
     overrides ``train()`` (it does something of its own when the mode flips).
     """
     if isinstance(module, nn.modules.dropout._DropoutNd):
-        return "dropout"
+        return "dropout" if module.p else None  # p=0 (nanoGPT's default) computes the same in both modes
     if isinstance(module, nn.modules.batchnorm._BatchNorm):
         return "batch norm"
     if isinstance(module, nn.modules.instancenorm._InstanceNorm):
