@@ -139,27 +139,9 @@ def _findings_exit(run: object) -> int:
 
 
 def _report(ns: argparse.Namespace) -> int:
-    from .eventlog import EVENT_LOG_NAME, read_events
-    from .report.jsonreport import build_report, write_report_json
-    from .report.terminal import print_summary
-    from .session import _extra_report_writers
+    from .report.rerender import render_report
 
-    directory = Path(ns.dir)
-    log = directory / EVENT_LOG_NAME
-    if not log.is_file():
-        print(f"watchdog report: no event log at {str(log)!r}. Give the directory a watched run wrote "
-              "(it holds events.jsonl), e.g. watchdog report watchdog-report", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        report = build_report(read_events(log))
-    except OSError as exc:
-        print(f"watchdog report: cannot read {str(log)!r}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    write_report_json(directory, report)
-    for writer in _extra_report_writers:
-        writer(directory, report)
-    print_summary(report, directory)
-    return 0
+    return render_report(ns.dir)
 
 
 if __name__ == "__main__":

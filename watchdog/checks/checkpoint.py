@@ -234,7 +234,7 @@ class CheckpointCheck(Check):
     def on_checkpoint_saved(self, event: Any) -> None:
         data, refs = event.data, event.refs or {}
         obj = refs.get("obj")
-        inv = inventory(obj)
+        inv = refs.get("inventory") or inventory(obj)
         self.saves += 1
         label = os.path.basename(data["path"]) if data.get("path") else f"<{data.get('target')}>"
         record = SaveRecord(label, data.get("path"), inv, data.get("where"))

@@ -2,10 +2,12 @@
 
 from .checkpoint import CheckpointProbe
 from .dataloader import DataLoaderProbe
+from .presentation import PresentationProbe
 from .training import TrainingProbe
 
 ALL_PROBES = [
     TrainingProbe,
     DataLoaderProbe,
     CheckpointProbe,
+    PresentationProbe,
 ]

@@ -223,6 +223,11 @@ class CheckpointProbe:
         frames = user_frames(6)
         nearby = self.nearby(frames)
         where = frames[0].where if frames else None
+        try:
+            inv = inventory(obj)  # what the save holds, once: the event carries it, the check reuses it
+            holds = inv.summary()
+        except Exception:  # noqa: BLE001 - the check reports what it cannot read
+            inv, holds = None, None
         self.run.emit(
             "checkpoint_saved",
             {
@@ -234,8 +239,9 @@ class CheckpointProbe:
                 "where": where,
                 "thread": threading.current_thread().name,
                 "main_thread": threading.current_thread() is threading.main_thread(),
+                "holds": holds,
             },
-            refs={"obj": obj, "source": source, "nearby": nearby},
+            refs={"obj": obj, "source": source, "nearby": nearby, "inventory": inv},
         )
 
     # -- torch.load ---------------------------------------------------------------------------------

@@ -1,0 +1,521 @@
+"""The live terminal dashboard: owns the rich Live display, its refresh thread and its I/O.
+
+What it shows is `watchdog.report.panels.DashboardRenderable` of a `RunView`; this module only
+decides *whether* and *when* to draw it.
+
+Costs on the training thread: the bus listener appends each event to a deque (events come at
+boundaries: loader passes, epoch ends, findings; never per step). Everything else (folding events
+into the view, sampling `run.steps`/`run.epoch`, rendering ≈ 5 ms a frame) happens on the
+dashboard's own thread at `refresh_hz` ≤ 2. No tensor is read, so no host-device sync is added.
+
+Modes (`display_mode()`):
+- ``live``: stdout is a real terminal (`sys.stdout.isatty()`, deliberately not rich's colour
+  detection: `FORCE_COLOR=1` in CI makes rich treat a log file as a terminal and redraw every tick).
+- ``jupyter``: inside a notebook with ipywidgets installed; rich renders into a widget.
+- ``lines``: anything else (CI, a file, a notebook without ipywidgets): no Live at all, one concise
+  line per epoch on stderr.
+- ``off``: a torchrun process other than rank 0 (all ranks share one terminal).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+import weakref
+from collections import deque
+from typing import Any, Callable
+
+from rich.file_proxy import FileProxy
+
+from .report.panels import DashboardRenderable, epoch_line
+from .report.view import CheckStatus, RunView
+
+MAX_REFRESH_HZ = 2.0
+
+
+def in_jupyter() -> bool:
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    try:
+        shell = ipython.get_ipython()  # type: ignore[attr-defined]
+    except Exception:
+        return False
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def _has_ipywidgets() -> bool:
+    try:
+        import ipywidgets  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def _secondary_rank() -> bool:
+    """A torchrun process other than rank 0: its terminal is shared with rank 0's."""
+    rank, world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
+    return bool(world and world.isdigit() and int(world) > 1 and rank not in (None, "0"))
+
+
+def display_mode(stdout: Any = None) -> str:
+    """'live', 'jupyter', 'lines' or 'off' for the given stdout (default: the current sys.stdout)."""
+    if _secondary_rank():
+        return "off"  # one dashboard per terminal: rank 0's
+    if in_jupyter():
+        return "jupyter" if _has_ipywidgets() else "lines"
+    stream = sys.stdout if stdout is None else stdout
+    try:
+        return "live" if stream is not None and stream.isatty() else "lines"
+    except Exception:
+        return "lines"
+
+
+# Dashboards drawing now; a forked child (a DataLoader worker) detaches from them at once.
+_ACTIVE: "weakref.WeakSet[Dashboard]" = weakref.WeakSet()
+
+
+def _detach_after_fork() -> None:
+    for dashboard in list(_ACTIVE):
+        dashboard._detach_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_detach_after_fork)
+
+
+class Dashboard:
+    """Live dashboard for one run.
+
+    `attach()` subscribes to the run's events and starts the display (or the line-per-epoch
+    fallback); its undo, like `stop()`, is idempotent and safe from any exit path.
+    """
+
+    def __init__(self, run: Any = None, *, mode: str | None = None, console: Any = None,
+                 refresh_hz: float = 1.0, line_stream: Any = None,
+                 on_error: Callable[[str, BaseException], None] | None = None,
+                 clock: Callable[[], float] = time.time):
+        self.run = run
+        self.view = RunView()
+        self.mode = mode or display_mode()
+        self.refresh_hz = max(0.1, min(float(refresh_hz), MAX_REFRESH_HZ))
+        self._console = console
+        self._line_stream = line_stream
+        self._on_error = on_error
+        self._clock = clock
+        self._queue: deque = deque()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._live = None
+        self._swapped_handlers: list[tuple[logging.StreamHandler, Any, Any]] = []
+        self._started = False
+        self._stopped = False
+        self._failed = False
+        self._pending_epoch_line = False
+        self._pending_source: Any = None
+        self._lines_lock = threading.Lock()
+        self.frames = 0
+        self.render_seconds = 0.0
+        self._pid = os.getpid()
+        self._totals: dict[str, int | None] = {}
+        self.loss_ref: list[Any] = [None]  # a weakref to the last backward()'s tensor (the probe's)
+        if run is not None:
+            self._seed_from_run(run)
+
+    @classmethod
+    def for_run(cls, run: Any, **kwargs: Any) -> "Dashboard | None":
+        """The dashboard a run asked for (`dashboard=False` / `--no-dashboard`: none)."""
+        if getattr(getattr(run, "options", None), "dashboard", None) is False:
+            return None
+        dashboard = cls(run, **kwargs)
+        return None if dashboard.mode == "off" else dashboard
+
+    def attach(self) -> Callable[[], None]:
+        """Subscribe to the run's events and start; returns the idempotent undo."""
+        remove = self.run.bus.add_listener(self.on_event)
+        try:
+            self.start()
+        except BaseException:
+            remove()
+            raise
+
+        def undo() -> None:
+            try:
+                self.stop()
+            finally:
+                remove()
+
+        return undo
+
+    def _seed_from_run(self, run: Any) -> None:
+        """What the run_start event said (it is emitted before the dashboard subscribes)."""
+        v = self.view
+        v.run_id = getattr(run, "run_id", None)
+        argv = getattr(run, "argv", None)
+        v.argv = [str(a) for a in argv] if isinstance(argv, list) else None
+        v.pid = getattr(run, "pid", None)
+        started = getattr(run, "started_at", None)
+        if isinstance(started, (int, float)):
+            v.t_start = float(started)
+            v.rate_samples.append((float(started), 0))
+        for check in list(getattr(run, "checks", []) or []):
+            name = getattr(check, "name", None)
+            if isinstance(name, str):
+                v.checks.setdefault(name, CheckStatus(name))
+        v.status = "running"
+
+    # ------------------------------------------------------------------ event intake
+    def on_event(self, event: Any) -> None:
+        """Bus listener, called on the emitting (training) thread: O(1), never raises."""
+        if self._stopped or self._failed or os.getpid() != self._pid:  # forked worker: not ours
+            return
+        try:
+            if self.mode == "lines":
+                # Events may come from other threads too (the memory sampler): one at a time.
+                with self._lines_lock:
+                    self._lines_event(event)
+            else:
+                self._queue.append(event)
+        except Exception as exc:  # pragma: no cover - defensive
+            self._error(exc)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> "Dashboard":
+        if self._started:
+            return self
+        self._started = True
+        if self.mode == "lines":
+            return self
+        try:
+            from rich.console import Console
+            from rich.live import Live
+
+            if self._console is None:
+                # The user's output passes through this console: never read it as markup or
+                # emoji codes, never recolour it.
+                plain = dict(markup=False, highlight=False, emoji=False)
+                if self.mode == "jupyter":
+                    self._console = Console(force_jupyter=True, **plain)
+                else:
+                    # An explicit file: rich's proxies (installed by Live) print through the console.
+                    self._console = Console(file=sys.stdout, force_terminal=True, **plain)
+            self._live = Live(self._frame(), console=self._console, auto_refresh=False,
+                              redirect_stdout=True, redirect_stderr=True, transient=False)
+            old_out, old_err = sys.stdout, sys.stderr
+            self._live.start(refresh=True)
+            self._install_line_proxies()
+            self._swap_logging_streams(old_out, old_err)
+            _ACTIVE.add(self)
+            self._thread = threading.Thread(target=self._loop, name="watchdog-dashboard", daemon=True)
+            self._thread.start()
+        except Exception as exc:
+            self._error(exc)
+            self._teardown_live()
+            self._drain()
+            self.mode = "lines"  # what the Live could not show, the per-epoch lines will
+        return self
+
+    def stop(self) -> None:
+        """Stop the thread, draw the final frame and restore stdout/stderr and logging."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._stop.set()
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout=5.0)
+        if self.mode == "lines":
+            with self._lines_lock:
+                if self._pending_epoch_line:
+                    self._print_epoch_line()
+            return
+        try:
+            self._drain()
+            self._sample_run()
+            status = getattr(self.run, "status", None)
+            if isinstance(status, str) and status not in ("created", "running"):
+                self.view.status = status  # the run is stopping: ok / exception / interrupted / ...
+                self.view.phase = "done"
+                self.view.current_batches = None
+            if self._live is not None and not self._failed:
+                self._live.update(self._frame(), refresh=True)
+        except Exception as exc:
+            self._error(exc)
+        finally:
+            self._teardown_live()
+
+    def __enter__(self) -> "Dashboard":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ the refresh thread
+    def _loop(self) -> None:
+        period = 1.0 / self.refresh_hz
+        while not self._stop.wait(period):
+            try:
+                self.tick()
+            except Exception as exc:
+                self._failed = True
+                self._error(exc)
+                return
+
+    def tick(self) -> None:
+        """One refresh: fold queued events, sample the run's counters, redraw."""
+        self._drain()
+        self._sample_run()
+        if self._live is not None:
+            t0 = time.perf_counter()
+            self._live.update(self._frame(), refresh=True)
+            self.render_seconds += time.perf_counter() - t0
+            self.frames += 1
+
+    def _frame(self) -> "FrozenFrame":
+        """Render the dashboard here, on this thread, into plain segments.
+
+        rich redraws the live region whenever the user prints (on the printing thread): what it
+        redraws must then cost a copy of segments, not a layout of tables.
+        """
+        console = self._console
+        renderable: Any = DashboardRenderable(self.view)
+        pending = [p.pending for p in (sys.stdout, sys.stderr) if isinstance(p, LineProxy) and p.pending]
+        if pending:
+            from rich.console import Group
+            from rich.text import Text
+
+            renderable = Group(renderable, *(Text.from_ansi(line, no_wrap=True, overflow="ellipsis")
+                                             for line in pending))
+        lines = console.render_lines(renderable, console.options, pad=False)
+        return FrozenFrame(lines)
+
+    def _install_line_proxies(self) -> None:
+        """Replace rich's stdout/stderr proxies by ones that hold a `\r`-redrawn line (tqdm)."""
+        for name in ("stdout", "stderr"):
+            current = getattr(sys, name)
+            if type(current) is FileProxy:
+                setattr(sys, name, LineProxy(self._console, current.rich_proxied_file))
+
+    def _drain(self) -> None:
+        q = self._queue
+        while q:
+            self.view.apply(q.popleft())
+
+    def _sample_run(self) -> None:
+        """Read the run's counters and its innermost open DataLoader pass (plain ints, no tensors)."""
+        run = self.run
+        if run is None:
+            return
+        steps = getattr(run, "steps", None)
+        epoch = getattr(run, "epoch", None)
+        v = self.view
+        v.sample(self._clock(), steps if isinstance(steps, int) else None,
+                 epoch if isinstance(epoch, int) else None)
+        self._sample_loss()
+        passes = getattr(run, "open_passes", None)
+        record = passes[-1] if passes else None
+        if record is None or v.phase == "done":
+            v.current_batches = None
+            v.current_total = None
+            return
+        info = getattr(record, "loader", None)
+        label = getattr(info, "label", None)
+        if isinstance(label, str):
+            v.current_loader = label
+        if getattr(record, "steps", 0) or getattr(record, "backwards", 0):
+            v.phase = "train"
+        elif getattr(record, "forwards", 0) or getattr(record, "nograd_batches", 0):
+            v.phase = "eval"
+        consumed = getattr(record, "consumed", None)
+        v.current_batches = consumed if isinstance(consumed, int) else None
+        v.current_total = self._total_batches(info)
+
+    def _sample_loss(self) -> None:
+        """The last loss backward() started from: read only if it is a one-element CPU tensor.
+
+        A loss on an accelerator is never read (that would wait for the device); the dashboard
+        says where it is instead.
+        """
+        ref = self.loss_ref[0]
+        tensor = ref() if ref is not None else None
+        torch = sys.modules.get("torch")
+        if tensor is None or torch is None or not isinstance(tensor, torch.Tensor) or tensor.numel() != 1:
+            return
+        v = self.view
+        if tensor.device.type == "cpu":
+            v.loss, v.loss_note = float(tensor.detach()), None
+        else:
+            v.loss, v.loss_note = None, f"on {tensor.device.type}: not read, no sync"
+
+    def _total_batches(self, info: Any) -> int | None:
+        """len(loader), once per loader (map-style only: an IterableDataset may not know it)."""
+        key = getattr(info, "loader_id", None)
+        if key is None:
+            return None
+        if key not in self._totals:
+            total = None
+            ref = getattr(info, "ref", None)
+            loader = ref() if callable(ref) else None
+            if loader is not None and not getattr(info, "iterable", True):
+                try:
+                    total = len(loader)
+                except Exception:
+                    total = None
+            self._totals[key] = total
+        return self._totals[key]
+
+    # ------------------------------------------------------------------ the fallback
+    def _lines_event(self, event: Any) -> None:
+        """Fold the event; print the epoch's line once what belongs to the epoch has arrived.
+
+        An epoch closed by a training pass is usually followed by its evaluation pass, so its line
+        waits for the next training pass (or the next epoch end, or the run's end). An epoch marked
+        with `watchdog.mark_epoch()` prints as soon as its memory sample is in.
+        """
+        if isinstance(event, dict):
+            kind, data = event.get("kind"), event.get("data")
+        else:
+            kind, data = getattr(event, "kind", None), getattr(event, "data", None)
+        data = data if isinstance(data, dict) else {}
+        if self._pending_epoch_line and kind in ("epoch_end", "run_end"):
+            self._print_epoch_line()
+        self.view.apply(event)
+        if kind == "epoch_end":
+            self._pending_epoch_line = True
+            self._pending_source = data.get("source")
+        elif not self._pending_epoch_line:
+            return
+        elif kind == "loader_pass_start" and self.view.phase == "train":
+            self._print_epoch_line()  # the next training pass begins: the epoch is complete
+        elif kind == "memory_sample" and data.get("at") == "epoch_end" and self._pending_source == "mark":
+            self._print_epoch_line()
+
+    def _print_epoch_line(self) -> None:
+        self._pending_epoch_line = False
+        stream = self._line_stream or sys.stderr
+        try:
+            stream.write(epoch_line(self.view) + "\n")
+            stream.flush()
+        except Exception as exc:
+            self._error(exc)
+
+    # ------------------------------------------------------------------ logging streams
+    def _swap_logging_streams(self, old_out: Any, old_err: Any) -> None:
+        """Point StreamHandlers that write to the real stdout/stderr at Live's proxies."""
+        new_out, new_err = sys.stdout, sys.stderr
+        targets = {id(old_out): new_out, id(old_err): new_err}
+        for handler in _all_stream_handlers():
+            stream = getattr(handler, "stream", None)
+            new = targets.get(id(stream))
+            if new is not None and new is not stream:
+                try:
+                    handler.setStream(new)
+                    self._swapped_handlers.append((handler, stream, new))
+                except Exception as exc:  # pragma: no cover - defensive
+                    self._error(exc)
+
+    def _restore_logging_streams(self) -> None:
+        while self._swapped_handlers:
+            handler, old, new = self._swapped_handlers.pop()
+            try:
+                if handler.stream is new:
+                    handler.setStream(old)
+            except Exception as exc:  # pragma: no cover - defensive
+                self._error(exc)
+
+    def _detach_in_child(self) -> None:
+        """In a forked child: write straight to the real stdout/stderr again.
+
+        The parent's dashboard thread does not exist here, and a console lock it held at the fork
+        would stay held for ever: a worker printing (or warning) through the proxies would hang.
+        """
+        self._stopped = True
+        self._live = None
+        for name in ("stdout", "stderr"):
+            current = getattr(sys, name)
+            if isinstance(current, FileProxy):
+                setattr(sys, name, current.rich_proxied_file)
+        for handler, old, new in self._swapped_handlers:
+            if getattr(handler, "stream", None) is new:
+                handler.stream = old
+        self._swapped_handlers = []
+
+    def _teardown_live(self) -> None:
+        # Restore handlers first: once Live stops, its proxies are gone.
+        _ACTIVE.discard(self)
+        self._restore_logging_streams()
+        live, self._live = self._live, None
+        if live is not None:
+            try:
+                live.stop()
+            except Exception as exc:
+                self._error(exc)
+
+    def _error(self, exc: BaseException) -> None:
+        try:
+            if self._on_error is not None:
+                self._on_error("dashboard", exc)
+            elif self.run is not None and hasattr(self.run, "internal_error"):
+                self.run.internal_error("dashboard", exc)
+        except Exception:
+            pass
+
+
+class LineProxy(FileProxy):
+    """rich's FileProxy, except for a line that redraws itself with `\r` (a tqdm bar).
+
+    rich prints whatever is buffered at each flush() as a new line above the live display, so a
+    progress bar would print one line per update. Here the latest state of such a line is kept as
+    `pending` (drawn under the dashboard) and printed once, when its newline comes.
+    """
+
+    pending = ""
+
+    def write(self, text: str) -> int:
+        n = super().write(text)
+        if "\n" in text:
+            self.pending = ""
+        return n
+
+    def flush(self) -> None:
+        buffer = self._FileProxy__buffer  # type: ignore[attr-defined]
+        partial = "".join(buffer)
+        if "\r" in partial:
+            self.pending = partial.rsplit("\r", 1)[-1]
+            buffer[:] = ["\r" + self.pending]
+            return
+        super().flush()
+
+
+class FrozenFrame:
+    """A dashboard frame already rendered to lines of segments: cheap to draw again."""
+
+    __slots__ = ("lines",)
+
+    def __init__(self, lines: list) -> None:
+        self.lines = lines
+
+    def __rich_console__(self, console: Any, options: Any):
+        from rich.segment import Segment
+
+        new_line = Segment.line()
+        for line in self.lines:
+            yield from line
+            yield new_line
+
+
+def _all_stream_handlers() -> list[logging.StreamHandler]:
+    loggers: list[logging.Logger] = [logging.getLogger()]
+    for obj in list(logging.Logger.manager.loggerDict.values()):
+        if isinstance(obj, logging.Logger):
+            loggers.append(obj)
+    seen: set[int] = set()
+    out = []
+    for lg in loggers:
+        for h in list(lg.handlers):
+            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler) and id(h) not in seen:
+                seen.add(id(h))
+                out.append(h)
+    return out

@@ -1,0 +1,209 @@
+"""Rich renderables of a RunView: the live dashboard and the one-line-per-epoch fallback.
+
+Pure functions of the view: no I/O, no threads, no torch. `Dashboard` (watchdog/dashboard.py)
+owns the Live display and decides when these are drawn.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.markup import escape
+from rich.panel import Panel
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from .view import DASH, RunView, fmt_bytes, fmt_value, is_bytes_series
+
+SPARKS = "▁▂▃▄▅▆▇█"
+SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan", "ok": "green",
+                  "disabled": "magenta"}
+SEVERITY_MARK = {"error": "✖", "warning": "▲", "info": "●", "ok": "✔", "disabled": "⊘"}
+# Sources shown first, in this order, when present (others follow alphabetically).
+PREFERRED_SOURCES = ("allocated", "reserved", "inactive_split", "nvml", "rss", "tensor_bytes", "tensors",
+                     "tensor_count", "graph_bytes", "graph_tensors")
+
+
+def sparkline(values: list[float], width: int = 16) -> str:
+    """Block-character chart of the last `width` values, scaled to their own range."""
+    vals = [v for v in values if v is not None][-width:]
+    if not vals:
+        return DASH
+    lo, hi = min(vals), max(vals)
+    if hi - lo <= 0:
+        return SPARKS[3] * len(vals)
+    return "".join(SPARKS[min(len(SPARKS) - 1, int((v - lo) / (hi - lo) * (len(SPARKS) - 1) + 0.5))]
+                   for v in vals)
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return DASH
+    s = int(seconds)
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def fmt_rate(rate: float | None) -> str:
+    if rate is None:
+        return DASH
+    if rate >= 10:
+        return f"{rate:,.0f} steps/s"
+    if rate >= 1:
+        return f"{rate:.1f} steps/s"
+    if rate > 0:
+        return f"{1 / rate:.1f} s/step"
+    return "0 steps/s"
+
+
+def source_order(names) -> list[str]:
+    def key(n: str):
+        for i, p in enumerate(PREFERRED_SOURCES):
+            if n == p or n.startswith(p) or n.endswith(" " + p):
+                return (i, n)
+        return (len(PREFERRED_SOURCES), n)
+    return sorted(names, key=key)
+
+
+def header(view: RunView) -> Text:
+    t = Text()
+    epochs = f"{view.epochs}" + (f"/{view.total_epochs}" if view.total_epochs else "")
+    t.append("epoch ", style="dim")
+    t.append(epochs, style="bold")
+    t.append("   steps ", style="dim")
+    t.append(f"{view.steps:,}", style="bold")
+    t.append("   rate ", style="dim")
+    t.append(fmt_rate(view.step_rate()))
+    t.append("   phase ", style="dim")
+    phase_style = {"train": "bold green", "eval": "bold blue", "done": "bold"}.get(view.phase, "")
+    t.append(view.phase, style=phase_style)
+    if view.current_loader:
+        t.append(f" ({view.current_loader})", style="dim")
+    if view.phase != "done" and (view.loss is not None or view.loss_note):
+        t.append("   loss ", style="dim")
+        t.append(f"{view.loss:.4g}" if view.loss is not None else f"({view.loss_note})")
+    t.append("   elapsed ", style="dim")
+    t.append(fmt_duration(view.elapsed))
+    return t
+
+
+def memory_table(view: RunView, max_rows: int = 6) -> Table:
+    table = Table(title="memory per epoch", title_style="bold", title_justify="left",
+                  box=None, pad_edge=False, show_header=True, header_style="dim", expand=False)
+    table.add_column("source", no_wrap=True, max_width=28, overflow="ellipsis")
+    table.add_column("chart", no_wrap=True)
+    table.add_column("last", justify="right", no_wrap=True)
+    table.add_column("Δ/epoch", justify="right", no_wrap=True)
+    series = view.memory_series()
+    if not series:
+        table.add_row(Text("no samples yet", style="dim"), DASH, DASH, DASH)
+        return table
+    for name in source_order(series)[:max_rows]:
+        pts = series[name]
+        vals = [v for _, v in pts]
+        delta = DASH
+        if len(vals) >= 2:
+            d = (vals[-1] - vals[0]) / (len(vals) - 1)
+            delta = ("+" if d >= 0 else "") + (fmt_bytes(d) if is_bytes_series(name) else f"{d:,.0f}")
+        table.add_row(escape(name), Text(sparkline(vals), style="cyan"), fmt_value(name, vals[-1]), delta)
+    if len(series) > max_rows:
+        table.add_row(Text(f"+{len(series) - max_rows} more", style="dim"), "", "", "")
+    return table
+
+
+def checks_table(view: RunView) -> Table:
+    table = Table(title="checks", title_style="bold", title_justify="left", box=None,
+                  pad_edge=False, show_header=False, expand=True)
+    table.add_column("mark", no_wrap=True, min_width=1)
+    table.add_column("check", no_wrap=True, min_width=10, max_width=16, overflow="ellipsis")
+    table.add_column("status", no_wrap=True, overflow="ellipsis", ratio=1)
+    if not view.checks:
+        table.add_row("", Text("none reported yet", style="dim"), "")
+    for name in sorted(view.checks):
+        st = view.checks[name]
+        style = SEVERITY_STYLE.get(st.severity, "")
+        status = Text(st.severity, style=style)
+        if st.message:
+            status.append("  ")
+            status.append(st.message.splitlines()[0] if st.message else "", style="")
+        table.add_row(Text(SEVERITY_MARK.get(st.severity, "?"), style=style), Text(name), status)
+    return table
+
+
+def findings_table(view: RunView, limit: int = 5) -> Table:
+    table = Table(title="newest findings", title_style="bold", title_justify="left", box=None,
+                  pad_edge=False, show_header=False, expand=True)
+    table.add_column("when", no_wrap=True, style="dim", width=9)
+    table.add_column("severity", no_wrap=True, width=7)
+    table.add_column("code", no_wrap=True, max_width=30, overflow="ellipsis")
+    table.add_column("message", no_wrap=True, overflow="ellipsis", ratio=1)
+    recent = view.recent(limit)
+    if not recent:
+        table.add_row("", Text("none", style="green"), "", "")
+    for f in recent:
+        when = f"ep {f.epoch}" if f.epoch is not None else DASH
+        table.add_row(when, Text(f.severity, style=SEVERITY_STYLE.get(f.severity, "")),
+                      Text(f.code), Text((f.message or "").splitlines()[0] if f.message else DASH))
+    return table
+
+
+class DashboardRenderable:
+    """The live dashboard: header, epoch progress, memory chart, checks, newest findings."""
+
+    def __init__(self, view: RunView, title: str = "watchdog"):
+        self.view = view
+        self.title = title
+
+    def __rich__(self) -> Panel:
+        v = self.view
+        parts: list[Any] = [header(v)]
+        if v.current_batches is not None:
+            parts.append(_pass_progress(v))
+        grid = Table.grid(padding=(0, 3), expand=True)
+        grid.add_column(no_wrap=True)
+        grid.add_column(ratio=1)
+        grid.add_row(memory_table(v), checks_table(v))
+        parts.append(Text(""))
+        parts.append(grid)
+        parts.append(Text(""))
+        parts.append(findings_table(v))
+        c = v.counts()
+        subtitle = (f"{c['error']} error · {c['warning']} warning · {c['info']} info")
+        run = f" · run {v.run_id}" if v.run_id else ""
+        return Panel(Group(*parts), title=f"[bold]{escape(self.title)}[/]{escape(run)} · {escape(v.status)}",
+                     title_align="left", subtitle=subtitle, subtitle_align="right", border_style="blue")
+
+
+def _pass_progress(v: RunView) -> Table:
+    """Batches of the open DataLoader pass: a bar when len(loader) is known, a count otherwise."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(no_wrap=True)
+    grid.add_column(no_wrap=True)
+    done = v.current_batches or 0
+    if v.current_total:
+        bar = ProgressBar(total=v.current_total, completed=min(done, v.current_total), width=40)
+        grid.add_row(Text(f"{v.phase} pass", style="dim"), bar, Text(f"{done:,}/{v.current_total:,} batches"))
+    else:
+        grid.add_row(Text(f"{v.phase} pass", style="dim"), Text(f"{done:,} batches"), Text(""))
+    return grid
+
+
+def epoch_line(view: RunView, now: float | None = None) -> str:
+    """The one concise line per epoch printed instead of the dashboard when not on a terminal."""
+    c = view.counts()
+    mem = ""
+    series = view.memory_series()
+    for name in source_order(series)[:2]:
+        mem += f" {name}={fmt_value(name, series[name][-1][1])}"
+    evals = 0
+    for row in view.eval_cadence()[-1:]:
+        evals = row["eval"]
+    return (f"[watchdog] epoch {view.epochs}"
+            + (f"/{view.total_epochs}" if view.total_epochs else "")
+            + f" · steps {view.steps:,} · {fmt_rate(view.step_rate())}"
+            + f" · eval passes {evals}"
+            + (f" ·{mem}" if mem else "")
+            + f" · findings {c['error']}E {c['warning']}W {c['info']}I")
