@@ -212,3 +212,17 @@ def test_reading_frame_locals_keeps_no_old_values_alive():
         return ref() is None, value.shape, locals()["value"] is value
 
     assert loop() == (True, torch.Size([20]), True)
+
+
+def test_a_locals_dict_the_program_holds_is_left_alone():
+    import sys
+
+    from watchdog.census import release_locals_snapshots, user_frames
+
+    def loop():
+        value = torch.zeros(3)
+        mine = locals()  # the program holds the snapshot dict itself
+        release_locals_snapshots(user_frames(sys._getframe()))
+        return "value" in mine
+
+    assert loop() is True

@@ -297,3 +297,28 @@ def test_names_and_places_come_from_user_code_not_from_tqdm(report_dir):
     finding = only(run, "overlap/train-eval")
     assert "`holdout_loader`" in finding.message and "`train_loader`" in finding.message
     assert finding.where.startswith("test_overlap.py:")
+
+
+def test_a_loop_that_stops_at_len_loader_ends_its_pass_at_the_next_boundary(report_dir):
+    """Lightning's fetcher counts len(loader) batches and never calls next() again."""
+    ds = make_dataset(300)
+    train_loader = loader(Subset(ds, range(0, 200)), 50, shuffle=True)
+    val_loader = loader(Subset(ds, range(150, 300)), 50)
+    model = make_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    seen = []
+    with watchdog.watch(report_dir=report_dir, summary=False) as run:
+        run.bus.add_listener(lambda e: seen.append((e.kind, e.data.get("role"), e.data.get("steps"))))
+        for epoch in range(2):
+            batches = iter(train_loader)  # kept alive: no StopIteration, no garbage collection
+            for _ in range(len(train_loader)):
+                x, y = next(batches)
+                optimizer.zero_grad()
+                torch.nn.functional.cross_entropy(model(x), y).backward()
+                optimizer.step()
+            evaluate(model, val_loader)
+            del batches
+    order = [(kind, role, steps) for kind, role, steps in seen if kind in ("loader_pass_end", "epoch_end")]
+    assert order == [("loader_pass_end", "train", 4), ("epoch_end", None, 4), ("loader_pass_end", "eval", 0),
+                     ("loader_pass_end", "train", 4), ("epoch_end", None, 8), ("loader_pass_end", "eval", 0)]
+    assert only(run, "overlap/train-eval").evidence["overlap"] == 50

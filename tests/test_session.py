@@ -307,3 +307,32 @@ def test_watched_models_stay_picklable_and_load_without_watchdog(report_dir, tmp
                           cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": ROOT})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["torch.Size([1,", "2])", "True"]
+
+
+def test_name_lookups_keep_no_stale_locals_alive_and_respect_held_locals(report_dir):
+    import gc
+    import weakref
+
+    ds = make_dataset(64)
+
+    def loop_with_deleted_tensor():
+        model = make_model()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        big = torch.zeros(1000)
+        ref = weakref.ref(big)
+        train_epoch(model, loader(ds), optimizer)  # a pass starts: names are looked up in this frame
+        del big
+        gc.collect()
+        return ref() is None
+
+    def loop_holding_locals():
+        params = locals()  # in Python 3.11, the very dict f_locals returns
+        lr = 0.1
+        model = make_model()
+        train_epoch(model, loader(ds), torch.optim.SGD(model.parameters(), lr=lr))
+        return dict(params)
+
+    with watchdog.watch(report_dir=report_dir, summary=False):
+        assert loop_with_deleted_tensor()
+        held = loop_holding_locals()
+    assert "params" in held

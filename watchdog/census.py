@@ -533,7 +533,8 @@ def release_locals_snapshots(frames: list[UserFrame]) -> None:
     locals had *then* (last epoch's batch, the previous ``preds``) alive until the frame reads
     its locals again or returns. CPython refills it in full whenever it is read again, so
     emptying it changes nothing but what it keeps alive. Only the calling thread's frames (no
-    tracer of this thread is between its refill and write-back while we run)."""
+    tracer of this thread is between its refill and write-back while we run). A snapshot the
+    program itself holds (``locals()`` returns the same dict) is left as it is."""
     if sys.version_info >= (3, 13):
         return  # f_locals is a live proxy there: nothing is kept
     for uf in frames:
@@ -541,12 +542,18 @@ def release_locals_snapshots(frames: list[UserFrame]) -> None:
         if frame is None or not (frame.f_code.co_flags & CO_OPTIMIZED):
             continue  # module and class bodies: f_locals is the namespace itself
         try:
-            frame.f_locals.clear()
+            snapshot = frame.f_locals
+            # Left alone when the program holds it too (`params = locals()` is the same dict).
+            if type(snapshot) is dict and sys.getrefcount(snapshot) <= _SNAPSHOT_REFS:
+                snapshot.clear()
         except Exception:
             pass
+        finally:
+            snapshot = None
 
 
 CO_OPTIMIZED = 0x0001
+_SNAPSHOT_REFS = 3  # the frame's own reference, ours, and getrefcount's argument
 
 
 def _is_internal_file(filename: str) -> bool:

@@ -54,6 +54,27 @@ def is_library_file(filename: str) -> bool:
         or f"{os.sep}dist-packages{os.sep}" in filename
 
 
+_CO_OPTIMIZED = 0x0001
+_SNAPSHOT_REFS = 3  # the frame's own reference, ours, and getrefcount's argument
+
+
+def _namespace(frame: types.FrameType) -> dict[str, Any]:
+    """A copy of the frame's variables that keeps nothing alive on the frame.
+
+    Before Python 3.13, reading ``f_locals`` of a function frame leaves a snapshot dict on the
+    frame that holds the locals' values *as they were* (last epoch's batch, a tensor the user has
+    since deleted) until the frame reads its locals again or returns. We copy what we need and
+    empty that snapshot, unless someone else holds it (``params = locals()`` is the same dict).
+    """
+    if not frame.f_code.co_flags & _CO_OPTIMIZED:
+        return frame.f_globals if frame.f_code.co_name == "<module>" else frame.f_locals
+    snapshot = frame.f_locals
+    namespace = dict(snapshot)
+    if sys.version_info < (3, 13) and type(snapshot) is dict and sys.getrefcount(snapshot) <= _SNAPSHOT_REFS:
+        snapshot.clear()  # CPython refills it in full the next time anything reads it
+    return namespace
+
+
 def user_frames(limit: int = 4, start: types.FrameType | None = None) -> list[UserFrame]:
     """The innermost ``limit`` frames of the user's own code above the caller, innermost first.
 
@@ -70,7 +91,7 @@ def user_frames(limit: int = 4, start: types.FrameType | None = None) -> list[Us
         if is_user_file(filename):
             target = libraries if is_library_file(filename) else own
             if target is own or len(libraries) < limit:
-                namespace = frame.f_locals if code.co_name != "<module>" else frame.f_globals
+                namespace = _namespace(frame)
                 target.append(UserFrame(code.co_name, filename, frame.f_lineno, namespace, namespace.get("self")))
         frame = frame.f_back
         depth += 1

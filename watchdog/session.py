@@ -246,11 +246,19 @@ class Run:
             self._end_epoch("loader", loader_info.label)
 
     def mark_epoch(self) -> None:
-        """The user's explicit epoch boundary (loops without DataLoaders)."""
+        """The user's explicit epoch boundary (loops without DataLoaders).
+
+        From the first mark on, epochs are counted by marks only (training-loader passes no longer
+        end epochs). A first mark that follows a loader-ended epoch with no optimizer step since
+        confirms that epoch instead of counting it twice.
+        """
+        confirms = (self.epoch_source == "loader" and self.epoch > 0
+                    and getattr(self, "_last_epoch_end_steps", None) == self.steps)
         if self.epoch_source != "mark":
             self.epoch_source = "mark"
         self._run_boundaries()
-        self._end_epoch("mark", None)
+        if not confirms:
+            self._end_epoch("mark", None)
         stop = self.take_pending_stop()
         if stop is not None:
             raise stop
@@ -258,6 +266,7 @@ class Run:
     def _end_epoch(self, source: str, loader: str | None) -> None:
         epoch = self.epoch
         self.epoch += 1
+        self._last_epoch_end_steps = self.steps
         self.emit("epoch_end", {"epoch": epoch, "epochs_completed": self.epoch, "steps": self.steps,
                                 "source": source, "loader": loader})
 
@@ -597,7 +606,12 @@ def options_to_kwargs(options: WatchOptions) -> dict[str, Any]:
 
 
 def mark_epoch() -> None:
-    """Mark the end of an epoch explicitly (for loops without a DataLoader). No-op when not watching."""
+    """Mark the end of an epoch explicitly: call it once, right after each epoch's training.
+
+    For loops without a training DataLoader (tensors sliced by hand, an iterator that never ends).
+    Evaluation checks then judge cadence per marked epoch (``eval_every``). Once called, epochs are
+    counted by marks only. No-op when not watching.
+    """
     run = _active_run
     if run is not None and run.status == "running":
         run.mark_epoch()

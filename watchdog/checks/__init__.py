@@ -1,6 +1,8 @@
 """Checks consume events and report findings. One module per check."""
 
 from .checkpoint import CheckpointCheck
+from .eval_cadence import EvalCadenceCheck
+from .eval_mode import EvalModeCheck
 from .memory import MemoryCheck
 from .overlap import OverlapCheck
 from .resume import ResumeCheck
@@ -9,5 +11,7 @@ ALL_CHECKS = [
     OverlapCheck,
     CheckpointCheck,
     ResumeCheck,
+    EvalCadenceCheck,
+    EvalModeCheck,
     MemoryCheck,
 ]

@@ -88,7 +88,7 @@ class PassRecord:
 
     __slots__ = ("loader", "index", "dataset", "sampled", "consumed", "flushed", "served", "samples",
                  "steps", "backwards", "forwards", "nograd_forwards", "eval_mode_forwards", "nograd_batches",
-                 "closed", "abandoned", "where", "t0", "epoch0", "explicit_role", "unchecked", "fingerprints",
+                 "closed", "abandoned", "expected", "where", "t0", "epoch0", "explicit_role", "unchecked", "fingerprints",
                  "fingerprint_rows", "eval_models_at_start", "__weakref__")
 
     def __init__(self, loader: LoaderInfo, index: int, dataset: Any, run: "Run"):
@@ -108,6 +108,7 @@ class PassRecord:
         self.nograd_batches = 0
         self.closed = False
         self.abandoned = False
+        self.expected: int | None = None  # len(iterator): a loop may stop there without StopIteration
         self.where: str | None = None
         self.t0 = time.time()
         self.epoch0 = run.epoch
@@ -130,8 +131,10 @@ def _recording(source: Iterator[Any], record: PassRecord, probe: "DataLoaderProb
             yield batch
     except GeneratorExit:
         if not record.closed:
-            record.abandoned = True
-            probe.deferred.append(record)
+            drained = record.expected is not None and record.consumed >= record.expected
+            record.abandoned = not drained
+            if not drained:  # a drained pass is already waiting in probe.deferred
+                probe.deferred.append(record)
         raise
 
 
@@ -202,6 +205,8 @@ class DataLoaderProbe:
             record = it.__dict__.get("_wd_pass")
             if record is not None:
                 record.consumed += 1
+                if record.consumed == record.expected:  # all len(loader) batches received: drained
+                    probe.deferred.append(record)
                 if not grad_enabled():
                     record.nograd_batches += 1
                 if record.fingerprints is not None:
@@ -264,6 +269,10 @@ class DataLoaderProbe:
         record.eval_models_at_start = sum(
             1 for m in run.models.values() if (mod := m.ref()) is not None and not mod.training
         )
+        try:
+            record.expected = len(it)
+        except Exception:  # samplers without a length, iterable datasets
+            record.expected = None
         it.__dict__["_wd_pass"] = record
         if record.unchecked is None:
             self._wrap_sampler(it, record)
@@ -388,7 +397,13 @@ class DataLoaderProbe:
             run.training_pass_ended(info)
 
     def process_deferred(self) -> None:
-        """Close passes abandoned mid-way (a ``break``), noticed when their iterator was dropped."""
+        """Close passes that ended without ``StopIteration``, at the next boundary.
+
+        Two kinds: passes abandoned mid-way (a ``break``), noticed when their iterator was dropped;
+        and passes drained (all ``len(loader)`` batches received) by a loop that stops counting
+        instead of exhausting the iterator, as Lightning's fetcher does. A drained pass still open at
+        the next boundary closes there, complete; an ordinary loop's ``StopIteration`` closes it first.
+        """
         while self.deferred:
             record = self.deferred.pop(0)
             try:

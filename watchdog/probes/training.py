@@ -1,14 +1,25 @@
 """Training probe: counts optimizer steps and backward calls, and finds the models being trained.
 
-Per step it costs one global optimizer post-step hook call (a counter and a dict lookup) and, per
-``backward()``, one wrapper call. Models are found in the user's frames when a DataLoader pass
-starts (a boundary, not the hot path); only root models with parameters get a forward pre-hook,
-which counts forwards, in which grad mode and module mode, for the innermost open pass.
+Per step it costs one global optimizer post-step hook call (a counter, an integer compare against
+the next step alarm, and a dict lookup) and, per ``backward()``, one wrapper call. Models are found
+in the user's frames when a DataLoader pass starts and at each optimizer's first step (boundaries,
+not the hot path); only root models with parameters get a forward pre-hook, which counts forwards,
+in which grad mode and module mode, for the innermost open pass. Evaluation-like forwards (under
+``no_grad`` while no DataLoader pass is open, or under ``no_grad`` in eval mode inside one) also note,
+per model, the step count at which they ran; training forwards (grad on) never take that branch.
+
+Step alarms: ``run.at_step(step, fn)`` calls ``fn()`` right after the optimizer step that brings
+``run.steps`` to ``step``, with ``run.stepping_optimizer`` set to the optimizer that stepped (the
+only per-step cost is comparing ``run.steps`` with ``run.next_step_alarm``). Checks use it to look at a boundary that has no event of its own: the first
+step of a new epoch, or every so many steps in loops without epochs.
 """
 
 from __future__ import annotations
 
 import functools
+import heapq
+import itertools
+import sys
 import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -38,11 +49,21 @@ class OptimizerInfo:
         return f"`{self.names[-1]}` ({self.type_name})" if self.names else self.type_name
 
 
+# Distinct step counts kept per model for evaluation forwards outside DataLoader passes.
+EVAL_STEPS_CAP = 65536
+
+
 @dataclass
 class ModelInfo:
     ref: Any = field(repr=False)
     type_name: str
     names: list[str] = field(default_factory=list)
+    # Evaluation forwards: the distinct values of run.steps at which this model ran forwards under
+    # no_grad/inference_mode while no DataLoader pass was open, or in eval mode under no_grad inside
+    # a pass; and, outside passes, how many no_grad forwards ran (in train mode).
+    eval_steps: list[int] = field(default_factory=list, repr=False)
+    nograd_forwards_outside: int = 0
+    nograd_train_mode_forwards_outside: int = 0
 
     @property
     def label(self) -> str:
@@ -109,11 +130,18 @@ class TrainingProbe:
         run.patches.setattr(torch.autograd, "backward", backward)
         run.patches.setattr(nn.Module, "__getstate__", _getstate_without_watchdog_hooks(nn.Module.__getstate__))
         run.discover_models = self.discover_models  # used by other probes at their boundaries
+        self._alarms: list[tuple[int, int, Any]] = []
+        self._alarm_seq = itertools.count()
+        run.next_step_alarm = sys.maxsize
+        run.stepping_optimizer = None
+        run.at_step = self.at_step
 
     # -- per step -----------------------------------------------------------------------------
     def _after_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         run = self.run
         run.steps += 1
+        if run.steps >= run.next_step_alarm:
+            self._ring_alarms(optimizer)
         passes = run.open_passes
         if passes:
             passes[-1].steps += 1
@@ -130,7 +158,13 @@ class TrainingProbe:
         run = self.run
         from ..naming import names_in_frames, user_frames
 
-        names = names_in_frames({id(optimizer): optimizer}, user_frames(4)).get(id(optimizer), [])
+        frames = user_frames(4)
+        names = names_in_frames({id(optimizer): optimizer}, frames).get(id(optimizer), [])
+        if run.discover_models is not None:
+            try:  # loops without DataLoaders: the model is in the stepping frame
+                run.discover_models(frames)
+            except Exception as exc:  # the optimizer is still recorded, so this runs once, not per step
+                run.internal_error("probe:training:models", exc)
         info = OptimizerInfo(weakref.ref(optimizer), type(optimizer).__name__, run.steps, 1, names)
         run.optimizers[id(optimizer)] = info
         run.emit(
@@ -139,6 +173,27 @@ class TrainingProbe:
              "param_tensors": sum(len(g["params"]) for g in optimizer.param_groups)},
             refs={"optimizer": optimizer},
         )
+
+    # -- step alarms ------------------------------------------------------------------------------
+    def at_step(self, step: int, fn: Any) -> None:
+        """Call ``fn()`` right after the optimizer step that brings ``run.steps`` to ``step`` (or later)."""
+        heapq.heappush(self._alarms, (int(step), next(self._alarm_seq), fn))
+        self.run.next_step_alarm = self._alarms[0][0]
+
+    def _ring_alarms(self, optimizer: Any) -> None:
+        run = self.run
+        alarms = self._alarms
+        run.stepping_optimizer = optimizer  # which optimizer's step rang, for the alarm callbacks
+        try:
+            while alarms and alarms[0][0] <= run.steps:
+                _, _, fn = heapq.heappop(alarms)
+                try:
+                    fn()
+                except Exception as exc:
+                    run.internal_error(f"alarm:{getattr(fn, '__qualname__', fn)}", exc)
+        finally:
+            run.stepping_optimizer = None
+            run.next_step_alarm = alarms[0][0] if alarms else sys.maxsize
 
     # -- boundaries -----------------------------------------------------------------------------
     def discover_models(self, frames: list[UserFrame]) -> None:
@@ -155,7 +210,7 @@ class TrainingProbe:
                 continue
             info = ModelInfo(weakref.ref(module), type(module).__name__, [name])
             run.models[obj_id] = info
-            run.patches.handle(module.register_forward_pre_hook(RootForwardHook(self._forward_pre_hook)),
+            run.patches.handle(module.register_forward_pre_hook(RootForwardHook(self._forward_pre_hook_for(info))),
                                f"forward pre-hook on {name}")
 
     def _inside_known_model(self, module: nn.Module) -> bool:
@@ -165,22 +220,42 @@ class TrainingProbe:
                 return True
         return False
 
-    def _forward_pre_hook(self, module: nn.Module, args: Any) -> None:
-        if _is_compiling():
-            return
+    def _forward_pre_hook_for(self, info: ModelInfo) -> Any:
         run = self.run
-        grad = torch.is_grad_enabled()
-        training = module.training
-        run.forward_calls += 1
-        if not grad:
-            run.nograd_forward_calls += 1
-        if not training:
-            run.eval_mode_forward_calls += 1
-        passes = run.open_passes
-        if passes:
-            current = passes[-1]
-            current.forwards += 1
+        is_grad_enabled = torch.is_grad_enabled
+
+        def forward_pre_hook(module: nn.Module, args: Any) -> None:
+            if _is_compiling():
+                return
+            grad = is_grad_enabled()
+            training = module.training
+            run.forward_calls += 1
             if not grad:
-                current.nograd_forwards += 1
+                run.nograd_forward_calls += 1
             if not training:
-                current.eval_mode_forwards += 1
+                run.eval_mode_forward_calls += 1
+            passes = run.open_passes
+            if passes:
+                current = passes[-1]
+                current.forwards += 1
+                if not grad:
+                    current.nograd_forwards += 1
+                    if not training:  # eval mode + no_grad: evaluation, even inside a training pass
+                        note_eval_step(run.steps)
+                if not training:
+                    current.eval_mode_forwards += 1
+            elif not grad:  # evaluation outside any DataLoader pass (not the training hot path)
+                info.nograd_forwards_outside += 1
+                if training:
+                    info.nograd_train_mode_forwards_outside += 1
+                note_eval_step(run.steps)
+
+        def note_eval_step(now: int) -> None:
+            steps = info.eval_steps
+            if not steps or steps[-1] != now:
+                if len(steps) < EVAL_STEPS_CAP:
+                    steps.append(now)
+                else:
+                    steps[-1] = now
+
+        return forward_pre_hook

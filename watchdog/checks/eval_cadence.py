@@ -1,0 +1,270 @@
+"""Evaluation cadence: epochs that trained without any evaluation after them.
+
+**Epochs.** Loops with a training DataLoader: epoch ``e`` runs from the start of the training
+loader's pass ``e`` to the start of its pass ``e+1`` (or the end of the run), so its boundary ``B_e``
+is ``run.steps`` when the next training pass starts. Passes are counted from their start, not their
+end, because frameworks that prefetch or know the length (Lightning) never exhaust the iterator and
+its end is seen late; whatever happens between two training passes (validation) belongs to the
+epoch before. The training loader is the first one whose pass trained (optimizer steps). Loops that
+call ``watchdog.mark_epoch()`` use the ``epoch_end`` events instead: ``B_e`` is ``run.steps`` at mark
+``e`` (a first mark right after a loader-ended epoch confirms that epoch). Epochs
+are numbered among the windows that trained (had optimizer steps); a pass with no step (peeking at
+one batch) is no epoch.
+
+**Evaluation activity** is (a) a DataLoader pass labelled ``eval`` (no optimizer step, no backward,
+forwards under ``no_grad`` or in eval mode), or (b) forwards of a trained model (one whose parameters
+an optimizer steps) under ``no_grad`` / ``inference_mode`` while no DataLoader pass is open, as
+nanoGPT's ``estimate_loss()`` does, or (c) forwards of a trained model under ``no_grad`` *and* in
+eval mode inside a DataLoader pass (validation on in-memory tensors in the middle of a training
+epoch). Forwards of models no optimizer steps (a frozen teacher) and ``no_grad`` forwards in train
+mode inside a training pass (pseudo-labels, FixMatch-style) are not evaluation. Each is noted with
+the step count ``s`` at which it ran and belongs to the epoch whose steps it follows: the epoch with
+``B_e-1 < s <= B_e`` (after an epoch's training, mid-epoch, or at the start of the next epoch before
+its first step). Evaluation before the first optimizer step (``s = 0``, a baseline) belongs to no
+epoch.
+
+**Windows close live**: epoch ``e``'s window closes at the first optimizer step after ``B_e`` (a
+step alarm), so a missing evaluation is reported the moment training of the next epoch starts, not
+only at the end. The last window closes at the end of the run, if the run completed (a run that
+raised, was interrupted or stopped never reached that evaluation; the same goes for step-based runs).
+
+**Cadence** (``watch(eval_every=k)``, default 1): a run of ``k`` or more consecutive trained epochs
+without evaluation is missing its evaluation. ``eval_every=2`` with validation after every other
+epoch is clean. A run that trained a single epoch has no cadence to keep: it is judged by steps.
+
+Codes:
+
+- ``eval/missing-epochs`` — epochs trained without evaluation, one finding summarising the ranges.
+  Warning; **error** when the only evaluation ran after training (the seed's loop); info when only
+  the last ``eval_every`` epochs lack it and every earlier epoch was evaluated on time (validation
+  at the start of each epoch: the final weights were never evaluated).
+- ``eval/only-at-end`` (error) — loops without epochs (step-based, like nanoGPT), or with a single
+  one, that trained
+  ``STEP_RUN_MIN_STEPS`` steps or more and evaluated only after the last optimizer step.
+- ``eval/never`` (warning) — loops without epochs that trained that long with no evaluation during
+  or after training. A step-based run with any evaluation between its first and last optimizer
+  step is never flagged: its cadence (every N steps) is the user's choice.
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import Any
+
+from ..findings import Finding
+from .base import Check
+from .eval_common import TrainedModels, at_step, format_ranges
+
+STEP_RUN_MIN_STEPS = 1000  # step-based loops shorter than this are not judged
+MIN_TRAINED_EPOCHS = 2  # fewer trained epochs have no cadence: such runs are judged by steps
+EVIDENCE_CAP = 200
+
+CADENCE_FIX = (
+    "Evaluate inside the epoch loop: `for epoch in range(num_epochs): train_one_epoch(...); "
+    "evaluate(model, val_loader)` (with `model.eval()` and `torch.no_grad()` inside evaluate, and "
+    "`model.train()` before training again). If you validate every N epochs on purpose, say so with "
+    "`watchdog.watch(eval_every=N)` (CLI: --eval-every N)."
+)
+
+
+class EvalCadenceCheck(Check):
+    name = "eval-cadence"
+
+    def __init__(self, run: Any):
+        super().__init__(run)
+        self.trained = TrainedModels(run)
+        self.pass_starts: dict[str, list[int]] = {}  # loader id -> run.steps at each pass start
+        self.train_loader_id: str | None = None  # the first loader whose pass trained
+        self.epoch_end_steps: list[int] = []  # run.steps at each epoch_end (the boundaries once epochs are marked)
+        self.eval_pass_steps: list[int] = []  # step counts at which evaluation passes ended
+        self.judged = 0  # windows closed so far
+        self.epoch_steps: list[int] = []  # B_e of each trained epoch judged so far
+        self.evaluated: dict[int, bool] = {}  # trained epoch number -> evaluated
+        self.gap: list[int] = []  # trailing run of trained, unevaluated epochs
+        self.missing: list[int] = []  # epochs in gaps of eval_every or more
+        self.trailing_missing: list[int] = []  # the part of `missing` in the gap still open
+        self.final_epochs: int | None = None
+
+    @property
+    def every(self) -> int:
+        return self.run.options.eval_every
+
+    # -- events ---------------------------------------------------------------------------------------
+    def on_loader_pass_start(self, event: Any) -> None:
+        data = event.data
+        starts = self.pass_starts.setdefault(str(data.get("loader_id")), [])
+        starts.append(int(data.get("step", self.run.steps)))
+        if data.get("loader_id") == self.train_loader_id and len(starts) > 1:
+            at_step(self, starts[-1] + 1, self._next_epoch_started)  # the previous epoch is over
+
+    def on_loader_pass_end(self, event: Any) -> None:
+        data = event.data
+        role = data.get("role")
+        if role == "eval" and data.get("batches", 0) > 0:
+            self.eval_pass_steps.append(int(data.get("step", self.run.steps)))
+        elif role == "train" and self.train_loader_id is None:
+            self.train_loader_id = str(data.get("loader_id"))
+            self._close_windows(self.run.steps)  # known late (Lightning): earlier epochs may be over
+
+    def on_epoch_end(self, event: Any) -> None:
+        steps = int(event.data["steps"])
+        self.epoch_end_steps.append(steps)
+        if self.run.epoch_source == "mark":
+            self._close_windows(self.run.steps)
+            at_step(self, steps + 1, self._next_epoch_started)
+
+    def _next_epoch_started(self) -> None:
+        self._close_windows(self.run.steps)
+
+    def finish(self) -> None:
+        # A run cut short (exception, Ctrl-C, SIGTERM, stopped by watchdog) never reached the evaluation
+        # of its last epoch, or the next periodic one: only windows closed by a later step are judged.
+        completed = self.run.status == "ok"
+        self._close_windows(self.run.steps, final=completed)
+        self.final_epochs = len(self.epoch_steps)
+        if len(self.evaluated) >= MIN_TRAINED_EPOCHS:
+            if self.missing:
+                self._report_missing(final=True)
+        elif self.run.steps > 0 and completed:
+            self._judge_step_based()  # no epochs, or a single one: judged by optimizer steps
+
+    # -- epochs and evaluation points ------------------------------------------------------------------
+    def _loader_boundaries(self, final: bool) -> list[int]:
+        if self.train_loader_id is None:
+            return []
+        bounds = self.pass_starts.get(self.train_loader_id, [])[1:]
+        return bounds + [self.run.steps] if final else list(bounds)
+
+    def boundaries(self, final: bool) -> list[int]:
+        """B_e of every epoch window known so far (with ``final``, the open last one ends now)."""
+        if self.run.epoch_source == "mark":
+            return list(self.epoch_end_steps)  # the session keeps loader epochs and marks consistent
+        return self._loader_boundaries(final)
+
+    def eval_points(self) -> list[int]:
+        points = list(self.eval_pass_steps)
+        for info in self.trained.infos(alive=False):
+            points.extend(info.eval_steps)
+        points.sort()
+        return points
+
+    # -- epoch windows -------------------------------------------------------------------------------
+    def _close_windows(self, now: int, final: bool = False) -> None:
+        bounds = self.boundaries(final)
+        if self.judged >= len(bounds):
+            return
+        points = self.eval_points()
+        while self.judged < len(bounds):
+            end = bounds[self.judged]
+            if not final and now <= end:
+                break
+            start = bounds[self.judged - 1] if self.judged > 0 else 0
+            self.judged += 1
+            if end <= start:
+                continue  # no optimizer step in this window: nothing trained, no epoch
+            epoch = len(self.epoch_steps)
+            self.epoch_steps.append(end)
+            first_after = bisect.bisect_right(points, start)
+            evaluated = first_after < len(points) and points[first_after] <= end
+            self.evaluated[epoch] = evaluated
+            if evaluated:
+                self.gap = []
+                self.trailing_missing = []
+                continue
+            self.gap.append(epoch)
+            if len(self.gap) == self.every:
+                self.missing.extend(self.gap)
+                self.trailing_missing = list(self.gap)
+            elif len(self.gap) > self.every:
+                self.missing.append(epoch)
+                self.trailing_missing.append(epoch)
+            else:
+                continue
+            if not final:
+                self._report_missing(final=False)
+
+    def _report_missing(self, final: bool) -> None:
+        run = self.run
+        missing = sorted(set(self.missing))
+        total = len(self.epoch_steps)
+        points = self.eval_points()
+        during = [s for s in points if s > 0]
+        steps = run.steps
+        ranges = format_ranges(missing)
+        plural = "epochs" if len(missing) > 1 else "epoch"
+        evaluated = sorted(e for e, ok in self.evaluated.items() if ok)
+        only_after = final and bool(during) and all(s >= steps for s in during)
+        never = not during
+        trailing_only = (final and not never and not only_after and bool(evaluated)
+                         and missing == sorted(self.trailing_missing) and len(missing) <= self.every)
+        cadence = f"at least one every {self.every} epochs" if self.every > 1 else "one after every epoch"
+        if final:
+            message = f"{plural.capitalize()} {ranges} of {total} had no evaluation"
+            if only_after:
+                message += f"; the only evaluation ran after training (at step {steps}), so no metric " \
+                           "watched the run while it trained"
+            elif never:
+                message += "; no evaluation ran at all during this run"
+            elif trailing_only:
+                message += f": evaluation stopped after epoch {max(evaluated)}, so the final weights " \
+                           "were never evaluated"
+            else:
+                message += f" (expected {cadence}); evaluated epochs: {format_ranges(evaluated)}"
+        else:
+            message = (f"{plural.capitalize()} {ranges} closed without any evaluation so far "
+                       f"(expected {cadence}; {len(self.epoch_steps)} epoch(s) ended, {steps} optimizer steps)")
+        severity = "error" if only_after else ("info" if trailing_only else "warning")
+        run.report(Finding(
+            code="eval/missing-epochs",
+            severity=severity,
+            message=message + ".",
+            fix=CADENCE_FIX,
+            evidence={
+                "missing_epochs": missing[:EVIDENCE_CAP],
+                "missing_count": len(missing),
+                "missing_ranges": ranges,
+                "epochs": total,
+                "evaluated_epochs": evaluated[:EVIDENCE_CAP],
+                "eval_every": self.every,
+                "epoch_source": run.epoch_source,
+                "epoch_end_steps": self.epoch_steps[:EVIDENCE_CAP],
+                "eval_steps": sorted(set(points))[:EVIDENCE_CAP],
+                "steps": steps,
+                "only_after_training": only_after,
+                "no_evaluation": never,
+                "final": final,
+            },
+            where=getattr(run.primary_train_loader, "where", None),
+            key="epochs",
+        ))
+
+    # -- loops without epochs ----------------------------------------------------------------------------
+    def _judge_step_based(self) -> None:
+        steps = self.run.steps
+        points = self.eval_points()
+        during = [s for s in points if 0 < s < steps]
+        if during or steps < STEP_RUN_MIN_STEPS:
+            return
+        after = [s for s in points if s >= steps]
+        before = [s for s in points if s == 0]
+        evidence = {"steps": steps, "eval_steps": sorted(set(points))[:EVIDENCE_CAP],
+                    "evaluated_before_training": bool(before), "min_steps_judged": STEP_RUN_MIN_STEPS}
+        fix = ("Evaluate periodically while training (e.g. `if step % eval_interval == 0: estimate_loss()` "
+               "inside the loop), or mark epochs with `watchdog.mark_epoch()` so cadence is judged per epoch.")
+        if after:
+            self.run.report(Finding(
+                code="eval/only-at-end",
+                severity="error",
+                message=f"{steps} optimizer steps ran with no evaluation during training; the only "
+                        f"evaluation ran after the last step"
+                        + (" (and once before the first)" if before else "") + ", so no metric watched the run.",
+                fix=fix, evidence=evidence, key="steps",
+            ))
+        else:
+            self.run.report(Finding(
+                code="eval/never",
+                severity="warning",
+                message=f"{steps} optimizer steps ran and the model was never evaluated during or after "
+                        "training" + (" (only once, before the first step)" if before else "") + ".",
+                fix=fix, evidence=evidence, key="steps",
+            ))
