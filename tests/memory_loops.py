@@ -90,14 +90,18 @@ def dict_cache(epochs: int, epoch_end=_noop) -> None:
 
 def swinging_control(epochs: int, epoch_end=_noop) -> None:
     """Correct loop whose memory swings by tens of MB between epochs without accumulating:
-    a per-epoch scratch buffer of 8, 40 or 24 MB, a bounded cache, losses kept as floats."""
+    a per-epoch scratch buffer of 8, 40 or 24 MB, a bounded cache, losses kept as floats, and
+    an evaluation under no_grad every epoch."""
     loader = DataLoader(_data(256, 16, 4), batch_size=16)
+    val_loader = DataLoader(_data(64, 16, 8), batch_size=16)
     model = _model(16, 64)
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
     history = []
+    val_history = []
     recent = {}
     scratch = None
     for epoch in range(epochs):
+        model.train()
         scratch = [torch.zeros(2 * 1024 * 1024) for _ in range((1, 5, 3)[epoch % 3])]
         for i, (x, y) in enumerate(loader):
             output = model(x)
@@ -109,6 +113,9 @@ def swinging_control(epochs: int, epoch_end=_noop) -> None:
             recent[i % 4] = output.detach()
         history.append(float(sum(scratch[0][:1])))
         epoch_end(epoch)
+        model.eval()
+        with torch.no_grad():
+            val_history.append(sum(nn.functional.mse_loss(model(x), y).item() for x, y in val_loader))
     return model
 
 
