@@ -336,3 +336,18 @@ def test_name_lookups_keep_no_stale_locals_alive_and_respect_held_locals(report_
         assert loop_with_deleted_tensor()
         held = loop_holding_locals()
     assert "params" in held
+
+
+def test_a_log_torn_mid_character_still_renders(report_dir):
+    from watchdog.eventlog import read_events
+    from watchdog.report.jsonreport import build_report
+
+    with watchdog.watch(report_dir=report_dir, summary=False):
+        train_epoch(make_model(), loader(make_dataset(64)), torch.optim.SGD(make_model().parameters(), lr=0.1))
+    log = report_dir / "events.jsonl"
+    raw = log.read_bytes()
+    log.write_bytes(raw + '{"kind": "finding", "data": {"message": "caf'.encode() + "é".encode()[:1])
+    bad = []
+    events = list(read_events(log, on_bad_line=lambda: bad.append(1)))
+    assert bad == [1] and events[0].kind == "run_start"
+    assert build_report(events)["run"]["status"] == "ok"

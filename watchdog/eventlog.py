@@ -59,18 +59,27 @@ class EventLog:
         self._file = None
 
 
-def read_events(path: Path) -> Iterator[Event]:
-    """Events of a finished or crashed run; a torn last line (the process died mid-write) is skipped."""
-    with open(path, encoding="utf-8") as f:
+def read_events(path: Path, on_bad_line: Callable[[], None] | None = None) -> Iterator[Event]:
+    """Events of a finished or crashed run.
+
+    A line that is not a JSON object (torn by a process that died mid-write, even mid-character)
+    is skipped, and ``on_bad_line()`` is called for it.
+    """
+    with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             line = line.strip()
             if not line:
                 continue
             try:
                 raw = json.loads(line)
-            except json.JSONDecodeError:
+            except ValueError:
+                raw = None
+            if not isinstance(raw, dict) or "kind" not in raw:
+                if on_bad_line is not None:
+                    on_bad_line()
                 continue
-            yield Event(raw.get("kind", "?"), raw.get("data", {}), None, raw.get("t", 0.0))
+            data = raw.get("data")
+            yield Event(str(raw["kind"]), data if isinstance(data, dict) else {}, None, raw.get("t", 0.0))
 
 
 Handler = Callable[[Event], None]

@@ -16,6 +16,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
 
+from ..eventlog import read_events
+
 DASH = "–"
 
 SEVERITY_RANK = {"ok": 0, "info": 1, "warning": 2, "error": 3}
@@ -492,21 +494,13 @@ class RunView:
 # ---------------------------------------------------------------------- log reading
 def iter_log(path: pathlib.Path, view: RunView | None = None) -> Iterator[dict[str, Any]]:
     """Yield events from an events.jsonl; bad or truncated lines are counted, not fatal."""
-    with open(path, "r", encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                if view is not None:
-                    view.events_bad += 1
-                continue
-            if isinstance(ev, dict):
-                yield ev
-            elif view is not None:
-                view.events_bad += 1
+
+    def count_bad() -> None:
+        if view is not None:
+            view.events_bad += 1
+
+    for event in read_events(path, on_bad_line=count_bad):
+        yield {"kind": event.kind, "t": event.t, "data": event.data}
 
 
 # Per-device CUDA allocator and NVML values worth a chart (the rest stays in the event log).
