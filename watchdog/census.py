@@ -42,7 +42,7 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from .naming import is_user_file
+from .naming import is_user_file, release_locals_snapshot
 
 
 
@@ -527,33 +527,16 @@ def user_frames(frame: types.FrameType | None = None) -> list[UserFrame]:
 
 
 def release_locals_snapshots(frames: list[UserFrame]) -> None:
-    """Empties the locals dicts that reading ``frame.f_locals`` materialised on function frames.
+    """Release the locals snapshots reading these frames left behind (see ``naming``).
 
-    On Python <= 3.12 that dict is a snapshot kept on the frame: it would hold the values the
-    locals had *then* (last epoch's batch, the previous ``preds``) alive until the frame reads
-    its locals again or returns. CPython refills it in full whenever it is read again, so
-    emptying it changes nothing but what it keeps alive. Only the calling thread's frames (no
-    tracer of this thread is between its refill and write-back while we run). A snapshot the
-    program itself holds (``locals()`` returns the same dict) is left as it is."""
-    if sys.version_info >= (3, 13):
-        return  # f_locals is a live proxy there: nothing is kept
+    Only the calling thread's frames: no tracer of this thread sits between a refill and its
+    write-back while we run."""
     for uf in frames:
-        frame = uf.frame
-        if frame is None or not (frame.f_code.co_flags & CO_OPTIMIZED):
-            continue  # module and class bodies: f_locals is the namespace itself
-        try:
-            snapshot = frame.f_locals
-            # Left alone when the program holds it too (`params = locals()` is the same dict).
-            if type(snapshot) is dict and sys.getrefcount(snapshot) <= _SNAPSHOT_REFS:
-                snapshot.clear()
-        except Exception:
-            pass
-        finally:
-            snapshot = None
-
-
-CO_OPTIMIZED = 0x0001
-_SNAPSHOT_REFS = 3  # the frame's own reference, ours, and getrefcount's argument
+        if uf.frame is not None:
+            try:
+                release_locals_snapshot(uf.frame)
+            except Exception:
+                pass
 
 
 def _is_internal_file(filename: str) -> bool:

@@ -58,20 +58,28 @@ _CO_OPTIMIZED = 0x0001
 _SNAPSHOT_REFS = 3  # the frame's own reference, ours, and getrefcount's argument
 
 
-def _namespace(frame: types.FrameType) -> dict[str, Any]:
-    """A copy of the frame's variables that keeps nothing alive on the frame.
+def release_locals_snapshot(frame: types.FrameType) -> None:
+    """Empty the locals snapshot that reading ``f_locals`` leaves on a function frame.
 
-    Before Python 3.13, reading ``f_locals`` of a function frame leaves a snapshot dict on the
-    frame that holds the locals' values *as they were* (last epoch's batch, a tensor the user has
-    since deleted) until the frame reads its locals again or returns. We copy what we need and
-    empty that snapshot, unless someone else holds it (``params = locals()`` is the same dict).
+    Before Python 3.13 that dict stays on the frame and holds the locals' values *as they were*
+    (last epoch's batch, a tensor the user has since deleted) until the frame reads its locals
+    again or returns. CPython refills it in full whenever it is read again, so emptying it changes
+    nothing but what it keeps alive. A snapshot the program itself holds is left alone
+    (``params = locals()`` is the same dict).
     """
+    if sys.version_info >= (3, 13) or not frame.f_code.co_flags & _CO_OPTIMIZED:
+        return  # 3.13+: a live proxy; module and class bodies: the namespace itself
+    snapshot = frame.f_locals
+    if type(snapshot) is dict and sys.getrefcount(snapshot) <= _SNAPSHOT_REFS:
+        snapshot.clear()
+
+
+def _namespace(frame: types.FrameType) -> dict[str, Any]:
+    """A copy of the frame's variables that keeps nothing alive on the frame."""
     if not frame.f_code.co_flags & _CO_OPTIMIZED:
         return frame.f_globals if frame.f_code.co_name == "<module>" else frame.f_locals
-    snapshot = frame.f_locals
-    namespace = dict(snapshot)
-    if sys.version_info < (3, 13) and type(snapshot) is dict and sys.getrefcount(snapshot) <= _SNAPSHOT_REFS:
-        snapshot.clear()  # CPython refills it in full the next time anything reads it
+    namespace = dict(frame.f_locals)
+    release_locals_snapshot(frame)
     return namespace
 
 
