@@ -90,13 +90,6 @@ class IndexResolver:
         self._resolve_into(dataset, idx, np.arange(idx.size), out)
         return out
 
-    def resolve_grouped(self, dataset: Any, idx: np.ndarray) -> dict[int, np.ndarray]:
-        """``{base key: base indices}`` for dataset-level indices ``idx`` (int64 array)."""
-        grouped: dict[int, list[np.ndarray]] = {}
-        for key, _, base_idx in self.resolve(dataset, idx):
-            grouped.setdefault(key, []).append(base_idx)
-        return {k: (v[0] if len(v) == 1 else np.concatenate(v)) for k, v in grouped.items()}
-
     def _resolve_into(self, dataset: Any, idx: np.ndarray, pos: np.ndarray, out: list) -> None:
         if idx.size == 0:
             return

@@ -76,9 +76,6 @@ class IndexSet:
         n = min(self._bits.size, other._bits.size)
         return int(np.bitwise_count(self._bits[:n] & other._bits[:n]).sum())
 
-    def to_array(self) -> np.ndarray:
-        return np.flatnonzero(np.unpackbits(self._bits))
-
     def first(self, k: int) -> list[int]:
         """The ``k`` smallest indices (deterministic examples for a message)."""
         out: list[int] = []

@@ -18,7 +18,6 @@ import types
 import zipfile
 from importlib.machinery import SourceFileLoader
 from types import TracebackType
-from typing import Any
 
 from .naming import is_user_file
 
@@ -97,6 +96,3 @@ def die_by_sigint() -> None:
     os.kill(os.getpid(), signal.SIGINT)
     raise SystemExit(130)  # only if the signal could not be delivered
 
-
-def exit_code_of(exc: SystemExit) -> Any:
-    return exc.code

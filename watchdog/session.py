@@ -565,10 +565,6 @@ class watch:
             run.patches.undo_all()
             raise
         self._runs.append((run, True))
-        if _on_run_started:
-            for hook in _on_run_started:
-                with contextlib.suppress(Exception):
-                    hook(run)
         return run
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
@@ -584,10 +580,6 @@ class watch:
                 if _active_run is run:
                     _active_run = None
         return False  # the user's exception propagates unchanged
-
-
-# Hooks called with each new run (the dashboard attaches here).
-_on_run_started: list[Callable[[Run], None]] = []
 
 
 def _make_options(options: dict[str, Any]) -> WatchOptions:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import dataloader as torch_dataloader
 
-from ..datasets import BaseInfo, IndexResolver, dataset_len, flatten_batches
+from ..datasets import IndexResolver, dataset_len, flatten_batches
 from ..indexset import IndexSet
 from ..naming import names_in_frames, preferred_name, user_frames
 
