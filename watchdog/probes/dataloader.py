@@ -198,7 +198,7 @@ class DataLoaderProbe:
             except StopIteration:
                 record = it.__dict__.get("_wd_pass")
                 if record is not None and not record.closed:
-                    stop = probe.end_pass(record, complete=True)
+                    stop = probe.end_pass(record)
                     if stop is not None:
                         raise stop from None
                 raise
@@ -345,7 +345,7 @@ class DataLoaderProbe:
                     record.fingerprint_rows.append((np.full(pos.size, key, dtype=np.int64), base_idx, digests_flat[pos]))
 
     # -- pass end ------------------------------------------------------------------------------------
-    def end_pass(self, record: PassRecord, complete: bool) -> Any:
+    def end_pass(self, record: PassRecord) -> Any:
         """Close the pass; returns a pending ``WatchdogStop`` to raise, if the user asked for one."""
         try:
             self._end_pass(record)
