@@ -27,8 +27,8 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 import watchdog  # noqa: E402
-from watchdog.roundtrip import compare, leaf_crcs, read_back  # noqa: E402
-from watchdog.statetree import inventory  # noqa: E402
+from watchdog.checkpoint.roundtrip import compare, leaf_crcs, read_back  # noqa: E402
+from watchdog.checkpoint.statetree import inventory
 
 
 def best_of(fn, repeat=5, number=1):

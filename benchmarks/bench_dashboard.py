@@ -19,7 +19,7 @@ import torch
 from rich.console import Console
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from watchdog.dashboard import Dashboard  # noqa: E402
+from watchdog.report.dashboard import Dashboard
 
 
 class Counters:
@@ -97,7 +97,7 @@ def backward_wrapper_cost(n: int = 300_000) -> float:
     import timeit
     import types
 
-    from watchdog.probes.presentation import PresentationProbe
+    from watchdog.report.presentation import PresentationProbe
 
     calls = []
     fake_autograd = types.SimpleNamespace(backward=lambda *a, **k: None)

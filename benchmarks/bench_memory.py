@@ -22,8 +22,8 @@ import psutil
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from watchdog.census import find_holders, take_census  # noqa: E402
-from watchdog.memsources import RssReader  # noqa: E402
+from watchdog.memory.census import find_holders, take_census  # noqa: E402
+from watchdog.memory.sources import RssReader
 
 
 def best_of(fn, number: int, repeats: int = 7) -> float:

@@ -81,7 +81,7 @@ def main() -> None:
         watching = {}
         for name, fn in cases.items():
             if name.startswith("forward"):
-                run.discover_models(watchdog.naming.user_frames(1))  # hook `lin` as a root model
+                run.discover_models(watchdog.core.frames.user_frames(1))  # hook `lin` as a root model
             watching[name] = best_of(fn)
     print("marginal cost per call (best of 15 repeats):")
     for name in cases:
@@ -90,6 +90,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    import watchdog.naming  # noqa: F401
+    import watchdog.core.frames  # noqa: F401
 
     main()

@@ -8,7 +8,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import watchdog
-from watchdog.eventlog import read_events
+from watchdog.core.events import read_events
 
 pl = pytest.importorskip("pytorch_lightning")
 

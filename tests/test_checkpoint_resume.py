@@ -9,8 +9,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import watchdog
-from watchdog.checks.checkpoint import fmt
-from watchdog.checks.resume import lr_at
+from watchdog.checkpoint.check import fmt
+from watchdog.checkpoint.resume import lr_at
 
 from tests.ckpt_loops import X, Y, codes, loader, make, train_epoch, watch  # noqa: E402,F401
 
@@ -212,7 +212,7 @@ def test_loading_a_checkpoint_mid_training_for_evaluation_is_silent(tmp_path):
 def test_post_load_step_hook_is_removed_after_a_few_steps(tmp_path):
     from torch.optim import optimizer as optimizer_module
 
-    from watchdog.probes.checkpoint import ARMED_STEPS
+    from watchdog.checkpoint.probe import ARMED_STEPS
 
     path, _ = full_checkpoint(tmp_path, epochs=1)
     hooks = optimizer_module._global_optimizer_post_hooks

@@ -12,8 +12,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import watchdog
-from watchdog.checks.checkpoint import fmt
-from watchdog.eventlog import read_events
+from watchdog.checkpoint.check import fmt
+from watchdog.core.events import read_events
 
 from tests.ckpt_loops import X, Y, codes, loader, make, train_epoch, watch  # noqa: E402,F401
 
@@ -404,7 +404,7 @@ def test_unverified_rewrite_noticed_at_load(tmp_path):
 
 
 def test_checkpoint_too_large_for_free_memory_is_not_read_back(tmp_path, monkeypatch):
-    import watchdog.checks.checkpoint as check_module
+    import watchdog.checkpoint.check as check_module
 
     monkeypatch.setattr(check_module, "MAX_READBACK_FRACTION", 1e-12)  # as if memory were nearly full
     model, opt, _ = make()

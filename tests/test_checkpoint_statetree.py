@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from watchdog.roundtrip import Unverifiable, compare, crc_changes, leaf_crcs, read_back
-from watchdog.statetree import inventory
+from watchdog.checkpoint.roundtrip import Unverifiable, compare, crc_changes, leaf_crcs, read_back
+from watchdog.checkpoint.statetree import inventory
 
 
 def _trained():

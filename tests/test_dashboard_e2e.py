@@ -18,9 +18,9 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset, random_split
 
 import watchdog
-import watchdog.dashboard as dashboard_mod
+import watchdog.report.dashboard as dashboard_mod
 from test_dashboard_html import parse
-from watchdog.dashboard import FrozenFrame
+from watchdog.report.dashboard import FrozenFrame
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 

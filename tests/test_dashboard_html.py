@@ -11,7 +11,7 @@ import pytest
 
 from _dashboard_events import HOSTILE, sample_events, write_log
 from watchdog.report.html import render_html, write_html
-from watchdog.report.view import RunView
+from watchdog.report.fold import RunView
 
 
 class Tree(html.parser.HTMLParser):

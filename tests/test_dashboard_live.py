@@ -17,9 +17,9 @@ import types
 import pytest
 from rich.console import Console
 
-import watchdog.dashboard as dashboard_mod
+import watchdog.report.dashboard as dashboard_mod
 from _dashboard_events import sample_events
-from watchdog.dashboard import Dashboard, display_mode
+from watchdog.report.dashboard import Dashboard, display_mode
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -198,7 +198,7 @@ SCRIPT = textwrap.dedent("""
     import logging, sys, time
     sys.path.insert(0, {repo!r})
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="LOG %(message)s")
-    from watchdog.dashboard import Dashboard
+    from watchdog.report.dashboard import Dashboard
     sys.path.insert(0, {tests!r})
     from _dashboard_events import sample_events
     class Run: steps = 0; epoch = 0

@@ -8,7 +8,7 @@ from rich.console import Console
 
 from _dashboard_events import HOSTILE, sample_events, write_log
 from watchdog.report.panels import DashboardRenderable, epoch_line, sparkline
-from watchdog.report.view import RunView, fmt_bytes
+from watchdog.report.fold import RunView, fmt_bytes
 
 
 def render_text(view: RunView, width: int = 100) -> str:

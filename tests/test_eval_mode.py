@@ -8,7 +8,7 @@ from torch import nn
 import watchdog
 from eval_loops import codes, eval_codes, evaluate, finding, make_model, setup, train_one_epoch
 from test_eval_cadence import nanogpt_loop
-from watchdog.checks.eval_common import format_ranges, mode_dependent_modules
+from watchdog.evaluation.common import format_ranges, mode_dependent_modules
 
 
 def watch(tmp_path, **options):
@@ -205,7 +205,7 @@ def test_step_alarms_are_removed_with_the_run(tmp_path):
 
 
 def test_a_failing_eval_check_is_switched_off_and_the_loop_is_unaffected(tmp_path, monkeypatch):
-    from watchdog.checks import eval_mode
+    from watchdog.evaluation import mode as eval_mode
 
     def broken(self):
         raise RuntimeError("boom inside the check")
@@ -260,7 +260,7 @@ def test_gan_discriminator_in_eval_mode_during_the_generator_step_is_clean(tmp_p
 
 
 def test_step_alarms_ring_once_each_in_order_with_the_stepping_optimizer(tmp_path):
-    from watchdog.checks.eval_mode import _next_alarm
+    from watchdog.evaluation.mode import _next_alarm
 
     assert [_next_alarm(s) for s in (0, 1, 2, 3, 1023, 1024, 1500)] == [1, 2, 4, 4, 1024, 2048, 2048]
     model, train_loader, val_loader, optimizer, criterion = setup()

@@ -9,8 +9,8 @@ import weakref
 import torch
 
 import memory_loops as loops
-from watchdog.census import find_holders, graph_size, take_census
-from watchdog.memgrowth import MB, EpochSample, EpochSeries, THRESHOLDS, steady_growth
+from watchdog.memory.census import find_holders, graph_size, take_census
+from watchdog.memory.growth import MB, EpochSample, EpochSeries, THRESHOLDS, steady_growth
 
 
 def _drive(loop, epochs):
@@ -165,7 +165,7 @@ def test_census_and_walk_survive_hostile_objects():
 
 
 def test_fingerprint_mode_beyond_the_weakref_limit_still_finds_the_cache(monkeypatch):
-    import watchdog.census as census_module
+    import watchdog.memory.census as census_module
 
     monkeypatch.setattr(census_module, "WEAKREF_LIMIT", 0)  # as with more than 200k live tensors
     series, seen = _drive(loops.dict_cache, 4)
@@ -200,7 +200,7 @@ def test_a_tensor_rebuilt_larger_every_step_is_named_as_a_variable():
 def test_reading_frame_locals_keeps_no_old_values_alive():
     import sys
 
-    from watchdog.census import release_locals_snapshots, user_frames
+    from watchdog.memory.census import release_locals_snapshots, user_frames
 
     def loop():
         value = torch.zeros(10)
@@ -217,7 +217,7 @@ def test_reading_frame_locals_keeps_no_old_values_alive():
 def test_a_locals_dict_the_program_holds_is_left_alone():
     import sys
 
-    from watchdog.census import release_locals_snapshots, user_frames
+    from watchdog.memory.census import release_locals_snapshots, user_frames
 
     def loop():
         value = torch.zeros(3)

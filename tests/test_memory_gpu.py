@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import watchdog
-from watchdog.memsources import CudaAllocatorReader, NvmlReader
+from watchdog.memory.sources import CudaAllocatorReader, NvmlReader
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

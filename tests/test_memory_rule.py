@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from watchdog.memgrowth import MB, THRESHOLDS, Thresholds, human_bytes, steady_growth, window_growth
+from watchdog.memory.growth import MB, THRESHOLDS, Thresholds, human_bytes, steady_growth, window_growth
 
 COUNT = THRESHOLDS["tensor_count"]
 RSS = THRESHOLDS["rss"]
@@ -69,7 +69,7 @@ def test_human_bytes():
 
 
 def test_census_every_epoch_first_then_within_its_time_budget():
-    from watchdog.probes.memory import CENSUS_EVERY_EPOCH_FIRST, MemoryProbe
+    from watchdog.memory.probe import CENSUS_EVERY_EPOCH_FIRST, MemoryProbe
 
     probe = MemoryProbe()
     probe._census_s = 0.05

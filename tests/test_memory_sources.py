@@ -10,8 +10,8 @@ import psutil
 import pytest
 
 import watchdog
-from watchdog.memgrowth import MB
-from watchdog.memsources import (
+from watchdog.memory.growth import MB
+from watchdog.memory.sources import (
     CudaAllocatorReader,
     CudaMemory,
     NvmlReader,

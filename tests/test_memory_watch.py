@@ -12,7 +12,7 @@ import torch
 
 import memory_loops as loops
 import watchdog
-from watchdog.memgrowth import MB
+from watchdog.memory.growth import MB
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -102,7 +102,7 @@ def test_watched_leaky_run_trains_identically(tmp_path):
 
 
 def test_census_failure_becomes_internal_error_and_training_goes_on(tmp_path, monkeypatch):
-    import watchdog.probes.memory as probe_module
+    import watchdog.memory.probe as probe_module
 
     def broken():
         raise RuntimeError("census exploded")

@@ -271,7 +271,7 @@ def test_fingerprints_are_silent_without_duplicates(report_dir):
 
 
 def test_index_sets_store_at_most_one_bit_per_sample():
-    from watchdog.indexset import IndexSet
+    from watchdog.overlap.indexset import IndexSet
 
     s = IndexSet(1_000_000)
     s.add(np.arange(0, 1_000_000, 3))

@@ -17,7 +17,7 @@ from torch.utils.data import random_split
 
 import watchdog
 from tests.loops import OwnState, fit, loader, make_dataset, make_model, train_epoch
-from watchdog.checks.base import Check
+from watchdog.core.check import Check
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -140,9 +140,10 @@ class ExplodingCheck(Check):
 
 
 def test_a_failing_check_is_disabled_and_reported_while_training_goes_on(report_dir, monkeypatch):
-    from watchdog import checks
+    from watchdog.core import registry
 
-    monkeypatch.setattr(checks, "ALL_CHECKS", [ExplodingCheck, *checks.ALL_CHECKS])
+    checks = registry.all_checks()
+    monkeypatch.setattr(registry, "all_checks", lambda: [ExplodingCheck, *checks])
     ds = make_dataset(200)
     with watchdog.watch(report_dir=report_dir, summary=False) as run:
         train_loader = loader(ds)
@@ -163,9 +164,10 @@ class BrokenProbe:
 
 
 def test_a_failed_install_undoes_itself_and_the_loop_runs_unwatched(report_dir, monkeypatch):
-    from watchdog import probes
+    from watchdog.core import registry
 
-    monkeypatch.setattr(probes, "ALL_PROBES", [*probes.ALL_PROBES, BrokenProbe])
+    probes = registry.all_probes()
+    monkeypatch.setattr(registry, "all_probes", lambda: [*probes, BrokenProbe])
     before = torch_patch_points()
     with watchdog.watch(report_dir=report_dir, summary=False) as run:
         assert torch_patch_points()[:4] == before[:4]
@@ -259,7 +261,7 @@ def test_a_killed_run_still_leaves_its_report(tmp_path, signame, status):
 
 
 def test_a_broken_dataloader_probe_is_switched_off_once(report_dir, monkeypatch):
-    from watchdog.probes import dataloader as probe_module
+    from watchdog.core import loaders as probe_module
 
     calls = []
 
@@ -339,7 +341,7 @@ def test_name_lookups_keep_no_stale_locals_alive_and_respect_held_locals(report_
 
 
 def test_a_log_torn_mid_character_still_renders(report_dir):
-    from watchdog.eventlog import read_events
+    from watchdog.core.events import read_events
     from watchdog.report.jsonreport import build_report
 
     with watchdog.watch(report_dir=report_dir, summary=False):

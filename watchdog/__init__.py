@@ -12,9 +12,9 @@ Not the filesystem-events package of the same import name: see the README.
 """
 
 from ._version import __version__
-from .findings import Finding, WatchdogStop
-from .probes.dataloader import set_loader_role as loader_role
-from .session import Run, WatchdogUsageError, WatchOptions, current_run, mark_epoch, watch
+from .core.findings import Finding, WatchdogStop
+from .core.loaders import set_loader_role as loader_role
+from .core.run import Run, WatchdogUsageError, WatchOptions, current_run, mark_epoch, watch
 
 __all__ = [
     "__version__",

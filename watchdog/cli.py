@@ -20,7 +20,7 @@ EXIT_USAGE = 2
 
 def _parser() -> argparse.ArgumentParser:
     from ._version import __version__
-    from .session import DEFAULT_REPORT_DIR, FAIL_ON_CHOICES
+    from .core.run import DEFAULT_REPORT_DIR, FAIL_ON_CHOICES
 
     parser = argparse.ArgumentParser(
         prog="watchdog",
@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(ns: argparse.Namespace) -> int:
     from . import runner
-    from .findings import WatchdogStop
-    from .session import WatchdogUsageError, watch
+    from .core.findings import WatchdogStop
+    from .core.run import WatchdogUsageError, watch
 
     if ns.eval_every < 1:
         print(f"watchdog run: --eval-every {ns.eval_every}: expected a whole number >= 1", file=sys.stderr)

@@ -19,7 +19,7 @@ import zipfile
 from importlib.machinery import SourceFileLoader
 from types import TracebackType
 
-from .naming import is_user_file
+from .core.frames import is_user_file
 
 
 class ScriptNotFound(Exception):

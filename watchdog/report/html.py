@@ -14,7 +14,7 @@ import pathlib
 from typing import Any, Iterable, Mapping
 
 from .._version import __version__
-from .view import DASH, HELD_KINDS, RunView, fmt, fmt_bytes, is_bytes_series
+from .fold import DASH, HELD_KINDS, RunView, fmt, fmt_bytes, is_bytes_series
 from .panels import fmt_duration, fmt_rate, source_order
 
 SEV_COLOR = {"error": "#c62828", "warning": "#b26a00", "info": "#1565c0", "ok": "#2e7d32",
@@ -495,7 +495,7 @@ def write_html_report(directory: str | os.PathLike, report: Any = None) -> pathl
     Built from the event log rather than from `report`, so a live run and `watchdog report DIR`
     go through the same RunView.
     """
-    from ..eventlog import EVENT_LOG_NAME
+    from ..core.events import EVENT_LOG_NAME
 
     d = pathlib.Path(directory)
     view = RunView.from_log(d / EVENT_LOG_NAME)

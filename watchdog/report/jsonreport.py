@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..eventlog import Event
-from ..findings import SEVERITIES
+from ..core.events import Event
+from ..core.findings import SEVERITIES
 
 SCHEMA_VERSION = 1
 _ORDER = {s: i for i, s in enumerate(reversed(SEVERITIES))}

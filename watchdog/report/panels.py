@@ -14,7 +14,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from .view import DASH, RunView, fmt_bytes, fmt_value, is_bytes_series
+from .fold import DASH, RunView, fmt_bytes, fmt_value, is_bytes_series
 
 SPARKS = "▁▂▃▄▅▆▇█"
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan", "ok": "green",

@@ -17,8 +17,8 @@ EXIT_USAGE = 2
 
 def render_report(directory: str | Path, *, console: Any = None) -> int:
     """Re-render DIR's reports from DIR/events.jsonl. Returns the exit status (0 ok, 2 no usable log)."""
-    from ..eventlog import EVENT_LOG_NAME, read_events
-    from ..session import _extra_report_writers
+    from ..core.events import EVENT_LOG_NAME, read_events
+    from ..core.run import _extra_report_writers
     from .html import write_html_report
     from .jsonreport import build_report, write_report_json
     from .terminal import print_summary

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from ..findings import Finding
-from ..indexset import IndexSet
-from .base import Check
+from ..core.findings import Finding
+from .indexset import IndexSet
+from ..core.check import Check
 
 EXAMPLES = 5
 SPLIT_FIX = (

@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ._version import __version__
-from .eventlog import EVENT_LOG_NAME, Event, EventBus, EventLog, read_events
+from .._version import __version__
+from .events import EVENT_LOG_NAME, Event, EventBus, EventLog, read_events
 from .findings import SEVERITIES, Finding, WatchdogStop, severity_at_least
 from .patching import PatchStack
 from .redact import redact_argv
@@ -272,14 +272,13 @@ class Run:
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> "Run":
-        from .checks import ALL_CHECKS
-        from .probes import ALL_PROBES
+        from . import registry
 
         self.status = "running"
         self.started_at = time.time()
         self._open_report_dir()
         self.emit("run_start", self._start_metadata())
-        for check_class in ALL_CHECKS:
+        for check_class in registry.all_checks():
             try:
                 check = check_class(self)
                 self.checks.append(check)
@@ -287,7 +286,7 @@ class Run:
             except Exception as exc:
                 self.internal_error(f"check:{getattr(check_class, 'name', check_class.__name__)}", exc)
         try:
-            for probe_class in ALL_PROBES:
+            for probe_class in registry.all_probes():
                 probe = probe_class()
                 probe.install(self)
                 self.probes.append(probe)
@@ -347,8 +346,8 @@ class Run:
                 self.internal_error(f"check:{check.name}", exc)
 
     def write_reports(self) -> None:
-        from .report.jsonreport import build_report, write_report_json
-        from .report.terminal import print_summary
+        from ..report.jsonreport import build_report, write_report_json
+        from ..report.terminal import print_summary
 
         report = build_report(read_events(self.report_dir / EVENT_LOG_NAME))
         write_report_json(self.report_dir, report)

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 import torch
 
 _SKIP_DIRS = tuple(
-    os.path.dirname(os.path.abspath(m.__file__)) + os.sep for m in (torch, sys.modules[__package__ or "watchdog"])
+    os.path.dirname(os.path.abspath(m.__file__)) + os.sep for m in (torch, sys.modules[__name__.partition(".")[0]])
 )
 _SKIP_FILES = ("<frozen ", "runpy.py", os.sep + "contextlib.py", os.sep + "threading.py")
 

@@ -42,7 +42,7 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from .naming import is_user_file, release_locals_snapshot
+from ..core.frames import is_user_file, release_locals_snapshot
 
 
 

@@ -28,10 +28,10 @@ import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch import nn
 
-from ..naming import UserFrame, objects_in_frames
+from .frames import UserFrame, objects_in_frames
 
 if TYPE_CHECKING:
-    from ..session import Run
+    from .run import Run
 
 _is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", lambda: False)
 
@@ -156,7 +156,7 @@ class TrainingProbe:
 
     def _first_step(self, optimizer: Any) -> None:
         run = self.run
-        from ..naming import names_in_frames, user_frames
+        from .frames import names_in_frames, user_frames
 
         frames = user_frames(4)
         names = names_in_frames({id(optimizer): optimizer}, frames).get(id(optimizer), [])

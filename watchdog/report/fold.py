@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
 
-from ..eventlog import read_events
+from ..core.events import read_events
 
 DASH = "–"
 

@@ -20,16 +20,16 @@ It reads the ``memory_sample`` events of the memory probe and reports:
 
 Growth findings are warnings; an error when the projection says the machine's RAM or the device
 runs out within ``PROJECT_EPOCHS`` epochs. The growth rule and its thresholds are in
-:mod:`watchdog.memgrowth` (documented in the README).
+:mod:`watchdog.memory.growth` (documented in the README).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..census import find_holders, release_locals_snapshots, user_frames
-from ..findings import Finding
-from ..memgrowth import (
+from .census import find_holders, release_locals_snapshots, user_frames
+from ..core.findings import Finding
+from .growth import (
     MB,
     EpochSample,
     EpochSeries,
@@ -40,8 +40,8 @@ from ..memgrowth import (
     steady_growth,
     window_growth,
 )
-from ..memsources import CudaMemory, machine_ram_bytes
-from .base import Check
+from .sources import CudaMemory, machine_ram_bytes
+from ..core.check import Check
 
 PROJECT_EPOCHS = 100  # growth is projected this far when the run's length is unknown (see run_length)
 MAX_PROJECTED_EPOCHS = 100_000  # beyond this, "runs out near epoch N" says nothing useful

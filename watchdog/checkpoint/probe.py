@@ -34,12 +34,12 @@ from typing import TYPE_CHECKING, Any, Callable
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from ..naming import objects_in_frames, user_frames
-from ..roundtrip import Unverifiable
-from ..statetree import inventory
+from ..core.frames import objects_in_frames, user_frames
+from .roundtrip import Unverifiable
+from .statetree import inventory
 
 if TYPE_CHECKING:
-    from ..session import Run
+    from ..core.run import Run
 
 ARMED_STEPS = 64  # optimizer steps watched after a load before the post-step hook is removed
 MAX_LOAD_EVENTS = 200  # torch.load in a dataset's __getitem__ must not flood the log

@@ -25,10 +25,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..findings import Finding
-from ..naming import user_frames
-from .base import Check
-from .eval_common import TrainedModels, at_step, describe_modules, mode_dependent_modules, model_prefix
+from ..core.findings import Finding
+from ..core.frames import user_frames
+from ..core.check import Check
+from .common import TrainedModels, at_step, describe_modules, mode_dependent_modules, model_prefix
 
 DENSE_ALARMS_UNTIL = 1024  # steps 1, 2, 4, ... up to this, then every this many steps
 EVIDENCE_MODULES = 50

@@ -1,7 +1,7 @@
 """Memory probe: samples memory at every epoch end, and at most once a second in between.
 
 Nothing runs per training step. At each ``epoch_end`` event (the training thread, a boundary) it
-takes a census of live tensors (:mod:`watchdog.census`), compares it with the previous one, reads
+takes a census of live tensors (:mod:`watchdog.memory.census`), compares it with the previous one, reads
 process RSS and the CUDA caching allocator's counters (no sync; only if the program already
 initialised CUDA), and emits a ``memory_sample`` event (``data["at"] == "epoch_end"``; refs: the
 census, its diff with the previous one, the ``CudaMemory`` objects). The census runs every epoch for
@@ -12,7 +12,7 @@ A daemon thread wakes every ``WATCHDOG_MEMORY_SAMPLE_INTERVAL`` seconds (environ
 0.01-60; by default 1 s for the first 10 minutes, then 10 s) and, when training made progress,
 emits ``memory_sample`` with ``data["at"] == "sampler"``: the step count, RSS, CUDA
 allocated/reserved and NVML's device-wide used memory. NVML is initialised lazily in its own thread
-(see :class:`~watchdog.memsources.NvmlReader`).
+(see :class:`~watchdog.memory.sources.NvmlReader`).
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..census import release_locals_snapshots, take_census, user_frames
-from ..memsources import CudaAllocatorReader, NvmlReader, RssReader
+from .census import release_locals_snapshots, take_census, user_frames
+from .sources import CudaAllocatorReader, NvmlReader, RssReader
 
 if TYPE_CHECKING:
-    from ..session import Run
+    from ..core.run import Run
 
 DEFAULT_INTERVAL = 1.0
 INTERVAL_ENV = "WATCHDOG_MEMORY_SAMPLE_INTERVAL"

@@ -27,11 +27,11 @@ from typing import Any
 
 import torch
 
-from ..findings import Finding
-from ..naming import names_in_frames, user_frames
-from ..roundtrip import Unverifiable, compare, crc_changes, leaf_crcs, read_back
-from ..statetree import Inventory, inventory, optimizer_kind
-from .base import Check
+from ..core.findings import Finding
+from ..core.frames import names_in_frames, user_frames
+from .roundtrip import Unverifiable, compare, crc_changes, leaf_crcs, read_back
+from .statetree import Inventory, inventory, optimizer_kind
+from ..core.check import Check
 
 
 def fmt(x: float | None) -> str:

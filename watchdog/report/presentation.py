@@ -11,13 +11,13 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..session import Run
+    from ..core.run import Run
 
 
 def register_html_writer() -> None:
     """Add the HTML report to the report writers (idempotent)."""
-    from .. import session
-    from ..report.html import write_html_report
+    from ..core import run as session
+    from .html import write_html_report
 
     if write_html_report not in session._extra_report_writers:
         session._extra_report_writers.append(write_html_report)
@@ -35,7 +35,7 @@ class PresentationProbe:
         except Exception as exc:
             run.internal_error("html-report", exc)
         try:
-            from ..dashboard import Dashboard
+            from .dashboard import Dashboard
 
             dashboard = Dashboard.for_run(run)
             if dashboard is not None:

@@ -31,11 +31,11 @@ from typing import Any
 
 import torch
 
-from ..findings import Finding
-from ..naming import names_in_frames, user_frames
-from ..statetree import Inventory
-from .base import Check
-from .checkpoint import fmt, fmt_count, live_scalers, live_schedulers
+from ..core.findings import Finding
+from ..core.frames import names_in_frames, user_frames
+from .statetree import Inventory
+from ..core.check import Check
+from .check import fmt, fmt_count, live_scalers, live_schedulers
 
 MAX_SIM_STEPS = 1_000_000
 

@@ -27,12 +27,12 @@ import numpy as np
 import torch
 from torch.utils.data import dataloader as torch_dataloader
 
-from ..datasets import IndexResolver, dataset_len, flatten_batches
-from ..indexset import IndexSet
-from ..naming import names_in_frames, preferred_name, user_frames
+from ..overlap.datasets import IndexResolver, dataset_len, flatten_batches
+from ..overlap.indexset import IndexSet
+from .frames import names_in_frames, preferred_name, user_frames
 
 if TYPE_CHECKING:
-    from ..session import Run
+    from .run import Run
 
 FLUSH_BATCHES = 4096
 COMPONENT = "probe:dataloader"

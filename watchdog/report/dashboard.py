@@ -29,8 +29,8 @@ from typing import Any, Callable
 
 from rich.file_proxy import FileProxy
 
-from .report.panels import DashboardRenderable, epoch_line
-from .report.view import CheckStatus, RunView
+from .panels import DashboardRenderable, epoch_line
+from .fold import CheckStatus, RunView
 
 MAX_REFRESH_HZ = 2.0
 

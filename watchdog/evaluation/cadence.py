@@ -51,9 +51,9 @@ from __future__ import annotations
 import bisect
 from typing import Any
 
-from ..findings import Finding
-from .base import Check
-from .eval_common import TrainedModels, at_step, format_ranges
+from ..core.findings import Finding
+from ..core.check import Check
+from .common import TrainedModels, at_step, format_ranges
 
 STEP_RUN_MIN_STEPS = 1000  # step-based loops shorter than this are not judged
 MIN_TRAINED_EPOCHS = 2  # fewer trained epochs have no cadence: such runs are judged by steps

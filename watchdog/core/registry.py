@@ -1,0 +1,37 @@
+"""The features a run is made of: one line per feature.
+
+A feature is a package that declares ``PROBES`` (installed in this order, undone in reverse) and
+``CHECKS`` (subscribed to the event bus in this order). The core imports features only through
+this registry, lazily, so ``import watchdog`` stays cheap and a new family is one folder plus one
+line here.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+FEATURES: tuple[str, ...] = (
+    "watchdog.core.loop",
+    "watchdog.overlap",
+    "watchdog.checkpoint",
+    "watchdog.evaluation",
+    "watchdog.memory",
+    "watchdog.report",
+)
+
+
+def _declared(attribute: str) -> list[Any]:
+    found: list[Any] = []
+    for name in FEATURES:
+        found.extend(getattr(importlib.import_module(name), attribute, ()))
+    return found
+
+
+def all_probes() -> list[Any]:
+    """Every feature's probe classes, in install order."""
+    return _declared("PROBES")
+
+
+def all_checks() -> list[Any]:
+    """Every feature's check classes, in subscription order."""
+    return _declared("CHECKS")
