@@ -41,6 +41,27 @@ MAX_SIM_STEPS = 1_000_000
 
 
 @dataclass
+class Resume:
+    """One optimizer's first step after a load, and what the loaded files hold (read by the judges)."""
+
+    opt: Any
+    nearby: list[Any]
+    where: str | None
+    lrs: list[float]
+    label: str
+    var: str
+    files: str
+    saved_opts: list[tuple[Any, Any]]
+    saved_scheds: list[tuple[Any, Any]]
+    saved_scalers: list[tuple[Any, Any]]
+    epoch_counters: list[Any]
+    step_counters: list[Any]
+    restored: bool
+    fresh: bool
+    match: tuple[Any, Any] | None
+
+
+@dataclass
 class LoadRecord:
     label: str
     path: str | None
@@ -157,143 +178,172 @@ class ResumeCheck(Check):
         return type(opt).__name__, None
 
     def _judge(self, opt: Any, nearby: list[Any], where: str | None, lrs: list[float]) -> None:
+        resume = self._resume_of(opt, nearby, where, lrs)
+        not_restored = self._judge_optimizer(resume)
+        restarted = self._judge_schedulers(resume)
+        if not restarted and not not_restored and (resume.fresh or resume.restored):
+            self._judge_lr(resume)
+        if resume.saved_scalers and resume.fresh:
+            self._judge_scalers(resume)
+
+    def _resume_of(self, opt: Any, nearby: list[Any], where: str | None, lrs: list[float]) -> "Resume":
+        """What the loaded files hold, and what this optimizer's first step after the load looks like."""
         loads = self.loads
-        files = ", ".join(dict.fromkeys(l.label for l in loads))
-        saved_opts = [(l, o) for l in loads for o in l.inv.optimizers]
-        saved_scheds = [(l, s) for l in loads for s in l.inv.schedulers]
-        saved_scalers = [(l, s) for l in loads for s in l.inv.scalers]
         counters = [c for l in loads for c in l.inv.counters]
-        epoch_counters = [c.value for c in counters if "epoch" in c.key.lower()]
-        step_counters = [c.value for c in counters if "epoch" not in c.key.lower()]
         label, var = self._label(opt)
-        var = var or "optimizer"
         n_params = sum(len(g["params"]) for g in opt.param_groups)
-        restored = self._was_restored(opt)
         info = self.run.optimizers.get(id(opt))
         first_step = info.first_step if info is not None and info.ref() is opt else None
-        # An optimizer that stepped before the load keeps this run's state: not a fresh start.
-        fresh = first_step is None or first_step > min(l.steps for l in loads)
+        saved_opts = [(l, o) for l in loads for o in l.inv.optimizers]
         match = next(((l, o) for l, o in saved_opts if o.n_params == n_params and o.n_with_state > 0), None)
         if match is None:
             match = next(((l, o) for l, o in saved_opts if o.n_params == n_params), None)
+        return Resume(
+            opt=opt, nearby=nearby, where=where, lrs=lrs, label=label, var=var or "optimizer",
+            files=", ".join(dict.fromkeys(l.label for l in loads)),
+            saved_opts=saved_opts,
+            saved_scheds=[(l, s) for l in loads for s in l.inv.schedulers],
+            saved_scalers=[(l, s) for l in loads for s in l.inv.scalers],
+            epoch_counters=[c.value for c in counters if "epoch" in c.key.lower()],
+            step_counters=[c.value for c in counters if "epoch" not in c.key.lower()],
+            restored=self._was_restored(opt),
+            # An optimizer that stepped before the load keeps this run's state: not a fresh start.
+            fresh=first_step is None or first_step > min(l.steps for l in loads),
+            match=match,
+        )
 
-        not_restored = False
-        if fresh and not restored and match is not None and match[1].n_with_state > 0:
-            not_restored = True
-            l, o = match
+    def _judge_optimizer(self, r: "Resume") -> bool:
+        """``resume/optimizer-not-restored`` or ``resume/optimizer-state-absent``; True when not restored."""
+        opt = r.opt
+        if not r.fresh or r.restored:
+            return False
+        if r.match is not None and r.match[1].n_with_state > 0:
+            l, o = r.match
             step_note = f", step {fmt(o.steps)}" if o.steps else ""
-            saved_lrs = (saved_scheds[0][1].last_lrs if saved_scheds and saved_scheds[0][1].last_lrs else o.lrs)
+            saved_lrs = (r.saved_scheds[0][1].last_lrs if r.saved_scheds and r.saved_scheds[0][1].last_lrs else o.lrs)
             lr_note = ""
-            if saved_lrs and lrs and len(saved_lrs) == len(lrs) and not all(_close(a, b) for a, b in zip(lrs, saved_lrs)):
-                lr_note = f"; it also stepped at lr {fmt(lrs[0])} instead of the saved {fmt(saved_lrs[0])}"
+            if saved_lrs and r.lrs and len(saved_lrs) == len(r.lrs) and not all(_close(a, b) for a, b in zip(r.lrs, saved_lrs)):
+                lr_note = f"; it also stepped at lr {fmt(r.lrs[0])} instead of the saved {fmt(saved_lrs[0])}"
             self.run.report(Finding(
                 code="resume/optimizer-not-restored",
                 severity="error",
                 message=(f"{type(opt).__name__} state not restored: {o.kind} restart from zero. {l.label} holds "
                          f"{o.kind} for {o.n_with_state} parameter tensors ({fmt_count(o.numel)} values{step_note}) "
-                         f"under '{o.path}', but {label} stepped without load_state_dict{lr_note}."),
-                fix=f"Call {var}.load_state_dict({source_expr(l.label, o.path)}) after creating the optimizer, before training.",
-                evidence={"file": l.label, "path": l.path, "entry": o.path, "optimizer": label,
+                         f"under '{o.path}', but {r.label} stepped without load_state_dict{lr_note}."),
+                fix=f"Call {r.var}.load_state_dict({source_expr(l.label, o.path)}) after creating the optimizer, before training.",
+                evidence={"file": l.label, "path": l.path, "entry": o.path, "optimizer": r.label,
                           "param_tensors_with_state": o.n_with_state, "saved_steps": o.steps,
-                          "lrs": lrs, "saved_lrs": saved_lrs},
-                where=where,
-                key=label,
+                          "lrs": r.lrs, "saved_lrs": saved_lrs},
+                where=r.where,
+                key=r.label,
             ))
-        elif fresh and not restored and not saved_opts and opt.state and any(
+            return True
+        if not r.saved_opts and opt.state and any(
                 isinstance(v, torch.Tensor) and k != "step" for st in opt.state.values() for k, v in st.items()):
-            progress = max(epoch_counters + step_counters, default=0)
+            progress = max(r.epoch_counters + r.step_counters, default=0)
             if progress > 1:
-                counter = "epoch" if epoch_counters else "step"
+                counter = "epoch" if r.epoch_counters else "step"
                 self.run.report(Finding(
                     code="resume/optimizer-state-absent",
                     severity="warning",
-                    message=(f"Resuming from {files} ({counter} {fmt(progress)}) with a fresh {type(opt).__name__}: "
-                             f"the checkpoint holds no optimizer state, so {label}'s moments restart from zero."),
+                    message=(f"Resuming from {r.files} ({counter} {fmt(progress)}) with a fresh {type(opt).__name__}: "
+                             f"the checkpoint holds no optimizer state, so {r.label}'s moments restart from zero."),
                     fix="Save optimizer.state_dict() in the checkpoint and load it when resuming.",
-                    evidence={"files": files, "counter": counter, "progress": progress, "optimizer": label},
-                    where=where,
-                    key=label,
+                    evidence={"files": r.files, "counter": counter, "progress": progress, "optimizer": r.label},
+                    where=r.where,
+                    key=r.label,
                 ))
+        return False
 
+    def _expected_schedule(self, r: "Resume", sched: Any) -> tuple[int | None, list[float] | None, str]:
+        """The epoch (and LRs) a scheduler should resume at, and what says so."""
+        if r.saved_scheds:
+            l, s = r.saved_scheds[0]
+            return s.last_epoch, s.last_lrs, f"the {s.path} state in {l.label}"
+        if r.epoch_counters:
+            expected = int(max(r.epoch_counters))
+            return expected, lr_at(sched, expected), f"epoch {expected} in {r.files}, one scheduler step per epoch"
+        if r.step_counters:
+            expected = int(max(r.step_counters))
+            return expected, lr_at(sched, expected), f"step {expected} in {r.files}, one scheduler step per optimizer step"
+        return None, None, ""
+
+    def _judge_schedulers(self, r: "Resume") -> bool:
+        """``resume/scheduler-restarted`` for each scheduler of this optimizer; True when one restarted."""
+        if not r.fresh:
+            return False
         restarted = False
-        live = {id(opt): opt}
-        for sched in live_schedulers(self.run, nearby, live) if fresh else ():
+        for sched in live_schedulers(self.run, r.nearby, {id(r.opt): r.opt}):
             if id(sched) in self.judged or self._was_restored(sched):
                 continue
             self.judged.add(id(sched))
             le = int(getattr(sched, "last_epoch", 0) or 0)
-            expected_epoch, expected_lrs, basis = None, None, ""
-            if saved_scheds:
-                l, s = saved_scheds[0]
-                expected_epoch, expected_lrs = s.last_epoch, s.last_lrs
-                basis = f"the {s.path} state in {l.label}"
-            elif epoch_counters:
-                expected_epoch = int(max(epoch_counters))
-                expected_lrs = lr_at(sched, expected_epoch)
-                basis = f"epoch {expected_epoch} in {files}, one scheduler step per epoch"
-            elif step_counters:
-                expected_epoch = int(max(step_counters))
-                expected_lrs = lr_at(sched, expected_epoch)
-                basis = f"step {expected_epoch} in {files}, one scheduler step per optimizer step"
+            expected_epoch, expected_lrs, basis = self._expected_schedule(r, sched)
             if expected_epoch is None or le > 1 or expected_epoch <= le + 1:
                 continue
             restarted = True
             found = names_in_frames({id(sched): sched}, user_frames(8)).get(id(sched))
             sched_var = found[-1] if found else "scheduler"
-            cur = [float(x) for x in (getattr(sched, "_last_lr", None) or lrs)]
+            cur = [float(x) for x in (getattr(sched, "_last_lr", None) or r.lrs)]
             should = f"; the LR should be {fmt(expected_lrs[0])}" if expected_lrs else ""
             self.run.report(Finding(
                 code="resume/scheduler-restarted",
                 severity="error",
                 message=(f"{type(sched).__name__} restarts from epoch {le} (lr {fmt(cur[0] if cur else None)}) after "
-                         f"loading {files}, which is from epoch {expected_epoch}{should} ({basis})."),
+                         f"loading {r.files}, which is from epoch {expected_epoch}{should} ({basis})."),
                 fix=(f"Save {sched_var}.state_dict() in the checkpoint and call {sched_var}.load_state_dict("
-                     f"checkpoint['scheduler']) when resuming" if not saved_scheds else
-                     f"Call {sched_var}.load_state_dict({source_expr(saved_scheds[0][0].label, saved_scheds[0][1].path)}) "
+                     f"checkpoint['scheduler']) when resuming" if not r.saved_scheds else
+                     f"Call {sched_var}.load_state_dict({source_expr(r.saved_scheds[0][0].label, r.saved_scheds[0][1].path)}) "
                      f"when resuming") + ".",
-                evidence={"files": files, "scheduler": type(sched).__name__, "last_epoch": le,
+                evidence={"files": r.files, "scheduler": type(sched).__name__, "last_epoch": le,
                           "expected_last_epoch": expected_epoch, "lrs": cur, "expected_lrs": expected_lrs,
                           "basis": basis},
-                where=where,
-                key=f"{type(sched).__name__}:{label}",
+                where=r.where,
+                key=f"{type(sched).__name__}:{r.label}",
+            ))
+        return restarted
+
+    def _judge_lr(self, r: "Resume") -> None:
+        """``resume/lr-jump``: the first step's LR disagrees with every LR the loaded files were saved at.
+
+        Each saved scheduler (or, without one, the matching optimizer state) says the LR to resume at;
+        with several (two optimizers, two schedulers), one that agrees is enough.
+        """
+        lrs = r.lrs
+        candidates = [(s.last_lrs, f"{l.label} ({s.path})") for l, s in r.saved_scheds
+                      if s.last_lrs and len(s.last_lrs) == len(lrs)]
+        if not candidates and r.match is not None and r.match[1].lrs and len(r.match[1].lrs) == len(lrs):
+            candidates = [(r.match[1].lrs, f"{r.match[0].label} ({r.match[1].path})")]
+        agrees = any(all(_close(a, b) for a, b in zip(lrs, c)) for c, _ in candidates)
+        expected, source = candidates[0] if candidates and not agrees else (None, "")
+        if expected and lrs:
+            self.run.report(Finding(
+                code="resume/lr-jump",
+                severity="error",
+                message=(f"The LR jumps at the resume: {r.label} stepped at lr {fmt(lrs[0])} right after loading "
+                         f"{source}, which was saved at lr {fmt(expected[0])}."),
+                fix="Restore the optimizer and the scheduler from the checkpoint (both load_state_dict calls), "
+                    "and create the scheduler before loading its state.",
+                evidence={"optimizer": r.label, "lrs": lrs, "expected_lrs": expected, "source": source},
+                where=r.where,
+                key=r.label,
             ))
 
-        if not restarted and not not_restored and (fresh or restored):
-            # Each saved scheduler (or, without one, the matching optimizer state) says the LR to resume at;
-            # with several (two optimizers, two schedulers), one that agrees is enough.
-            candidates = [(s.last_lrs, f"{l.label} ({s.path})") for l, s in saved_scheds
-                          if s.last_lrs and len(s.last_lrs) == len(lrs)]
-            if not candidates and match is not None and match[1].lrs and len(match[1].lrs) == len(lrs):
-                candidates = [(match[1].lrs, f"{match[0].label} ({match[1].path})")]
-            agrees = any(all(_close(a, b) for a, b in zip(lrs, c)) for c, _ in candidates)
-            expected, source = candidates[0] if candidates and not agrees else (None, "")
-            if expected and lrs:
-                self.run.report(Finding(
-                    code="resume/lr-jump",
-                    severity="error",
-                    message=(f"The LR jumps at the resume: {label} stepped at lr {fmt(lrs[0])} right after loading "
-                             f"{source}, which was saved at lr {fmt(expected[0])}."),
-                    fix="Restore the optimizer and the scheduler from the checkpoint (both load_state_dict calls), "
-                        "and create the scheduler before loading its state.",
-                    evidence={"optimizer": label, "lrs": lrs, "expected_lrs": expected, "source": source},
-                    where=where,
-                    key=label,
-                ))
-
-        if saved_scalers and fresh:
-            for scaler in live_scalers(self.run, nearby):
-                if id(scaler) in self.judged or self._was_restored(scaler) or not scaler.is_enabled():
-                    continue
-                self.judged.add(id(scaler))
-                l, s = saved_scalers[0]
-                self.run.report(Finding(
-                    code="resume/scaler-not-restored",
-                    severity="warning",
-                    message=(f"GradScaler not restored: it restarts at scale {fmt(getattr(scaler, '_init_scale', None))} "
-                             f"although {l.label} holds scale {fmt(s.scale)}; the first steps after the resume may be "
-                             f"skipped as overflows."),
-                    fix=f"Call scaler.load_state_dict({source_expr(l.label, s.path)}) when resuming.",
-                    evidence={"file": l.label, "saved_scale": s.scale},
-                    where=where,
-                    key="scaler",
-                ))
+    def _judge_scalers(self, r: "Resume") -> None:
+        """``resume/scaler-not-restored`` for each enabled GradScaler near the step that was not loaded."""
+        for scaler in live_scalers(self.run, r.nearby):
+            if id(scaler) in self.judged or self._was_restored(scaler) or not scaler.is_enabled():
+                continue
+            self.judged.add(id(scaler))
+            l, s = r.saved_scalers[0]
+            self.run.report(Finding(
+                code="resume/scaler-not-restored",
+                severity="warning",
+                message=(f"GradScaler not restored: it restarts at scale {fmt(getattr(scaler, '_init_scale', None))} "
+                         f"although {l.label} holds scale {fmt(s.scale)}; the first steps after the resume may be "
+                         f"skipped as overflows."),
+                fix=f"Call scaler.load_state_dict({source_expr(l.label, s.path)}) when resuming.",
+                evidence={"file": l.label, "saved_scale": s.scale},
+                where=r.where,
+                key="scaler",
+            ))
