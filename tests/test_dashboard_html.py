@@ -75,7 +75,7 @@ def test_report_is_self_contained_and_has_every_section_and_chart():
     assert "`opt` (Adam)" in text and "TensorDataset" in text     # run details
     # the checkpoint table says what it held
     rows = text.split("Checkpoints")[-1].split("DataLoader passes")[0]
-    assert "/ckpt/epoch2.pt" in rows and "4 tensors" in rows and "48.2 KB" in rows
+    assert "/ckpt/epoch2.pt" in rows and "4 tensors" in rows and "47.1 KiB" in rows
     assert "✔ equal" in rows and "checkpoint/optimizer-missing" in rows
     assert "✖ missing" in rows   # the optimizer column, flagged by the finding about this save
 

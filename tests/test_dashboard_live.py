@@ -109,7 +109,7 @@ def test_fallback_prints_one_line_per_epoch_including_its_evaluation():
     assert len(lines) == 6
     assert [ln.split(" · ")[0] for ln in lines] == [f"[watchdog] epoch {e}" for e in range(1, 7)]
     assert ["eval passes 1" in ln for ln in lines] == [False, True, False, True, False, True]
-    assert "rss_bytes=221.0 MB" in lines[1]
+    assert "rss_bytes=211 MiB" in lines[1]
     assert d._thread is None  # no thread, no Live in the fallback
 
 
@@ -284,7 +284,7 @@ def test_fallback_with_mark_epoch_prints_each_epoch_when_its_memory_sample_arriv
         assert len(out.getvalue().splitlines()) == e + 1
     d.stop()
     lines = out.getvalue().splitlines()
-    assert len(lines) == 3 and "rss_bytes=300.0 MB" in lines[-1]
+    assert len(lines) == 3 and "rss_bytes=286 MiB" in lines[-1]
 
 
 def test_user_output_is_printed_verbatim_and_a_progress_bar_line_once():

@@ -8,7 +8,8 @@ from rich.console import Console
 
 from _dashboard_events import HOSTILE, sample_events, write_log
 from watchdog.report.panels import DashboardRenderable, epoch_line, sparkline
-from watchdog.report.fold import RunView, fmt_bytes
+from watchdog.core.format import fmt_bytes
+from watchdog.report.fold import RunView
 
 
 def render_text(view: RunView, width: int = 100) -> str:
@@ -22,13 +23,13 @@ EXPECTED_100 = """\
 ╭─ watchdog · run r-1234 · ok ─────────────────────────────────────────────────────────────────────╮
 │ epoch 6   steps 300   rate 6.2 steps/s   phase done   elapsed 01:07                              │
 │                                                                                                  │
-│ memory per epoch                            checks                                               │
-│ source         chart       last   Δ/epoch   ✖  checkpoint  error  checkpoint/optimizer-missing:… │
-│ rss_bytes      ▁▂▄▅▇█  305.0 MB  +21.0 MB   ✔  eval        ok                                    │
-│ tensor_bytes   ▁▂▄▅▇█   19.5 MB   +3.1 MB   ▲  memory      warning  memory/growth: list `all_lo… │
-│ tensors        ▁▂▄▅▇█     2,120      +400   ✖  overlap     error  overlap/train-eval: 120 of 32… │
-│ graph_bytes    ▁▂▄▅▇█    5.0 MB   +1.0 MB                                                        │
-│ graph_tensors  ▁▂▄▅▇█     1,000      +200                                                        │
+│ memory per epoch                             checks                                              │
+│ source         chart       last    Δ/epoch   ✖  checkpoint  error  checkpoint/optimizer-missing… │
+│ rss_bytes      ▁▂▄▅▇█   291 MiB  +20.0 MiB   ✔  eval        ok                                   │
+│ tensor_bytes   ▁▂▄▅▇█  18.6 MiB   +3.0 MiB   ▲  memory      warning  memory/growth: list `all_l… │
+│ tensors        ▁▂▄▅▇█     2,120       +400   ✖  overlap     error  overlap/train-eval: 120 of 3… │
+│ graph_bytes    ▁▂▄▅▇█   4.8 MiB   +977 KiB                                                       │
+│ graph_tensors  ▁▂▄▅▇█     1,000       +200                                                       │
 │                                                                                                  │
 │ newest findings                                                                                  │
 │ ep 4       warning  memory/growth                 list `all_losses` in train() holds 1,200 new … │
@@ -117,7 +118,7 @@ def test_view_is_tolerant_of_unknown_kinds_missing_fields_and_a_truncated_log(tm
     assert set(view.memory_series()) == {"cuda:0 allocated", "cuda:0 reserved", "nvml:0 used"}
     text = render_text(view, 100)
     assert "–" in text and "cuda:0 allocated" in text
-    assert "1,000.0 MB" not in text and "1.0 GB" in text
+    assert "1,000.0 MiB" not in text and "954 MiB" in text
 
 
 def test_user_strings_are_not_interpreted_as_rich_markup():
@@ -132,13 +133,13 @@ def test_epoch_line_is_one_concise_line():
     line = epoch_line(RunView.from_events(sample_events()))
     assert "\n" not in line and len(line) < 160
     assert line.startswith("[watchdog] epoch 6 · steps 300")
-    assert "rss_bytes=305.0 MB" in line and "findings 2E 1W 0I" in line
+    assert "rss_bytes=291 MiB" in line and "findings 2E 1W 0I" in line
 
 
 def test_helpers():
     assert sparkline([1, 2, 3, 4]) == "▁▃▆█"
     assert sparkline([]) == "–" and sparkline([5, 5]) == "▄▄"
-    assert fmt_bytes(None) == "–" and fmt_bytes(21_000_000) == "21.0 MB" and fmt_bytes(-3e9) == "-3.0 GB"
+    assert fmt_bytes(None) == "–" and fmt_bytes(21 * 2**20) == "21.0 MiB" and fmt_bytes(-3 * 2**30) == "-3.0 GiB"
     assert json.loads(json.dumps(sample_events()))  # the fixture itself is JSON-safe
 
 

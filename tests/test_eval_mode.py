@@ -8,7 +8,7 @@ from torch import nn
 import watchdog
 from eval_loops import codes, eval_codes, evaluate, finding, make_model, setup, train_one_epoch
 from test_eval_cadence import nanogpt_loop
-from watchdog.evaluation.common import format_ranges, mode_dependent_modules
+from watchdog.evaluation.common import mode_dependent_modules
 
 
 def watch(tmp_path, **options):
@@ -165,7 +165,6 @@ def test_mode_dependent_modules_rules():
         ("1", "dropout"), ("2", "batch norm"), ("4", "instance norm"), ("6", "attention dropout"),
         ("7", "RNN dropout"), ("8", "custom train()")]
     assert mode_dependent_modules(root, training=False) == [("2", "batch norm")]
-    assert format_ranges([0, 1, 2, 4, 6, 7]) == "0–2, 4, 6–7"
 
 
 def test_watched_training_computes_exactly_what_unwatched_training_does(tmp_path):

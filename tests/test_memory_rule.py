@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from watchdog.memory.growth import MB, THRESHOLDS, Thresholds, human_bytes, steady_growth, window_growth
+from watchdog.memory.growth import MB, THRESHOLDS, Thresholds, steady_growth, window_growth
 
 COUNT = THRESHOLDS["tensor_count"]
 RSS = THRESHOLDS["rss"]
@@ -60,12 +60,6 @@ def test_window_growth_finds_a_rising_floor_and_ignores_a_flat_one():
     flat = [(s, 100 * MB + (s % 13) * 4 * MB) for s in steps]
     assert window_growth(flat, min_step=8 * MB) is None
     assert window_growth(rising[:8], min_step=8 * MB) is None  # too few samples to judge
-
-
-def test_human_bytes():
-    assert human_bytes(21 * MB) == "21.0 MB"
-    assert human_bytes(80 * 1024 * MB) == "80.0 GB"
-    assert human_bytes(512) == "512 B"
 
 
 def test_census_every_epoch_first_then_within_its_time_budget():

@@ -237,7 +237,7 @@ def test_cuda_growth_reported_with_rate_and_when_the_device_runs_out(tmp_path):
         _feed(run, [_mem(base + i * 21 * MB, base + i * 21 * MB + 256 * MB) for i in range(4)])
     (f,) = [f for f in run.findings if f.code.startswith("memory/")]
     assert f.code == "memory/cuda-growth" and f.key == "cuda:0"
-    assert "+21.0 MB/epoch" in f.message
+    assert "+21.0 MiB/epoch" in f.message
     # (80 GB - 2.06 GB) / 21 MB per epoch ≈ 3,800 epochs after epoch 4.
     assert 3_700 <= f.evidence["runs_out_near_epoch"] <= 3_900
     assert "runs out near epoch 3," in f.message
@@ -302,7 +302,7 @@ def test_rss_growth_with_flat_tensors_is_reported_as_memory_outside_tensors(tmp_
         _feed_epochs(run, rss, [500] * 5)
     (f,) = [f for f in run.findings if f.code.startswith("memory/")]
     assert f.code == "memory/rss-growth"
-    assert "+38.0 MB/epoch" in f.message and "outside tensors" in f.message
+    assert "+38.0 MiB/epoch" in f.message and "outside tensors" in f.message
 
 
 def test_rss_growth_alongside_tensor_growth_is_left_to_the_tensor_finding(tmp_path):

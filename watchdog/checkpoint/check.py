@@ -28,31 +28,11 @@ from typing import Any
 import torch
 
 from ..core.findings import Finding
+from ..core.format import fmt_count, fmt_number as fmt
 from ..core.frames import names_in_frames, user_frames
 from .roundtrip import Unverifiable, compare, crc_changes, leaf_crcs, read_back
 from .statetree import Inventory, inventory, optimizer_kind
 from ..core.check import Check
-
-
-def fmt(x: float | None) -> str:
-    """1e-3, 2.1e-4, 0.5, 65536: short and exact enough for a message."""
-    if x is None:
-        return "?"
-    if x == 0:
-        return "0"
-    if 1e-2 <= abs(x) < 1e5:
-        return f"{x:.4g}"
-    mant, exp = f"{x:.3e}".split("e")
-    mant = mant.rstrip("0").rstrip(".")
-    return f"{mant}e{int(exp)}"
-
-
-def fmt_count(n: int) -> str:
-    if n >= 1_000_000:
-        return f"{n / 1e6:.1f}M"
-    if n >= 10_000:
-        return f"{n / 1e3:.0f}k"
-    return str(n)
 
 
 @dataclass

@@ -35,7 +35,8 @@ from ..core.findings import Finding
 from ..core.frames import names_in_frames, user_frames
 from .statetree import Inventory
 from ..core.check import Check
-from .check import fmt, fmt_count, live_scalers, live_schedulers
+from ..core.format import fmt_count, fmt_number as fmt
+from .check import live_scalers, live_schedulers
 
 MAX_SIM_STEPS = 1_000_000
 

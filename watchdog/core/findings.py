@@ -10,15 +10,14 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-SEVERITIES = ("info", "warning", "error")
-SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
+from .format import SEVERITIES, severity_rank
 
 
 def severity_at_least(severity: str, threshold: str) -> bool:
     """Whether ``severity`` reaches ``threshold`` (``"never"`` is never reached)."""
     if threshold == "never":
         return False
-    return SEVERITY_RANK[severity] >= SEVERITY_RANK[threshold]
+    return severity_rank(severity) >= severity_rank(threshold)
 
 
 @dataclass
@@ -37,7 +36,7 @@ class Finding:
     updates: int = 0
 
     def __post_init__(self) -> None:
-        if self.severity not in SEVERITY_RANK:
+        if self.severity not in SEVERITIES:
             raise ValueError(f"severity must be one of {SEVERITIES}, not {self.severity!r}")
         if "/" not in self.code:
             raise ValueError(f"finding code must be 'family/name', not {self.code!r}")

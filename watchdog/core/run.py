@@ -27,6 +27,7 @@ from typing import Any, Callable
 from .._version import __version__
 from .events import EVENT_LOG_NAME, Event, EventBus, EventLog, read_events
 from .findings import SEVERITIES, Finding, WatchdogStop, severity_at_least
+from .format import most_severe_first
 from .patching import PatchStack
 from .redact import redact_argv
 
@@ -140,8 +141,7 @@ class Run:
     # -- findings ------------------------------------------------------------------------------------
     @property
     def findings(self) -> list[Finding]:
-        order = {s: i for i, s in enumerate(reversed(SEVERITIES))}
-        return sorted(self._findings.values(), key=lambda f: (order[f.severity], f.time or 0.0))
+        return sorted(self._findings.values(), key=lambda f: (most_severe_first(f.severity), f.time or 0.0))
 
     def findings_at_least(self, severity: str) -> list[Finding]:
         return [f for f in self.findings if severity_at_least(f.severity, severity)]

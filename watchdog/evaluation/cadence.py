@@ -53,7 +53,8 @@ from typing import Any
 
 from ..core.findings import Finding
 from ..core.check import Check
-from .common import TrainedModels, at_step, format_ranges
+from ..core.format import fmt_ranges
+from .common import TrainedModels, at_step
 
 STEP_RUN_MIN_STEPS = 1000  # step-based loops shorter than this are not judged
 MIN_TRAINED_EPOCHS = 2  # fewer trained epochs have no cadence: such runs are judged by steps
@@ -190,7 +191,7 @@ class EvalCadenceCheck(Check):
         points = self.eval_points()
         during = [s for s in points if s > 0]
         steps = run.steps
-        ranges = format_ranges(missing)
+        ranges = fmt_ranges(missing)
         plural = "epochs" if len(missing) > 1 else "epoch"
         evaluated = sorted(e for e, ok in self.evaluated.items() if ok)
         only_after = final and bool(during) and all(s >= steps for s in during)
@@ -209,7 +210,7 @@ class EvalCadenceCheck(Check):
                 message += f": evaluation stopped after epoch {max(evaluated)}, so the final weights " \
                            "were never evaluated"
             else:
-                message += f" (expected {cadence}); evaluated epochs: {format_ranges(evaluated)}"
+                message += f" (expected {cadence}); evaluated epochs: {fmt_ranges(evaluated)}"
         else:
             message = (f"{plural.capitalize()} {ranges} closed without any evaluation so far "
                        f"(expected {cadence}; {len(self.epoch_steps)} epoch(s) ended, {steps} optimizer steps)")

@@ -145,17 +145,3 @@ def at_step(check: Any, step: int, fn: Any) -> bool:
 
     schedule(step, guarded)
     return True
-
-
-def format_ranges(numbers: Iterable[int]) -> str:
-    """``[0, 1, 2, 4, 6, 7]`` → ``0–2, 4, 6–7``."""
-    values = sorted(set(numbers))
-    parts: list[str] = []
-    i = 0
-    while i < len(values):
-        j = i
-        while j + 1 < len(values) and values[j + 1] == values[j] + 1:
-            j += 1
-        parts.append(str(values[i]) if i == j else f"{values[i]}–{values[j]}")
-        i = j + 1
-    return ", ".join(parts)

@@ -29,14 +29,13 @@ from typing import Any
 
 from .census import find_holders, release_locals_snapshots, user_frames
 from ..core.findings import Finding
+from ..core.format import fmt_bytes, fmt_int
 from .growth import (
     MB,
     EpochSample,
     EpochSeries,
     Growth,
     Verdict,
-    human_bytes,
-    human_count,
     steady_growth,
     window_growth,
 )
@@ -92,7 +91,7 @@ def run_length(frames: list, done: int) -> tuple[int, str] | None:
 
 
 def _epoch_text(epoch: float) -> str:
-    return f"epoch {human_count(epoch)}"
+    return f"epoch {fmt_int(epoch)}"
 
 
 class MemoryCheck(Check):
@@ -169,7 +168,7 @@ class MemoryCheck(Check):
                 out_epoch = epoch + until
                 evidence["limit_bytes"] = limit
                 evidence["runs_out_near_epoch"] = round(out_epoch)
-                text = f"; the {limit_name} ({human_bytes(limit)}) runs out near {_epoch_text(out_epoch)}"
+                text = f"; the {limit_name} ({fmt_bytes(limit)}) runs out near {_epoch_text(out_epoch)}"
         if after is not None:
             evidence["projected_value"] = after
         return text, evidence
@@ -194,23 +193,23 @@ class MemoryCheck(Check):
             proj_text, proj = self._projection(growth, machine_ram_bytes(), "machine's RAM", epoch)
         parts = []
         if count_rate:
-            parts.append(f"+{human_count(count_rate)} tensors/epoch")
-        parts.append(f"+{human_bytes(held_rate)}/epoch")
+            parts.append(f"+{fmt_int(count_rate)} tensors/epoch")
+        parts.append(f"+{fmt_bytes(held_rate)}/epoch")
         head = (f"Live tensors grow every epoch since epoch {since}: {', '.join(parts)}"
-                f" (now {human_count(sample.tensor_count or 0)} tensors, {human_bytes(sample.tensor_bytes or 0)}"
+                f" (now {fmt_int(sample.tensor_count or 0)} tensors, {fmt_bytes(sample.tensor_bytes or 0)}"
                 f" in Python-visible tensors).")
         horizon = self.horizon
         if count_rate and epoch < horizon:
             end = (f"the run's last epoch ({horizon}, from {self.horizon_source})" if self.horizon_source
                    else f"epoch {horizon}")
-            head += (f" At this rate: {human_count((sample.tensor_count or 0) + count_rate * (horizon - epoch))}"
-                     f" tensors and +{human_bytes(held_rate * (horizon - epoch))} more by {end}"
+            head += (f" At this rate: {fmt_int((sample.tensor_count or 0) + count_rate * (horizon - epoch))}"
+                     f" tensors and +{fmt_bytes(held_rate * (horizon - epoch))} more by {end}"
                      f"{proj_text}.")
         elif proj_text:
             head += f" At this rate, {proj_text.lstrip('; ')}."
         rss_rate = self._recent_rate(lambda s: s.rss)
         if rss_rate > 0:
-            head += f" Process RSS over the same epochs: +{human_bytes(rss_rate)}/epoch (median; RSS alone is noisy)."
+            head += f" Process RSS over the same epochs: +{fmt_bytes(rss_rate)}/epoch (median; RSS alone is noisy)."
         culprit_text, fix = self._culprit_text(named, holders)
         message = head + (" " + culprit_text if culprit_text else "")
         top = named[0] if named else None
@@ -278,20 +277,20 @@ class MemoryCheck(Check):
         fixes = []
         for h in named[:3]:
             if h.kind == "variable" and h.tensors == 1:
-                s = f"{h.describe()} holds a new {human_bytes(h.bytes)} tensor, rebuilt larger every step"
+                s = f"{h.describe()} holds a new {fmt_bytes(h.bytes)} tensor, rebuilt larger every step"
             else:
-                s = f"{h.describe()} holds {human_count(h.tensors)} new tensors ({human_bytes(h.bytes)})"
+                s = f"{h.describe()} holds {fmt_int(h.tensors)} new tensors ({fmt_bytes(h.bytes)})"
             if h.container_len is not None:
-                s += f" out of {human_count(h.container_len)} items"
+                s += f" out of {fmt_int(h.container_len)} items"
             if h.with_graph:
                 g = h.graph
-                s += f", {human_count(h.with_graph)} of them keeping autograd graphs alive"
+                s += f", {fmt_int(h.with_graph)} of them keeping autograd graphs alive"
                 if g is not None and g.saved_bytes:
-                    s += f" (~{human_bytes(g.saved_bytes)} of saved activations, {human_count(g.nodes)} graph nodes)"
+                    s += f" (~{fmt_bytes(g.saved_bytes)} of saved activations, {fmt_int(g.nodes)} graph nodes)"
                 elif g is not None and g.nodes == 0:
                     s += " (graphs shared with the holder above)"
                 elif g is not None:
-                    s += (f" (~{human_bytes(g.node_bytes_estimate)} in {human_count(g.nodes)} graph nodes; "
+                    s += (f" (~{fmt_bytes(g.node_bytes_estimate)} in {fmt_int(g.nodes)} graph nodes; "
                           f"backward() already freed their saved tensors)")
             sentences.append(s)
             fixes.append(self._fix_for(h))
@@ -331,8 +330,8 @@ class MemoryCheck(Check):
         mem = (sample.cuda or {}).get(index)
         total = mem.total if mem is not None else None
         proj_text, proj = self._projection(verdict.growth, total, "device's memory", sample.epoch)
-        message = (f"CUDA memory allocated on {device} grows +{human_bytes(verdict.growth.rate)}/epoch since "
-                   f"epoch {verdict.growth.since_index + 1} (now {human_bytes(verdict.growth.last)}){proj_text}.")
+        message = (f"CUDA memory allocated on {device} grows +{fmt_bytes(verdict.growth.rate)}/epoch since "
+                   f"epoch {verdict.growth.since_index + 1} (now {fmt_bytes(verdict.growth.last)}){proj_text}.")
         named = [h for h in self.holders if h.kind != "graph-only"]
         if tensor_verdict is not None and named:
             message += f" The live-tensor census names the holder: {named[0].describe()} (see memory/tensor-growth)."
@@ -360,8 +359,8 @@ class MemoryCheck(Check):
         self.run.report(Finding(
             code="memory/rss-growth",
             severity="warning",
-            message=(f"Process RSS grows +{human_bytes(verdict.growth.rate)}/epoch since epoch "
-                     f"{verdict.growth.since_index + 1} (now {human_bytes(verdict.growth.last)}){proj_text}, "
+            message=(f"Process RSS grows +{fmt_bytes(verdict.growth.rate)}/epoch since epoch "
+                     f"{verdict.growth.since_index + 1} (now {fmt_bytes(verdict.growth.last)}){proj_text}, "
                      f"while the live tensors stay flat: the memory is held outside tensors "
                      f"(Python objects, numpy arrays, a growing log or cache)."),
             fix=("Look for containers that grow every step outside tensors (lists of dicts/arrays, logs kept in "
@@ -382,12 +381,12 @@ class MemoryCheck(Check):
             series = (verdict.detail or {}).get("series", "reserved-allocated")
             label = ("reserved but unallocated memory" if series == "reserved-allocated"
                      else "inactive split blocks")
-            what.append(f"the caching allocator's {label} grows +{human_bytes(verdict.growth.rate)}/epoch")
+            what.append(f"the caching allocator's {label} grows +{fmt_bytes(verdict.growth.rate)}/epoch")
         if retries:
             what.append(f"{retries} allocation(s) this epoch needed a retry after freeing cached blocks")
         message = (f"Memory fragmentation on {device}: " + "; ".join(what)
-                   + f" (reserved {human_bytes(mem.reserved)}, allocated {human_bytes(mem.allocated)}, "
-                     f"inactive split {human_bytes(mem.inactive_split)}).")
+                   + f" (reserved {fmt_bytes(mem.reserved)}, allocated {fmt_bytes(mem.allocated)}, "
+                     f"inactive split {fmt_bytes(mem.inactive_split)}).")
         self.run.report(Finding(
             code="memory/fragmentation",
             severity="warning",
@@ -435,9 +434,9 @@ class MemoryCheck(Check):
             self.within_reported.add((name, first_epoch))
             epoch = self.run.epoch + 1
             steps_per_epoch = self.last_epoch_steps or None
-            text = f"+{human_bytes(per_step * 100)} per 100 steps"
+            text = f"+{fmt_bytes(per_step * 100)} per 100 steps"
             if steps_per_epoch:
-                text += f" (≈ +{human_bytes(per_step * steps_per_epoch)} over an epoch of {human_count(steps_per_epoch)} steps)"
+                text += f" (≈ +{fmt_bytes(per_step * steps_per_epoch)} over an epoch of {fmt_int(steps_per_epoch)} steps)"
             label = "process RSS" if kind == "rss" else f"CUDA memory allocated on {name}"
             # In the first epoch, caches that fill once (a dataset caching its samples, the
             # allocator's pools) rise the same way: say so, as info; from epoch 2 on it is a warning.
@@ -447,8 +446,8 @@ class MemoryCheck(Check):
                 code="memory/growth-within-epoch",
                 severity="info" if first_epoch else "warning",
                 message=(f"Early warning in epoch {epoch}: the floor of {label} rises steadily across step windows: "
-                         f"{text}, from {human_bytes(samples[0][1])} to {human_bytes(samples[-1][1])} over steps "
-                         f"{human_count(first_step + samples[0][0])}-{human_count(first_step + samples[-1][0])}. "
+                         f"{text}, from {fmt_bytes(samples[0][1])} to {fmt_bytes(samples[-1][1])} over steps "
+                         f"{fmt_int(first_step + samples[0][0])}-{fmt_int(first_step + samples[-1][0])}. "
                          f"The epoch-end census will name the holder if it keeps growing.{caveat}"),
                 fix=("Check what the loop keeps per step (losses, outputs, caches): store `.item()` / `.detach()` "
                      "values and bound caches."),

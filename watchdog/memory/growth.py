@@ -128,22 +128,6 @@ def window_growth(samples: Sequence[tuple[int, float]], *, windows: int = 4, min
     return median / width, first
 
 
-def human_bytes(n: float) -> str:
-    sign = "-" if n < 0 else ""
-    n = abs(float(n))
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1024 or unit == "TB":
-            if unit == "B":
-                return f"{sign}{int(n)} B"
-            return f"{sign}{n:.1f} {unit}" if n < 100 else f"{sign}{n:.0f} {unit}"
-        n /= 1024
-    return f"{sign}{n:.1f} TB"
-
-
-def human_count(n: float) -> str:
-    return f"{int(round(n)):,}"
-
-
 # --------------------------------------------------------------------------------------------
 # Epoch by epoch: the series each rule runs on
 

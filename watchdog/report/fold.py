@@ -17,10 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
 
 from ..core.events import read_events
-
-DASH = "–"
-
-SEVERITY_RANK = {"ok": 0, "info": 1, "warning": 2, "error": 3}
+from ..core.format import DASH, fmt_bytes, most_severe_first, severity_rank
 
 # Keys of a memory_sample's data that describe *when* it was taken, not a measurement.
 _MEMORY_META_KEYS = frozenset(
@@ -35,18 +32,6 @@ def fmt(value: Any) -> str:
     if value is None or value == "":
         return DASH
     return str(value)
-
-
-def fmt_bytes(n: Any) -> str:
-    if not isinstance(n, (int, float)) or isinstance(n, bool) or not math.isfinite(n):
-        return DASH
-    sign = "-" if n < 0 else ""
-    n = abs(float(n))
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{sign}{n:.0f} {unit}" if unit == "B" else f"{sign}{n:.1f} {unit}"
-        n /= 1000.0
-    return DASH  # pragma: no cover
 
 
 def fmt_value(name: str, v: Any) -> str:
@@ -315,7 +300,7 @@ class RunView:
         self._link_checkpoint(f)
         name = f.check or self._check_for_family(f.family)
         st = self.checks.setdefault(name, CheckStatus(name))
-        if st.severity != "disabled" and SEVERITY_RANK.get(f.severity, 1) >= SEVERITY_RANK.get(st.severity, 0):
+        if st.severity != "disabled" and severity_rank(f.severity) >= severity_rank(st.severity):
             st.severity = f.severity
             st.message = f"{f.code}: {f.message}"
 
@@ -439,7 +424,7 @@ class RunView:
 
     def findings_sorted(self) -> list[FindingView]:
         return sorted(self.findings.values(),
-                      key=lambda f: (-SEVERITY_RANK.get(f.severity, 1), f.time or 0.0, f.code))
+                      key=lambda f: (most_severe_first(f.severity), f.time or 0.0, f.code))
 
     def counts(self) -> dict[str, int]:
         c = {"error": 0, "warning": 0, "info": 0}

@@ -14,7 +14,8 @@ import pathlib
 from typing import Any, Iterable, Mapping
 
 from .._version import __version__
-from .fold import DASH, HELD_KINDS, RunView, fmt, fmt_bytes, is_bytes_series
+from ..core.format import DASH, fmt_bytes, fmt_ranges
+from .fold import HELD_KINDS, RunView, fmt, is_bytes_series
 from .panels import fmt_duration, fmt_rate, source_order
 
 SEV_COLOR = {"error": "#c62828", "warning": "#b26a00", "info": "#1565c0", "ok": "#2e7d32",
@@ -220,7 +221,7 @@ def _cadence(v: RunView) -> str:
     out.append(f"<div class=\"chart\" data-chart=\"cadence\">{cadence_chart(rows)}</div>")
     if missing:
         out.append(f"<p>{len(missing)} of {len(rows)} epochs had no evaluation pass"
-                   f" (epochs {esc(_ranges(missing))}).</p>")
+                   f" (epochs {esc(fmt_ranges(missing))}).</p>")
     out.append("</section>")
     return "".join(out)
 
@@ -471,22 +472,6 @@ def _ticks(x0: int, x1: int, most: int = 8) -> list[int]:
         return [x0]
     step = max(1, math.ceil((x1 - x0) / most))
     return list(range(x0, x1 + 1, step))
-
-
-def _ranges(nums: Iterable[int]) -> str:
-    nums = sorted(set(nums))
-    out, start, prev = [], None, None
-    for n in nums:
-        if start is None:
-            start = prev = n
-        elif n == prev + 1:
-            prev = n
-        else:
-            out.append(f"{start}–{prev}" if prev != start else str(start))
-            start = prev = n
-    if start is not None:
-        out.append(f"{start}–{prev}" if prev != start else str(start))
-    return ", ".join(out)
 
 
 def write_html_report(directory: str | os.PathLike, report: Any = None) -> pathlib.Path:

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..core.events import Event
-from ..core.findings import SEVERITIES
+from ..core.format import SEVERITIES, most_severe_first
 
 SCHEMA_VERSION = 1
-_ORDER = {s: i for i, s in enumerate(reversed(SEVERITIES))}
 
 
 def build_report(events: Iterable[Event]) -> dict[str, Any]:
@@ -41,7 +40,7 @@ def build_report(events: Iterable[Event]) -> dict[str, Any]:
         run["status"] = "incomplete"
         run["note"] = "the run ended without closing its log (killed, or still running); this report is from its event log"
         run["last_event_time"] = last_t
-    ordered = sorted(findings.values(), key=lambda f: (_ORDER.get(f.get("severity"), 9), f.get("time") or 0))
+    ordered = sorted(findings.values(), key=lambda f: (most_severe_first(f.get("severity")), f.get("time") or 0))
     counts = {s: sum(1 for f in ordered if f.get("severity") == s) for s in SEVERITIES}
     return {
         "schema": SCHEMA_VERSION,

@@ -14,7 +14,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from .fold import DASH, RunView, fmt_bytes, fmt_value, is_bytes_series
+from ..core.format import DASH, fmt_bytes
+from .fold import RunView, fmt_value, is_bytes_series
 
 SPARKS = "▁▂▃▄▅▆▇█"
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan", "ok": "green",

@@ -1,0 +1,85 @@
+"""The one formatter: every number, size, range and severity order that a finding's message, the
+dashboard, the terminal summary or the HTML report shows goes through here, so the same value reads
+the same everywhere.
+
+Sizes are binary (IEC): 1 KiB = 1024 B, 1 MiB = 1024 KiB, as the CUDA allocator, ``nvidia-smi``
+and ``free`` count memory. 100 MiB is "100 MiB" in a finding, on the dashboard and in the HTML.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+DASH = "–"
+
+# Severities, mildest first; "ok" (a check with nothing to say) and "disabled" rank for views only.
+SEVERITIES = ("info", "warning", "error")
+_RANK = {"ok": 0, "info": 1, "warning": 2, "error": 3}
+
+
+def severity_rank(severity: str | None) -> int:
+    """0 for ok, 1 info, 2 warning, 3 error (an unknown severity ranks as info)."""
+    return _RANK.get(severity or "", 1)
+
+
+def most_severe_first(severity: str | None) -> int:
+    """A sort key: errors before warnings before info."""
+    return -severity_rank(severity)
+
+
+def fmt_bytes(n: Any) -> str:
+    """A size in binary units: ``512 B``, ``21.0 MiB``, ``305 MiB``, ``-3.0 GiB``; the dash when not a number."""
+    if not isinstance(n, (int, float)) or isinstance(n, bool) or not math.isfinite(n):
+        return DASH
+    sign = "-" if n < 0 else ""
+    n = abs(float(n))
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            if unit == "B":
+                return f"{sign}{int(n)} B"
+            return f"{sign}{n:.1f} {unit}" if n < 100 else f"{sign}{n:.0f} {unit}"
+        n /= 1024
+    return DASH  # pragma: no cover
+
+
+def fmt_int(n: Any) -> str:
+    """A count with thousands separators: ``1,234``."""
+    if not isinstance(n, (int, float)) or isinstance(n, bool) or not math.isfinite(n):
+        return DASH
+    return f"{int(round(n)):,}"
+
+
+def fmt_count(n: int) -> str:
+    """A large count, compact: ``950``, ``12k``, ``1.2M``."""
+    if n >= 1_000_000:
+        return f"{n / 1e6:.1f}M"
+    if n >= 10_000:
+        return f"{n / 1e3:.0f}k"
+    return str(n)
+
+
+def fmt_number(x: float | None) -> str:
+    """1e-3, 2.1e-4, 0.5, 65536: short and exact enough for a message (``?`` when unknown)."""
+    if x is None:
+        return "?"
+    if x == 0:
+        return "0"
+    if 1e-2 <= abs(x) < 1e5:
+        return f"{x:.4g}"
+    mant, exp = f"{x:.3e}".split("e")
+    mant = mant.rstrip("0").rstrip(".")
+    return f"{mant}e{int(exp)}"
+
+
+def fmt_ranges(numbers: Iterable[int]) -> str:
+    """``[0, 1, 2, 4, 6, 7]`` → ``0–2, 4, 6–7``."""
+    values = sorted(set(numbers))
+    parts: list[str] = []
+    i = 0
+    while i < len(values):
+        j = i
+        while j + 1 < len(values) and values[j + 1] == values[j] + 1:
+            j += 1
+        parts.append(str(values[i]) if i == j else f"{values[i]}–{values[j]}")
+        i = j + 1
+    return ", ".join(parts)
