@@ -14,7 +14,7 @@ def sample_events(epochs: int = 6, eval_every: int = 2, hostile: bool = False) -
     ev = [{"kind": "run_start", "t": T0, "data": {
         "run_id": name("r-1234"), "argv": ["train.py", name("--tag=")], "pid": 4242,
         "python": "3.11.7", "torch": "2.13.0", "watchdog": "0.1.0",
-        "checks": ["checkpoint", "eval", "memory", "overlap"]}}]
+        "checks": ["overlap", "checkpoint", "resume", "eval-cadence", "eval-mode", "memory"]}}]
     t = T0
     steps = 0
     for e in range(epochs):
@@ -42,7 +42,7 @@ def sample_events(epochs: int = 6, eval_every: int = 2, hostile: bool = False) -
                 "samples": 320, "steps": 0, "complete": True, "epochs_completed": e + 1}})
         if e == 1:
             ev.append({"kind": "finding", "t": t, "data": {
-                "code": "overlap/train-eval", "severity": "error",
+                "code": "overlap/train-eval", "check": "overlap", "severity": "error",
                 "message": name("120 of 320 samples served by val_loader are also served by train_loader"),
                 "fix": "split the dataset once and build both loaders from the split",
                 "evidence": {"train_loaders": [{"label": name("train_loader")}],
@@ -56,7 +56,7 @@ def sample_events(epochs: int = 6, eval_every: int = 2, hostile: bool = False) -
             ev.append({"kind": "checkpoint_verified", "t": t, "data": {
                 "file": ckpt, "path": ckpt, "bytes": 48_213, "seconds": 0.004, "differences": 0}})
             ev.append({"kind": "finding", "t": t, "data": {
-                "code": "checkpoint/optimizer-missing", "severity": "error",
+                "code": "checkpoint/optimizer-missing", "check": "checkpoint", "severity": "error",
                 "message": "checkpoint " + ckpt + " holds no optimizer state: Adam moments lost",
                 "fix": "save optimizer.state_dict()", "where": "train.py:40",
                 "evidence": {"checkpoint": ckpt.rsplit("/", 1)[-1], "directory": "/ckpt", "saved_parts": [
@@ -66,7 +66,7 @@ def sample_events(epochs: int = 6, eval_every: int = 2, hostile: bool = False) -
                 "epoch": 2, "step": steps, "time": t, "key": ckpt}})
         if e == 3:
             ev.append({"kind": "finding", "t": t, "data": {
-                "code": "memory/growth", "severity": "warning",
+                "code": "memory/growth", "check": "memory", "severity": "warning",
                 "message": name("list `all_losses` in train() holds 1,200 new tensors (+3.1 MB/epoch)"),
                 "fix": "append loss.item() instead of loss", "evidence": {"container": name("all_losses")},
                 "where": {"file": name("train.py"), "line": 12, "function": "train"},

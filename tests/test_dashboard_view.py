@@ -24,12 +24,12 @@ EXPECTED_100 = """\
 │ epoch 6   steps 300   rate 6.2 steps/s   phase done   elapsed 01:07                              │
 │                                                                                                  │
 │ memory per epoch                             checks                                              │
-│ source         chart       last    Δ/epoch   ✖  checkpoint  error  checkpoint/optimizer-missing… │
-│ rss_bytes      ▁▂▄▅▇█   291 MiB  +20.0 MiB   ✔  eval        ok                                   │
-│ tensor_bytes   ▁▂▄▅▇█  18.6 MiB   +3.0 MiB   ▲  memory      warning  memory/growth: list `all_l… │
-│ tensors        ▁▂▄▅▇█     2,120       +400   ✖  overlap     error  overlap/train-eval: 120 of 3… │
-│ graph_bytes    ▁▂▄▅▇█   4.8 MiB   +977 KiB                                                       │
-│ graph_tensors  ▁▂▄▅▇█     1,000       +200                                                       │
+│ source         chart       last    Δ/epoch   ✖  checkpoint    error  checkpoint/optimizer-missi… │
+│ rss_bytes      ▁▂▄▅▇█   291 MiB  +20.0 MiB   ✔  eval-cadence  ok                                 │
+│ tensor_bytes   ▁▂▄▅▇█  18.6 MiB   +3.0 MiB   ✔  eval-mode     ok                                 │
+│ tensors        ▁▂▄▅▇█     2,120       +400   ▲  memory        warning  memory/growth: list `all… │
+│ graph_bytes    ▁▂▄▅▇█   4.8 MiB   +977 KiB   ✖  overlap       error  overlap/train-eval: 120 of… │
+│ graph_tensors  ▁▂▄▅▇█     1,000       +200   ✔  resume        ok                                 │
 │                                                                                                  │
 │ newest findings                                                                                  │
 │ ep 4       warning  memory/growth                 list `all_losses` in train() holds 1,200 new … │
@@ -64,7 +64,7 @@ def test_view_folds_the_event_stream():
     assert max(v for _, v in series["rss_bytes"]) == 305_000_000
     assert view.checks["overlap"].severity == "error"
     assert view.checks["memory"].severity == "warning"
-    assert view.checks["eval"].severity == "ok"
+    assert view.checks["eval-cadence"].severity == "ok"
     assert view.checks["checkpoint"].severity == "error"
     assert view.overlaps() == [{"label": "train_loader / val_loader", "count": 120.0, "total": 320.0,
                                 "severity": "error", "code": "overlap/train-eval"}]

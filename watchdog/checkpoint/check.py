@@ -351,7 +351,7 @@ class CheckpointCheck(Check):
             lr_note = f"; LR would restart at {fmt(live.initial_lrs[0])} instead of {fmt(live.lrs[0])}"
         present = f" (it holds state for {len(saved)} other optimizer(s))" if saved else ""
         var = live.name or "optimizer"
-        self.run.report(Finding(
+        self.report(Finding(
             code=code,
             severity="error",
             message=(f"Checkpoint {group.labels} leaves out {live.label}'s state{present}: {what} lost, "
@@ -379,7 +379,7 @@ class CheckpointCheck(Check):
             consequence = "its plateau counters are lost"
         else:
             consequence = f"a resume restarts the schedule at epoch 0, LR {fmt(base)} instead of {fmt(cur)}"
-        self.run.report(Finding(
+        self.report(Finding(
             code=code,
             severity="error",
             message=(f"Checkpoint {group.labels} leaves out the {sched.type_name} state (last_epoch "
@@ -404,7 +404,7 @@ class CheckpointCheck(Check):
             import math
 
             note = f" (about {round(math.log2(init / scaler.scale))} skipped overflow steps to back off again)"
-        self.run.report(Finding(
+        self.report(Finding(
             code=code,
             severity="warning",
             message=(f"Checkpoint {group.labels} leaves out the GradScaler state: scale {fmt(scaler.scale)} lost, "
@@ -422,7 +422,7 @@ class CheckpointCheck(Check):
             return
         module = record.inv.whole_modules[0]
         names = ", ".join(info.label for info in live)
-        self.run.report(Finding(
+        self.report(Finding(
             code="checkpoint/whole-module-pickle",
             severity="warning",
             message=(f"torch.save pickled the whole {module.module_type} module into {record.label} while {names} "
@@ -445,7 +445,7 @@ class CheckpointCheck(Check):
             return
         o = lost[0]
         shown = ", ".join(self.weight_exports[:3]) + (" ..." if len(self.weight_exports) > 3 else "")
-        self.run.report(Finding(
+        self.report(Finding(
             code="checkpoint/weights-only",
             severity="info",  # exports and best-model files are weights only, rightly: say it, don't warn
             message=(f"No save in this run can resume training: {len(self.weight_exports)} save(s) held model "
@@ -505,7 +505,7 @@ class CheckpointCheck(Check):
             if data.get("main_thread") is False:
                 shown += (f"; saved from thread {data.get('thread')!r}: if training kept updating these tensors "
                           f"during the save, the file holds a mix of steps")
-            self.run.report(Finding(
+            self.report(Finding(
                 code="checkpoint/roundtrip-mismatch",
                 severity="error",
                 message=(f"{record.label} does not read back as saved: {total} difference(s) between the object "
@@ -519,7 +519,7 @@ class CheckpointCheck(Check):
             ))
 
     def _unverifiable(self, record: SaveRecord, why: str) -> None:
-        self.run.report(Finding(
+        self.report(Finding(
             code="checkpoint/unverifiable",
             severity="info",
             message=f"{record.label} could not be read back safely to verify it: {why}.",
@@ -536,7 +536,7 @@ class CheckpointCheck(Check):
             if how != "loaded" or now_stat is None:
                 return
             record.stat, (size_then, mtime_then) = now_stat, record.stat
-            self.run.report(Finding(
+            self.report(Finding(
                 code="checkpoint/changed-on-disk",
                 severity="warning",
                 message=(f"{record.label} was rewritten on disk after this run saved it at step {record.steps} "
@@ -557,7 +557,7 @@ class CheckpointCheck(Check):
         record.stat = _stat(path) or record.stat  # judged: run end re-reads only on a further change
         if not changed:
             return
-        self.run.report(Finding(
+        self.report(Finding(
             code="checkpoint/changed-on-disk",
             severity="error",
             message=(f"{record.label} changed on disk after this run saved it at step {record.steps}: "

@@ -225,7 +225,7 @@ class ResumeCheck(Check):
             lr_note = ""
             if saved_lrs and r.lrs and len(saved_lrs) == len(r.lrs) and not all(_close(a, b) for a, b in zip(r.lrs, saved_lrs)):
                 lr_note = f"; it also stepped at lr {fmt(r.lrs[0])} instead of the saved {fmt(saved_lrs[0])}"
-            self.run.report(Finding(
+            self.report(Finding(
                 code="resume/optimizer-not-restored",
                 severity="error",
                 message=(f"{type(opt).__name__} state not restored: {o.kind} restart from zero. {l.label} holds "
@@ -244,7 +244,7 @@ class ResumeCheck(Check):
             progress = max(r.epoch_counters + r.step_counters, default=0)
             if progress > 1:
                 counter = "epoch" if r.epoch_counters else "step"
-                self.run.report(Finding(
+                self.report(Finding(
                     code="resume/optimizer-state-absent",
                     severity="warning",
                     message=(f"Resuming from {r.files} ({counter} {fmt(progress)}) with a fresh {type(opt).__name__}: "
@@ -287,7 +287,7 @@ class ResumeCheck(Check):
             sched_var = found[-1] if found else "scheduler"
             cur = [float(x) for x in (getattr(sched, "_last_lr", None) or r.lrs)]
             should = f"; the LR should be {fmt(expected_lrs[0])}" if expected_lrs else ""
-            self.run.report(Finding(
+            self.report(Finding(
                 code="resume/scheduler-restarted",
                 severity="error",
                 message=(f"{type(sched).__name__} restarts from epoch {le} (lr {fmt(cur[0] if cur else None)}) after "
@@ -318,7 +318,7 @@ class ResumeCheck(Check):
         agrees = any(all(_close(a, b) for a, b in zip(lrs, c)) for c, _ in candidates)
         expected, source = candidates[0] if candidates and not agrees else (None, "")
         if expected and lrs:
-            self.run.report(Finding(
+            self.report(Finding(
                 code="resume/lr-jump",
                 severity="error",
                 message=(f"The LR jumps at the resume: {r.label} stepped at lr {fmt(lrs[0])} right after loading "
@@ -337,7 +337,7 @@ class ResumeCheck(Check):
                 continue
             self.judged.add(id(scaler))
             l, s = r.saved_scalers[0]
-            self.run.report(Finding(
+            self.report(Finding(
                 code="resume/scaler-not-restored",
                 severity="warning",
                 message=(f"GradScaler not restored: it restarts at scale {fmt(getattr(scaler, '_init_scale', None))} "

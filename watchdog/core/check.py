@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
+    from .findings import Finding
     from .run import Run
 
 
@@ -21,5 +22,10 @@ class Check:
     def __init__(self, run: "Run"):
         self.run = run
 
+    def report(self, finding: "Finding") -> "Finding":
+        """Report ``finding`` as this check's (the views group findings by ``finding.check``)."""
+        finding.check = self.name
+        return self.run.report(finding)
+
     def finish(self) -> None:
-        pass
+        """At the end of the run, before the report is written. Does nothing by default."""

@@ -17,6 +17,23 @@ from typing import Any, Callable, Iterable, Iterator
 
 EVENT_LOG_NAME = "events.jsonl"
 
+# The kinds the core emits. Features declare theirs in their package's ``EVENTS``; together they are
+# the log format (``registry.event_kinds()``): add kinds, never rename one.
+CORE_EVENTS: dict[str, str] = {
+    "run_start": "run id, argv (redacted), pid, versions, options, the checks that run",
+    "run_end": "status, epochs, steps, the loop's loaders / optimizers / models",
+    "finding": "a finding as in report.json (with the check that made it), update: bool",
+    "check_disabled": "a component that failed and was switched off: check (component), disables, error",
+    "epoch_end": "epoch, epochs_completed, steps, source (loader / mark), loader",
+    "loader_pass_start": "loader, loader_id, pass_index, epochs_completed, step",
+    "loader_pass_end": "loader, role, batches, samples, steps, backwards, forwards, complete; refs: served, bases",
+    "optimizer_first_step": "an optimizer's first step: name, type, step, param_tensors",
+}
+
+
+class UnknownEventKind(ValueError):
+    """An event kind no feature declares: a misspelt ``on_<kind>`` handler or ``emit`` call."""
+
 
 @dataclass(slots=True)
 class Event:
@@ -88,22 +105,31 @@ Handler = Callable[[Event], None]
 class EventBus:
     """Dispatches events to the handlers of checks and to listeners (the dashboard, the log)."""
 
-    def __init__(self, on_handler_error: Callable[[Any, BaseException], None]):
+    def __init__(self, on_handler_error: Callable[[Any, BaseException], None], kinds: Iterable[str] = ()):
+        self.kinds = frozenset(kinds)
         self._handlers: dict[str, list[tuple[Any, Handler]]] = {}
         self._listeners: list[Handler] = []
         self._on_handler_error = on_handler_error
 
     def subscribe(self, owner: Any, kinds: Iterable[str] | None = None) -> None:
-        """Subscribe ``owner``'s ``on_<kind>`` methods (all it defines, or only ``kinds``)."""
+        """Subscribe ``owner``'s ``on_<kind>`` methods (all it defines, or only ``kinds``).
+
+        A handler for a kind that is not declared raises ``UnknownEventKind`` before anything is
+        subscribed: a misspelt handler is an error at start-up, not a check that silently never runs.
+        """
+        found = []
         for attr in dir(owner):
-            if not attr.startswith("on_"):
+            if not attr.startswith("on_") or not callable(getattr(owner, attr)):
                 continue
             kind = attr[3:]
-            if kinds is not None and kind not in kinds:
-                continue
-            handler = getattr(owner, attr)
-            if callable(handler):
-                self._handlers.setdefault(kind, []).append((owner, handler))
+            if self.kinds and kind not in self.kinds:
+                raise UnknownEventKind(
+                    f"{type(owner).__name__}.{attr} handles {kind!r}, which no feature emits; "
+                    f"declared kinds: {', '.join(sorted(self.kinds))}")
+            if kinds is None or kind in kinds:
+                found.append((kind, getattr(owner, attr)))
+        for kind, handler in found:
+            self._handlers.setdefault(kind, []).append((owner, handler))
 
     def unsubscribe(self, owner: Any) -> None:
         for kind, pairs in list(self._handlers.items()):

@@ -29,6 +29,8 @@ class Finding:
     evidence: dict[str, Any] = field(default_factory=dict)
     where: str | None = None
     key: str | None = None
+    # The check that made the finding (``Check.report`` sets it); None for watchdog's own findings.
+    check: str | None = None
     # Stamped by the run when the finding is reported.
     epoch: int | None = None
     step: int | None = None

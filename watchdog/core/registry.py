@@ -32,6 +32,16 @@ def all_probes() -> list[Any]:
     return _declared("PROBES")
 
 
+def event_kinds() -> dict[str, str]:
+    """Every event kind the log can hold (the core's and each feature's ``EVENTS``), with what it carries."""
+    from .events import CORE_EVENTS
+
+    kinds = dict(CORE_EVENTS)
+    for name in FEATURES:
+        kinds.update(getattr(importlib.import_module(name), "EVENTS", {}))
+    return kinds
+
+
 def all_checks() -> list[Any]:
     """Every feature's check classes, in subscription order."""
     return _declared("CHECKS")

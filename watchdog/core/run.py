@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .._version import __version__
-from .events import EVENT_LOG_NAME, Event, EventBus, EventLog, read_events
+from .events import EVENT_LOG_NAME, Event, EventBus, EventLog, UnknownEventKind, read_events
 from .findings import SEVERITIES, Finding, WatchdogStop, severity_at_least
 from .format import most_severe_first
 from .patching import PatchStack
 from .redact import redact_argv
+from . import registry
 
 DEFAULT_REPORT_DIR = "watchdog-report"
 REPORT_FILES = ("report.json", EVENT_LOG_NAME, "report.html")
@@ -106,7 +107,7 @@ class Run:
         if rank is not None and world is not None and world.isdigit() and int(world) > 1:
             self.report_dir = self.report_dir / f"rank{rank}"  # torchrun: one report per process
         self.patches = PatchStack()
-        self.bus = EventBus(self._handler_failed)
+        self.bus = EventBus(self._handler_failed, registry.event_kinds())
         self.log: EventLog | None = None
         self.status = "created"
         self.started_at: float | None = None
@@ -196,7 +197,9 @@ class Run:
                           "traceback": [f"{os.path.basename(f.filename)}:{f.lineno} in {f.name}" for f in frames]},
                 key=component,
             ))
-            self.emit("check_disabled", {"check": component, "error": f"{type(exc).__name__}: {exc}"[:500]})
+            check = component.partition(":")[2] if component.startswith("check:") else None
+            self.emit("check_disabled", {"check": component, "disables": check,
+                                         "error": f"{type(exc).__name__}: {exc}"[:500]})
         except Exception:
             pass
 
@@ -209,6 +212,8 @@ class Run:
 
     # -- events --------------------------------------------------------------------------------------
     def emit(self, kind: str, data: dict[str, Any], refs: dict[str, Any] | None = None) -> Event:
+        if kind not in self.bus.kinds:
+            raise UnknownEventKind(f"watchdog emitted {kind!r}, an event kind no feature declares")
         event = Event(kind, data, refs)
         with self._lock:
             if self.log is not None:
@@ -272,8 +277,6 @@ class Run:
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> "Run":
-        from . import registry
-
         self.status = "running"
         self.started_at = time.time()
         self._open_report_dir()
@@ -394,6 +397,7 @@ class Run:
             "platform": platform.platform(),
             "started_at": _iso(self.started_at),
             "options": self.options.to_dict(),
+            "checks": [check_class.name for check_class in registry.all_checks()],
         }
 
     def _end_metadata(self, exc: BaseException | None) -> dict[str, Any]:

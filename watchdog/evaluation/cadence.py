@@ -215,7 +215,7 @@ class EvalCadenceCheck(Check):
             message = (f"{plural.capitalize()} {ranges} closed without any evaluation so far "
                        f"(expected {cadence}; {len(self.epoch_steps)} epoch(s) ended, {steps} optimizer steps)")
         severity = "error" if only_after else ("info" if trailing_only else "warning")
-        run.report(Finding(
+        self.report(Finding(
             code="eval/missing-epochs",
             severity=severity,
             message=message + ".",
@@ -253,7 +253,7 @@ class EvalCadenceCheck(Check):
         fix = ("Evaluate periodically while training (e.g. `if step % eval_interval == 0: estimate_loss()` "
                "inside the loop), or mark epochs with `watchdog.mark_epoch()` so cadence is judged per epoch.")
         if after:
-            self.run.report(Finding(
+            self.report(Finding(
                 code="eval/only-at-end",
                 severity="error",
                 message=f"{steps} optimizer steps ran with no evaluation during training; the only "
@@ -262,7 +262,7 @@ class EvalCadenceCheck(Check):
                 fix=fix, evidence=evidence, key="steps",
             ))
         else:
-            self.run.report(Finding(
+            self.report(Finding(
                 code="eval/never",
                 severity="warning",
                 message=f"{steps} optimizer steps ran and the model was never evaluated during or after "

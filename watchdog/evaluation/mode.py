@@ -117,7 +117,7 @@ class EvalModeCheck(Check):
         if "batch norm" in kinds or "instance norm" in kinds:
             effects.append("batch norm normalised with frozen running statistics and never updated them")
         effect = ("; ".join(effects) or "they computed as at inference") + "."
-        self.run.report(Finding(
+        self.report(Finding(
             code="eval/train-in-eval-mode",
             severity="error",
             message=f"The optimizer stepped `{name}` ({info.type_name}) while it was in eval mode, {span}: "
@@ -205,7 +205,7 @@ class EvalModeCheck(Check):
             effects.append("batch norm normalised with evaluation-batch statistics and updated its running "
                            "statistics with evaluation data")
         effect = ("; ".join(effects) or "they computed as in training") + "."
-        self.run.report(Finding(
+        self.report(Finding(
             code="eval/eval-in-train-mode",
             severity="warning",
             message=f"{state['train_mode_forwards']} of {state['forwards']} forward passes of {what} ran with "
@@ -226,7 +226,7 @@ class EvalModeCheck(Check):
         state["grad_forwards"] += with_grad
         state["forwards"] += forwards
         loader = data.get("loader", "an evaluation DataLoader")
-        self.run.report(Finding(
+        self.report(Finding(
             code="eval/grad-enabled",
             severity="info",
             message=f"Evaluation over {loader} ran {state['grad_forwards']} of {state['forwards']} forward passes "

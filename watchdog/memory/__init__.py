@@ -4,3 +4,6 @@ from .probe import MemoryProbe
 
 PROBES = (MemoryProbe,)
 CHECKS = (MemoryCheck,)
+EVENTS = {
+    "memory_sample": "at (epoch_end / sampler), epoch, steps, rss, census totals and diff, CUDA allocator and NVML per device",
+}

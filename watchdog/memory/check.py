@@ -229,7 +229,7 @@ class MemoryCheck(Check):
             evidence["new_by_kind"] = [
                 {"tensors": r.key.describe(), "count": r.count_diff, "bytes": r.bytes_diff} for r in diff.rows[:5]
             ]
-        self.run.report(Finding(
+        self.report(Finding(
             code="memory/tensor-growth",
             severity=_severity(proj),
             message=message,
@@ -338,7 +338,7 @@ class MemoryCheck(Check):
         fix = self._fix_for(named[0]) if named else (
             "Find what keeps tensors alive across steps (lists of losses/outputs, caches): store `.item()` or "
             "`.detach()` values and bound caches.")
-        self.run.report(Finding(
+        self.report(Finding(
             code="memory/cuda-growth",
             severity=_severity(proj),
             message=message,
@@ -356,7 +356,7 @@ class MemoryCheck(Check):
     def _report_rss(self, verdict: Verdict, sample: EpochSample) -> None:
         self._find_run_length(None, sample.epoch)
         proj_text, proj = self._projection(verdict.growth, machine_ram_bytes(), "machine's RAM", sample.epoch)
-        self.run.report(Finding(
+        self.report(Finding(
             code="memory/rss-growth",
             severity="warning",
             message=(f"Process RSS grows +{fmt_bytes(verdict.growth.rate)}/epoch since epoch "
@@ -387,7 +387,7 @@ class MemoryCheck(Check):
         message = (f"Memory fragmentation on {device}: " + "; ".join(what)
                    + f" (reserved {fmt_bytes(mem.reserved)}, allocated {fmt_bytes(mem.allocated)}, "
                      f"inactive split {fmt_bytes(mem.inactive_split)}).")
-        self.run.report(Finding(
+        self.report(Finding(
             code="memory/fragmentation",
             severity="warning",
             message=message,
@@ -442,7 +442,7 @@ class MemoryCheck(Check):
             # allocator's pools) rise the same way: say so, as info; from epoch 2 on it is a warning.
             caveat = (" In the first epoch a cache that fills once (e.g. a dataset keeping loaded samples) looks "
                       "the same; if it goes on in epoch 2, it is a leak." if first_epoch else "")
-            self.run.report(Finding(
+            self.report(Finding(
                 code="memory/growth-within-epoch",
                 severity="info" if first_epoch else "warning",
                 message=(f"Early warning in epoch {epoch}: the floor of {label} rises steadily across step windows: "

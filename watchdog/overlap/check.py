@@ -86,7 +86,7 @@ class OverlapCheck(Check):
 
     def finish(self) -> None:
         if self.run.steps > 0 and not self.run.loaders:
-            self.run.report(Finding(
+            self.report(Finding(
                 code="overlap/unchecked",
                 severity="info",
                 message=f"No DataLoader was iterated during this run ({self.run.steps} optimizer steps), so "
@@ -123,7 +123,7 @@ class OverlapCheck(Check):
         )
         if same_dataset:
             message += " Both loaders wrap the very same dataset object."
-        self.run.report(Finding(
+        self.report(Finding(
             code="overlap/train-eval",
             severity="error",
             message=message,
@@ -161,7 +161,7 @@ class OverlapCheck(Check):
         else:
             who = f"{info.label} is one DataLoader object"
         evaluated = sum(len(s) for (lid, _), s in self.eval_by_loader.items() if lid == info.loader_id)
-        self.run.report(Finding(
+        self.report(Finding(
             code="overlap/same-loader",
             severity="error",
             message=f"{who}, used both for training and for evaluation: every evaluation sample was also a "
@@ -183,7 +183,7 @@ class OverlapCheck(Check):
             "non-integer-indices": "its sampler yields keys that are not integer indices",
             "internal-error": "recording its indices failed",
         }.get(reason, reason)
-        self.run.report(Finding(
+        self.report(Finding(
             code="overlap/unchecked",
             severity="info",
             message=f"Train/eval overlap was not checked for {info.label}: {why}.",
@@ -233,7 +233,7 @@ class OverlapCheck(Check):
             tb, ti = (int(x) for x in train_owner[j])
             pairs.append({"eval": [self._base_name(eb), ei], "train": [self._base_name(tb), ti]})
         example = pairs[0]
-        self.run.report(Finding(
+        self.report(Finding(
             code="overlap/duplicate-content",
             severity="error",
             message=f"{count} of {len(digests)} evaluation samples of {info.label} ({_pct(count, len(digests))}) "

@@ -298,7 +298,7 @@ class RunView:
         self.recent_keys.pop(k, None)
         self.recent_keys[k] = None
         self._link_checkpoint(f)
-        name = f.check or self._check_for_family(f.family)
+        name = f.check or "watchdog"
         st = self.checks.setdefault(name, CheckStatus(name))
         if st.severity != "disabled" and severity_rank(f.severity) >= severity_rank(st.severity):
             st.severity = f.severity
@@ -329,14 +329,8 @@ class RunView:
                     c.held = merged
                 return
 
-    def _check_for_family(self, family: str) -> str:
-        for name in self.checks:
-            if name == family or name.startswith(family) or family.startswith(name):
-                return name
-        return family or "?"
-
     def _on_check_disabled(self, t, d):
-        name = str(d.get("check") or "?")
+        name = str(d.get("disables") or d.get("check") or "?")
         st = self.checks.setdefault(name, CheckStatus(name))
         st.severity = "disabled"
         st.message = f"disabled: {fmt(d.get('error'))}"
