@@ -40,6 +40,11 @@ def sample_events(epochs: int = 6, eval_every: int = 2, hostile: bool = False) -
             ev.append({"kind": "loader_pass_end", "t": t, "data": {
                 "loader": name("val_loader"), "loader_id": 2, "role": "eval", "batches": 10,
                 "samples": 320, "steps": 0, "complete": True, "epochs_completed": e + 1}})
+        evaluated = (e + 1) % eval_every == 0
+        ev.append({"kind": "eval_window", "t": t, "data": {
+            "epoch": e, "first_step": steps - 49, "last_step": steps, "evaluated": evaluated,
+            "by": ["evaluation pass over " + name("val_loader")] if evaluated else [], "eval_every": eval_every,
+            "epoch_source": "loader"}})
         if e == 1:
             ev.append({"kind": "finding", "t": t, "data": {
                 "code": "overlap/train-eval", "check": "overlap", "severity": "error",

@@ -68,7 +68,7 @@ def test_report_is_self_contained_and_has_every_section_and_chart():
     assert len(tree.find("polyline")) == 5 and len(tree.find("circle")) == 30   # 6 epochs x 5 sources
     assert len(tree.find("rect", **{"class": "bar-eval"})) == 6
     text = " ".join(tree.text)
-    assert "3 of 6 epochs had no evaluation pass (epochs 1, 3, 5)" in text
+    assert "3 of 6 epochs were evaluated (by evaluation pass over val_loader); without evaluation: epochs 0, 2, 4; the cadence check flagged none." in text
     assert "120 of 320 samples served by val_loader" in text
     assert "append loss.item() instead of loss" in text          # the fix
     assert "train.py:12 in train()" in text                      # where

@@ -97,3 +97,26 @@ def test_a_clean_run_lists_every_check_as_ok(tmp_path):
     view = RunView.from_log(tmp_path / "wd" / "events.jsonl")
     assert {name: st.severity for name, st in view.checks.items()} == {
         c.name: "ok" for c in registry.all_checks()}, [str(f) for f in run.findings]
+
+
+def test_the_cadence_chart_shows_the_checks_verdicts_for_evaluation_without_a_loader(tmp_path):
+    """Evaluation by forwards on in-memory tensors (no DataLoader pass): the check finds nothing, and
+    the HTML says each epoch was evaluated, by the model (it once said "4 of 4 epochs had no evaluation")."""
+    import torch
+
+    model, train_loader, _, optimizer, criterion = setup()
+    x_val = torch.randn(16, 8)
+    with watchdog.watch(report_dir=tmp_path / "wd", summary=False, dashboard=False) as run:
+        for _ in range(4):
+            train_one_epoch(model, train_loader, optimizer, criterion)
+            model.eval()
+            with torch.no_grad():
+                model(x_val)
+    assert not [f for f in run.findings if f.code.startswith("eval/")], [str(f) for f in run.findings]
+    view = RunView.from_log(tmp_path / "wd" / "events.jsonl")
+    rows = view.eval_cadence()
+    assert [r["evaluated"] for r in rows] == [True] * 4 and not any(r["flagged"] for r in rows)
+    assert all(r["by"] == ["no_grad forwards of `model` (Sequential)"] for r in rows), rows
+    html = (tmp_path / "wd" / "report.html").read_text()
+    assert "4 of 4 epochs were evaluated (by no_grad forwards of `model` (Sequential)); the cadence check flagged none." in html
+    assert "had no evaluation" not in html

@@ -4,3 +4,7 @@ from .mode import EvalModeCheck
 
 PROBES = ()
 CHECKS = (EvalCadenceCheck, EvalModeCheck)
+EVENTS = {
+    "eval_window": "the cadence check's verdict on one trained epoch: epoch, first_step, last_step, "
+                   "evaluated, by (what evaluated it), eval_every, epoch_source",
+}

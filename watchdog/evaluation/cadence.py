@@ -28,6 +28,10 @@ step alarm), so a missing evaluation is reported the moment training of the next
 only at the end. The last window closes at the end of the run, if the run completed (a run that
 raised, was interrupted or stopped never reached that evaluation; the same goes for step-based runs).
 
+**Verdicts**: each closed window is one ``eval_window`` event: the epoch, its steps, whether it was
+evaluated and by what (the evaluation passes' loaders, the models evaluated by forwards). The views
+chart these verdicts and the findings; they never judge a window themselves.
+
 **Cadence** (``watch(eval_every=k)``, default 1): a run of ``k`` or more consecutive trained epochs
 without evaluation is missing its evaluation. ``eval_every=2`` with validation after every other
 epoch is clean. A run that trained a single epoch has no cadence to keep: it is judged by steps.
@@ -78,6 +82,7 @@ class EvalCadenceCheck(Check):
         self.train_loader_id: str | None = None  # the first loader whose pass trained
         self.epoch_end_steps: list[int] = []  # run.steps at each epoch_end (the boundaries once epochs are marked)
         self.eval_pass_steps: list[int] = []  # step counts at which evaluation passes ended
+        self.eval_pass_loaders: list[str] = []  # the loader of each of those passes
         self.judged = 0  # windows closed so far
         self.epoch_steps: list[int] = []  # B_e of each trained epoch judged so far
         self.evaluated: dict[int, bool] = {}  # trained epoch number -> evaluated
@@ -103,6 +108,7 @@ class EvalCadenceCheck(Check):
         role = data.get("role")
         if role == "eval" and data.get("batches", 0) > 0:
             self.eval_pass_steps.append(int(data.get("step", self.run.steps)))
+            self.eval_pass_loaders.append(str(data.get("loader")))
         elif role == "train" and self.train_loader_id is None:
             self.train_loader_id = str(data.get("loader_id"))
             self._close_windows(self.run.steps)  # known late (Lightning): earlier epochs may be over
@@ -143,18 +149,25 @@ class EvalCadenceCheck(Check):
         return self._loader_boundaries(final)
 
     def eval_points(self) -> list[int]:
-        points = list(self.eval_pass_steps)
+        return [step for step, _ in self.eval_sources()]
+
+    def eval_sources(self) -> list[tuple[int, str]]:
+        """``(step, what evaluated)`` of every evaluation so far, by step: an evaluation pass names its
+        loader, forwards of a trained model under ``no_grad`` name the model."""
+        sources = [(step, f"evaluation pass over {loader}") for step, loader in zip(self.eval_pass_steps, self.eval_pass_loaders)]
         for info in self.trained.infos(alive=False):
-            points.extend(info.eval_steps)
-        points.sort()
-        return points
+            model = f"no_grad forwards of {getattr(info, 'label', None) or 'the model'}"
+            sources.extend((step, model) for step in info.eval_steps)
+        sources.sort(key=lambda source: source[0])
+        return sources
 
     # -- epoch windows -------------------------------------------------------------------------------
     def _close_windows(self, now: int, final: bool = False) -> None:
         bounds = self.boundaries(final)
         if self.judged >= len(bounds):
             return
-        points = self.eval_points()
+        sources = self.eval_sources()
+        points = [step for step, _ in sources]
         while self.judged < len(bounds):
             end = bounds[self.judged]
             if not final and now <= end:
@@ -166,8 +179,13 @@ class EvalCadenceCheck(Check):
             epoch = len(self.epoch_steps)
             self.epoch_steps.append(end)
             first_after = bisect.bisect_right(points, start)
-            evaluated = first_after < len(points) and points[first_after] <= end
+            last_in = bisect.bisect_right(points, end)
+            evaluated = first_after < last_in
             self.evaluated[epoch] = evaluated
+            self.run.emit("eval_window", {
+                "epoch": epoch, "first_step": start + 1, "last_step": end, "evaluated": evaluated,
+                "by": sorted({what for _, what in sources[first_after:last_in]}),
+                "eval_every": self.every, "epoch_source": self.run.epoch_source})
             if evaluated:
                 self.gap = []
                 self.trailing_missing = []

@@ -153,6 +153,7 @@ class RunView:
     recent_keys: dict = field(default_factory=dict)  # (code, key) in order of last report
     checks: dict[str, CheckStatus] = field(default_factory=dict)
     checkpoints: list[CheckpointView] = field(default_factory=list)
+    eval_windows: dict[int, dict] = field(default_factory=dict)  # epoch -> the cadence check's verdict
     rate_samples: deque = field(default_factory=lambda: deque(maxlen=64))
     events_seen: int = 0
     events_bad: int = 0
@@ -329,6 +330,11 @@ class RunView:
                     c.held = merged
                 return
 
+    def _on_eval_window(self, t, d):
+        epoch = d.get("epoch")
+        if isinstance(epoch, int) and epoch >= 0:
+            self.eval_windows[epoch] = dict(d)
+
     def _on_check_disabled(self, t, d):
         name = str(d.get("disables") or d.get("check") or "?")
         st = self.checks.setdefault(name, CheckStatus(name))
@@ -445,13 +451,25 @@ class RunView:
         return series
 
     def eval_cadence(self) -> list[dict[str, Any]]:
-        """One row per epoch: train passes, eval passes, unknown passes."""
-        n = max([self.epochs] + [p.epoch + 1 for p in self.passes] + [0])
-        rows = [{"epoch": i + 1, "train": 0, "eval": 0, "unknown": 0} for i in range(n)]
+        """One row per epoch (numbered from 0, as the findings do): its train, eval and unknown passes,
+        the cadence check's verdict (``evaluated``: True / False / None before the check judged it,
+        ``by``: what evaluated it) and whether the check flagged it (``flagged``: in the latest
+        ``eval/missing-epochs`` finding)."""
+        n = max([self.epochs] + [p.epoch + 1 for p in self.passes] + [e + 1 for e in self.eval_windows] + [0])
+        rows = [{"epoch": i, "train": 0, "eval": 0, "unknown": 0, "evaluated": None, "by": [], "flagged": False}
+                for i in range(n)]
         for p in self.passes:
             if p.epoch < n:
                 key = p.role if p.role in ("train", "eval") else "unknown"
                 rows[p.epoch][key] += 1
+        for epoch, verdict in self.eval_windows.items():
+            rows[epoch]["evaluated"] = bool(verdict.get("evaluated"))
+            rows[epoch]["by"] = [str(b) for b in verdict.get("by") or []]
+        for f in self.findings.values():
+            if f.code == "eval/missing-epochs" and isinstance(f.evidence, Mapping):
+                for epoch in f.evidence.get("missing_epochs") or []:
+                    if isinstance(epoch, int) and 0 <= epoch < n:
+                        rows[epoch]["flagged"] = True
         return rows
 
     def overlaps(self) -> list[dict[str, Any]]:

@@ -215,13 +215,21 @@ def _cadence(v: RunView) -> str:
     if not rows:
         out.append("<p class=\"muted\">No DataLoader passes recorded.</p></section>")
         return "".join(out)
-    missing = [r["epoch"] for r in rows if r["train"] and not r["eval"]]
-    out.append("<p class=\"muted\">Loader passes per epoch: training (blue) and evaluation (green)."
-               " Epochs that trained without an evaluation pass are marked red.</p>")
+    judged = [r for r in rows if r["evaluated"] is not None]
+    unevaluated = [r["epoch"] for r in judged if not r["evaluated"]]
+    flagged = [r["epoch"] for r in rows if r["flagged"]]
+    out.append("<p class=\"muted\">Loader passes per epoch (from 0): training (blue) and evaluation (green)."
+               " Epochs the evaluation-cadence check flagged are marked red.</p>")
     out.append(f"<div class=\"chart\" data-chart=\"cadence\">{cadence_chart(rows)}</div>")
-    if missing:
-        out.append(f"<p>{len(missing)} of {len(rows)} epochs had no evaluation pass"
-                   f" (epochs {esc(fmt_ranges(missing))}).</p>")
+    if judged:
+        by = sorted({b for r in judged for b in r["by"]})
+        text = (f"{len(judged) - len(unevaluated)} of {len(judged)} epochs were evaluated"
+                + (f" (by {esc(', '.join(by))})" if by else ""))
+        if unevaluated:
+            text += f"; without evaluation: epochs {esc(fmt_ranges(unevaluated))}"
+        text += (f"; flagged: epochs {esc(fmt_ranges(flagged))}." if flagged
+                 else "; the cadence check flagged none.")
+        out.append(f"<p>{text}</p>")
     out.append("</section>")
     return "".join(out)
 
@@ -390,8 +398,7 @@ def cadence_chart(rows: list[dict[str, Any]], height: int = 130) -> str:
     step_label = max(1, n // 20)
     for i, r in enumerate(rows):
         x = ml + slot * i
-        missing = r["train"] and not r["eval"]
-        if missing:
+        if r["flagged"]:
             parts.append(f'<rect x="{x:.1f}" y="{mt}" width="{slot:.1f}" height="{ph}" fill="#fde8e8"/>')
         for j, (key, color) in enumerate((("train", "#1565c0"), ("eval", "#2e7d32"))):
             h = ph * r[key] / top
