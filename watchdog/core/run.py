@@ -299,15 +299,24 @@ class Run:
         return self
 
     def stop(self, exc: BaseException | None = None, status: str | None = None) -> None:
-        """End the run: close passes, undo patches, finish checks, write the report. Never raises."""
+        """End the run: close passes, undo patches, finish checks, write the report.
+
+        Every step runs even when one before it failed (each failure is a finding); watchdog's own
+        errors never come out. A Ctrl-C or SystemExit during teardown is raised once all is undone.
+        """
         if self.status not in ("running",):
             return
         self.status = status or _status_for(exc)
-        for step in (self._close_probes, self._undo_patches, self._finish_checks):
+        interrupted: BaseException | None = None  # Ctrl-C / SystemExit mid-teardown: raised once all is undone
+        # Each step runs whatever the one before it did; the second undo pass catches what the
+        # first could not reach (it raised before popping anything) and anything armed since.
+        for step in (self._close_probes, self._undo_patches, self._finish_checks, self._undo_patches):
             try:
                 step()
             except Exception as error:
                 self.internal_error("shutdown", error)
+            except BaseException as error:
+                interrupted = interrupted or error
         self.ended_at = time.time()
         with contextlib.suppress(Exception):
             self.emit("run_end", self._end_metadata(exc))
@@ -321,6 +330,8 @@ class Run:
             self.write_reports()
         except Exception as error:
             print(f"watchdog: could not write the report to {self.report_dir}: {error}", file=sys.stderr)
+        if interrupted is not None:
+            raise interrupted
 
     def _close_probes(self) -> None:
         self._run_boundaries()
@@ -333,8 +344,14 @@ class Run:
                     self.internal_error(f"probe:{probe.name}", exc)
 
     def _undo_patches(self) -> None:
+        interrupted = None
         for undo, error in self.patches.undo_all():
-            self.internal_error(f"undo:{undo.description}", error)
+            if isinstance(error, Exception):
+                self.internal_error(f"undo:{undo.description}", error)
+            else:
+                interrupted = interrupted or error
+        if interrupted is not None:
+            raise interrupted
 
     def _finish_checks(self) -> None:
         for check in list(self.checks):
