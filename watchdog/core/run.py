@@ -204,8 +204,15 @@ class Run:
         return component in self.disabled
 
     def _handler_failed(self, owner: Any, exc: BaseException) -> None:
-        name = getattr(owner, "name", None) or getattr(owner, "__name__", None) or type(owner).__name__
-        self.internal_error(f"check:{name}" if hasattr(owner, "finish") else f"listener:{name}", exc)
+        from .checks.base import Check
+
+        if isinstance(owner, Check):
+            component = f"check:{owner.name}"
+        elif hasattr(owner, "install"):  # a probe subscribed to an event (the memory probe's epoch_end)
+            component = f"probe:{getattr(owner, 'name', type(owner).__name__)}"
+        else:  # a listener: the dashboard's bound on_event, say
+            component = f"listener:{getattr(owner, '__qualname__', None) or type(owner).__name__}"
+        self.internal_error(component, exc)
 
     # -- events --------------------------------------------------------------------------------------
     def emit(self, kind: str, data: dict[str, Any], refs: dict[str, Any] | None = None) -> Event:
@@ -318,8 +325,13 @@ class Run:
             except BaseException as error:
                 interrupted = interrupted or error
         self.ended_at = time.time()
+        try:
+            end = self._end_metadata(exc)
+        except Exception as error:  # the run still ends in the log, with what is sure
+            self.internal_error("shutdown:run-end", error)
+            end = {"status": self.status, "epochs": self.epoch, "steps": self.steps}
         with contextlib.suppress(Exception):
-            self.emit("run_end", self._end_metadata(exc))
+            self.emit("run_end", end)
         with contextlib.suppress(Exception):
             self._restore_sigterm_handler()
         log, self.log = self.log, None

@@ -110,6 +110,7 @@ class Dashboard:
         self._thread: threading.Thread | None = None
         self._live = None
         self._swapped_handlers: list[tuple[logging.StreamHandler, Any, Any]] = []
+        self._real_streams: tuple[Any, Any] | None = None  # sys.stdout/stderr before the Live took them
         self._started = False
         self._stopped = False
         self._failed = False
@@ -145,7 +146,10 @@ class Dashboard:
             try:
                 self.stop()
             finally:
-                remove()
+                try:
+                    self._release_terminal()
+                finally:
+                    remove()
 
         return undo
 
@@ -204,6 +208,7 @@ class Dashboard:
             self._live = Live(self._frame(), console=self._console, auto_refresh=False,
                               redirect_stdout=True, redirect_stderr=True, transient=False)
             old_out, old_err = sys.stdout, sys.stderr
+            self._real_streams = (old_out, old_err)
             self._live.start(refresh=True)
             self._install_line_proxies()
             self._swap_logging_streams(old_out, old_err)
@@ -448,6 +453,29 @@ class Dashboard:
             if getattr(handler, "stream", None) is new:
                 handler.stream = old
         self._swapped_handlers = []
+
+    def _release_terminal(self) -> None:
+        """Last resort after `stop()`: whatever it could not undo (it failed half-way), undo here.
+
+        Stops the Live display and puts back the streams and logging handlers it took; a no-op
+        when `stop()` finished.
+        """
+        self._stopped = True
+        self._stop.set()
+        _ACTIVE.discard(self)
+        live, self._live = self._live, None
+        if live is not None:
+            try:
+                live.stop()
+            except Exception:
+                pass
+        for name, original in zip(("stdout", "stderr"), self._real_streams or ()):
+            if isinstance(getattr(sys, name), FileProxy):
+                setattr(sys, name, original)
+        while self._swapped_handlers:
+            handler, old, new = self._swapped_handlers.pop()
+            if getattr(handler, "stream", None) is new:
+                handler.stream = old
 
     def _teardown_live(self) -> None:
         # Restore handlers first: once Live stops, its proxies are gone.
