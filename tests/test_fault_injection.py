@@ -1,7 +1,8 @@
 """Fault injection: every probe hook and check handler made to raise; training never notices (issue 9).
 
 The targets are found, not listed: each check's ``on_<kind>`` handlers and ``finish()``, and every
-function and method defined in ``watchdog/probes/*.py`` and ``watchdog/dashboard.py`` (less the
+function and method defined in the modules that hold the probes (``core/registry.py``) and
+in ``watchdog/report/dashboard.py`` (less the
 entry points below, the frames torch, Python or a thread calls directly, which hold the guards).
 Each target is made to raise ``RuntimeError`` at its first call and, separately, at its third (or
 last) call, while a small but complete watched loop runs: train and eval DataLoaders, Adam, a
@@ -31,26 +32,25 @@ from torch.utils.data import DataLoader, random_split
 import watchdog
 from tests.loops import evaluate, make_dataset, make_model, train_epoch
 from tests.test_teardown import patch_points
-from watchdog.checks import ALL_CHECKS
-from watchdog.probes import ALL_PROBES
+from watchdog.core.registry import all_checks, all_probes
 
 EPOCHS = 3
 LATER_CALL = 3
-PROBE_MODULES = ("watchdog.probes.training", "watchdog.probes.dataloader", "watchdog.probes.checkpoint",
-                 "watchdog.probes.memory", "watchdog.probes.presentation")
-DASHBOARD_MODULE = "watchdog.dashboard"
+ALL_CHECKS, ALL_PROBES = all_checks(), all_probes()
+PROBE_MODULES = tuple(sorted({probe.__module__ for probe in ALL_PROBES}))  # the modules that hold the probes
+DASHBOARD_MODULE = "watchdog.report.dashboard"
 
 # Called directly by torch, Python or a thread (not from inside a watchdog guard): they are the guards.
 ENTRY_POINTS = {
-    "watchdog.probes.training:RootForwardHook.__call__",  # torch's forward pre-hook loop
-    "watchdog.probes.training:RootForwardHook.__reduce__",  # pickle
-    "watchdog.probes.checkpoint:CheckpointProbe._after_step",  # torch's optimizer post-step hook loop
-    "watchdog.probes.dataloader:set_loader_role",  # the user's call: its errors are the user's to see
-    "watchdog.probes.memory:MemoryProbe._sampler",  # the sampler thread's target
-    "watchdog.dashboard:Dashboard._loop",  # the refresh thread's target
-    "watchdog.dashboard:LineProxy.write",  # the user's print()
-    "watchdog.dashboard:LineProxy.flush",
-    "watchdog.dashboard:_detach_after_fork",  # os.register_at_fork
+    "watchdog.core.training:RootForwardHook.__call__",  # torch's forward pre-hook loop
+    "watchdog.core.training:RootForwardHook.__reduce__",  # pickle
+    "watchdog.checkpoint.probe:CheckpointProbe._after_step",  # torch's optimizer post-step hook loop
+    "watchdog.core.loaders:set_loader_role",  # the user's call: its errors are the user's to see
+    "watchdog.memory.probe:MemoryProbe._sampler",  # the sampler thread's target
+    "watchdog.report.dashboard:Dashboard._loop",  # the refresh thread's target
+    "watchdog.report.dashboard:LineProxy.write",  # the user's print()
+    "watchdog.report.dashboard:LineProxy.flush",
+    "watchdog.report.dashboard:_detach_after_fork",  # os.register_at_fork
 }
 
 
@@ -105,7 +105,7 @@ def all_targets() -> list[Target]:
     # step alarm, a boundary, the teardown; the finding names the part that was switched off.
     probe_family = ("probe:", "check:", "alarm:", "boundary", "undo:", "shutdown")
     for module_name in PROBE_MODULES:
-        extra = ("dashboard", "html-report") if module_name.endswith("presentation") else ()
+        extra = ("dashboard", "html-report") if module_name == "watchdog.report.presentation" else ()
         targets += _functions_of(module_name, probe_family + extra)
     targets += _functions_of(DASHBOARD_MODULE, ("dashboard", "undo:dashboard", "probe:presentation",
                                                 "listener:Dashboard."))
@@ -126,7 +126,7 @@ def test_the_targets_cover_every_probe_check_and_the_dashboard():
                 "_without_watchdog_hooks", "TrainingProbe._ring_alarms", "CheckpointProbe.step_after_load",
                 "PresentationProbe.note_loss"):
         assert any(i.endswith(":" + hot) for i in ids), hot
-    assert "watchdog.dashboard:FrozenFrame.__rich_console__" in ids  # the redraw on print()
+    assert "watchdog.report.dashboard:FrozenFrame.__rich_console__" in ids  # the redraw on print()
     assert len(TARGETS) > 100
 
 
@@ -252,7 +252,7 @@ def test_fault(target, when, live, reference, call_counts, tmp_path, monkeypatch
     before = patch_points()
     calls: dict[str, int] = {}
     install_fault(target, monkeypatch, calls, raise_at)
-    run, weights, error = watched(tmp_path, live, monkeypatch, census=target.module.endswith("memory"))
+    run, weights, error = watched(tmp_path, live, monkeypatch, census=target.module == "watchdog.memory.probe")
     monkeypatch.undo()
     if calls.get(target.id, 0) < raise_at:
         pytest.skip("the fault's call did not come this time (a thread's timing)")

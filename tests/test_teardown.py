@@ -15,8 +15,8 @@ from torch.utils.data import dataloader as torch_dataloader
 
 import watchdog
 from tests.loops import loader, make_dataset, make_model, train_epoch
-from watchdog.probes.checkpoint import _scheduler_classes
-from watchdog.session import Run
+from watchdog.checkpoint.probe import _scheduler_classes
+from watchdog.core.run import Run
 
 
 def patch_points() -> dict:

@@ -204,7 +204,7 @@ class Run:
         return component in self.disabled
 
     def _handler_failed(self, owner: Any, exc: BaseException) -> None:
-        from .checks.base import Check
+        from .check import Check
 
         if isinstance(owner, Check):
             component = f"check:{owner.name}"
