@@ -24,6 +24,7 @@ Only the process that installed the probe reports (forked DataLoader workers pas
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
@@ -32,6 +33,7 @@ import weakref
 from typing import TYPE_CHECKING, Any, Callable
 
 import torch
+from torch.optim.optimizer import _global_optimizer_post_hooks as _global_post_hooks
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from ..core.frames import objects_in_frames, user_frames
@@ -88,6 +90,7 @@ class CheckpointProbe:
         self.load_events = 0
         self.load_events_dropped = 0
         self._hook_handle: Any = None
+        self._armed = False
         self._steps_after_load = 0
         self._seen_after_load: set[int] = set()
         run.schedulers = {}  # id -> weakref, LR schedulers seen stepping or near a save
@@ -161,11 +164,11 @@ class CheckpointProbe:
         @functools.wraps(original)
         def save(obj: Any, f: Any, *args: Any, **kwargs: Any) -> Any:
             dest = None
-            if probe._active() and not getattr(probe._local, "busy", False):
-                try:
+            try:
+                if probe._active() and not getattr(probe._local, "busy", False):
                     dest = _destination(f)
-                except Exception as exc:  # noqa: BLE001
-                    probe._failed(exc)
+            except Exception as exc:  # noqa: BLE001
+                probe._failed(exc)
             result = original(obj, f, *args, **kwargs)
             if dest is not None:
                 probe._local.busy = True
@@ -251,14 +254,15 @@ class CheckpointProbe:
         @functools.wraps(original)
         def load(f: Any, *args: Any, **kwargs: Any) -> Any:
             result = original(f, *args, **kwargs)
-            if probe._active() and not getattr(probe._local, "busy", False):
-                probe._local.busy = True
-                try:
-                    probe._loaded(f, result)
-                except Exception as exc:  # noqa: BLE001
-                    probe._failed(exc)
-                finally:
-                    probe._local.busy = False
+            try:
+                if probe._active() and not getattr(probe._local, "busy", False):
+                    probe._local.busy = True
+                    try:
+                        probe._loaded(f, result)
+                    finally:
+                        probe._local.busy = False
+            except Exception as exc:  # noqa: BLE001
+                probe._failed(exc)
             return result
 
         return load
@@ -302,11 +306,11 @@ class CheckpointProbe:
                 result = original(obj, state_dict, *args, **kwargs)
             finally:
                 local.lsd_depth = depth
-            if depth == 0 and probe._active() and not getattr(local, "busy", False):
-                try:
+            try:
+                if depth == 0 and probe._active() and not getattr(local, "busy", False):
                     probe._state_loaded(obj, state_dict, target)
-                except Exception as exc:  # noqa: BLE001
-                    probe._failed(exc)
+            except Exception as exc:  # noqa: BLE001
+                probe._failed(exc)
             return result
 
         return load_state_dict
@@ -331,13 +335,12 @@ class CheckpointProbe:
         @functools.wraps(original)
         def method(obj: Any, *args: Any, **kwargs: Any) -> Any:
             result = original(obj, *args, **kwargs)
-            known = registry.get(id(obj))
-            if known is None or known() is not obj:
-                if probe._active():
-                    try:
-                        probe.register(registry, obj, kind)
-                    except Exception as exc:  # noqa: BLE001
-                        probe._failed(exc)
+            try:
+                known = registry.get(id(obj))
+                if (known is None or known() is not obj) and probe._active():
+                    probe.register(registry, obj, kind)
+            except Exception as exc:  # noqa: BLE001
+                probe._failed(exc)
             return result
 
         return method
@@ -346,35 +349,50 @@ class CheckpointProbe:
     def _arm(self) -> None:
         self._steps_after_load = 0
         self._seen_after_load = set()
+        self._armed = True
         if self._hook_handle is None:
             self._hook_handle = register_optimizer_step_post_hook(self._after_step)
 
     def _disarm(self) -> None:
+        self._armed = False
         handle, self._hook_handle = self._hook_handle, None
         if handle is not None:
             handle.remove()
 
     def _after_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        """The post-step hook torch calls while armed: a guard around ``step_after_load``."""
+        if not self._armed:
+            return  # disarmed; the hook is removed when that is safe
         try:
-            if not self._active():
-                return
-            self._steps_after_load += 1
-            if id(optimizer) not in self._seen_after_load:
-                self._seen_after_load.add(id(optimizer))
-                frames = user_frames(6)
-                nearby = self.nearby(frames)
-                self.run.emit(
-                    "optimizer_step_after_load",
-                    {"type": type(optimizer).__name__, "id": id(optimizer), "steps": self.run.steps,
-                     "lrs": [float(g["lr"]) for g in optimizer.param_groups if isinstance(g.get("lr"), (int, float))],
-                     "where": frames[0].where if frames else None},
-                    refs={"optimizer": optimizer, "nearby": nearby},
-                )
-            if self._steps_after_load >= ARMED_STEPS:
-                self._disarm()
+            done = self.step_after_load(optimizer)
         except Exception as exc:  # noqa: BLE001
-            self._disarm()
+            done = True
             self._failed(exc)
+        if done:
+            self._armed = False
+            # torch is iterating the global hooks right now: removing any entry but the last would
+            # make the user's optimizer.step() raise. Otherwise the hook stays, idle, until the run ends.
+            with contextlib.suppress(Exception):
+                if self._hook_handle is not None and next(reversed(_global_post_hooks), None) == self._hook_handle.id:
+                    self._disarm()
+
+    def step_after_load(self, optimizer: Any) -> bool:
+        """One optimizer step after a load; True when the hook has seen enough steps."""
+        if not self._active():
+            return True
+        self._steps_after_load += 1
+        if id(optimizer) not in self._seen_after_load:
+            self._seen_after_load.add(id(optimizer))
+            frames = user_frames(6)
+            nearby = self.nearby(frames)
+            self.run.emit(
+                "optimizer_step_after_load",
+                {"type": type(optimizer).__name__, "id": id(optimizer), "steps": self.run.steps,
+                 "lrs": [float(g["lr"]) for g in optimizer.param_groups if isinstance(g.get("lr"), (int, float))],
+                 "where": frames[0].where if frames else None},
+                refs={"optimizer": optimizer, "nearby": nearby},
+            )
+        return self._steps_after_load >= ARMED_STEPS
 
     def finish(self) -> None:
         self._disarm()

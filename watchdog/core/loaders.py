@@ -29,12 +29,14 @@ from torch.utils.data import dataloader as torch_dataloader
 
 from ..overlap.datasets import IndexResolver, dataset_len, flatten_batches
 from ..overlap.indexset import IndexSet
+from .findings import WatchdogStop
 from .frames import names_in_frames, preferred_name, user_frames
 
 if TYPE_CHECKING:
     from .run import Run
 
 FLUSH_BATCHES = 4096
+_grad_enabled = torch.is_grad_enabled
 COMPONENT = "probe:dataloader"
 ROLES = ("train", "eval", "ignore")
 _ROLE_ALIASES = {"val": "eval", "validation": "eval", "test": "eval", "training": "train"}
@@ -124,17 +126,25 @@ class PassRecord:
 
 
 def _recording(source: Iterator[Any], record: PassRecord, probe: "DataLoaderProbe") -> Iterator[Any]:
-    """Yields exactly what ``source`` yields, appending each index batch to the pass record."""
+    """Yields exactly what ``source`` yields, noting each index batch in the pass record.
+
+    The user's sampler's own exceptions pass through unchanged; an error in watchdog's note
+    switches the probe off (``probe.failed``) and the generator goes on yielding.
+    """
     try:
         for batch in source:
-            record.sampled.append(batch)
+            if probe.recording:
+                try:
+                    probe.note_sampled(record, batch)
+                except Exception as exc:
+                    probe.failed(exc)
             yield batch
     except GeneratorExit:
-        if not record.closed:
-            drained = record.expected is not None and record.consumed >= record.expected
-            record.abandoned = not drained
-            if not drained:  # a drained pass is already waiting in probe.deferred
-                probe.deferred.append(record)
+        if probe.recording:
+            try:
+                probe.sampler_closed(record)
+            except Exception as exc:
+                probe.failed(exc)
         raise
 
 
@@ -171,6 +181,7 @@ class DataLoaderProbe:
         self.resolver = IndexResolver()
         self.deferred: list[PassRecord] = []
         self._loader_numbers = 0
+        self.recording = True  # False once watchdog's own bookkeeping failed: the wrappers pass through
         run.loader_resolver = self.resolver
         run.add_boundary(self.process_deferred)
         base = torch_dataloader._BaseDataLoaderIter
@@ -180,44 +191,104 @@ class DataLoaderProbe:
         @functools.wraps(original_init)
         def __init__(it: Any, loader: Any, *args: Any, **kwargs: Any) -> None:
             original_init(it, loader, *args, **kwargs)
-            probe.begin_pass(it, loader)
+            if probe.recording:
+                try:
+                    probe.begin_pass(it, loader)
+                except WatchdogStop:
+                    raise  # strict mode: the user asked for it
+                except Exception as exc:
+                    probe.failed(exc)
 
         @functools.wraps(original_reset)
         def _reset(it: Any, *args: Any, **kwargs: Any) -> None:
             original_reset(it, *args, **kwargs)
-            loader = args[0] if args else kwargs.get("loader")
-            if loader is not None:
-                probe.begin_pass(it, loader)
-
-        grad_enabled = torch.is_grad_enabled
+            if probe.recording:
+                try:
+                    loader = args[0] if args else kwargs.get("loader")
+                    if loader is not None:
+                        probe.begin_pass(it, loader)
+                except WatchdogStop:
+                    raise
+                except Exception as exc:
+                    probe.failed(exc)
 
         @functools.wraps(original_next)
         def __next__(it: Any) -> Any:
             try:
                 data = original_next(it)
             except StopIteration:
-                record = it.__dict__.get("_wd_pass")
-                if record is not None and not record.closed:
-                    stop = probe.end_pass(record)
+                if probe.recording:
+                    stop = None
+                    try:
+                        stop = probe.loader_exhausted(it)
+                    except Exception as exc:
+                        probe.failed(exc)
                     if stop is not None:
                         raise stop from None
                 raise
-            record = it.__dict__.get("_wd_pass")
-            if record is not None:
-                record.consumed += 1
-                if record.consumed == record.expected:  # all len(loader) batches received: drained
-                    probe.deferred.append(record)
-                if not grad_enabled():
-                    record.nograd_batches += 1
-                if record.fingerprints is not None:
-                    probe.fingerprint(record, data)
-                if record.consumed - record.flushed >= FLUSH_BATCHES:
-                    probe.flush(record)
+            if probe.recording:
+                try:
+                    probe.count_batch(it, data)
+                except Exception as exc:
+                    probe.failed(exc)
             return data
 
         run.patches.setattr(base, "__init__", __init__)
         run.patches.setattr(base, "_reset", _reset)
         run.patches.setattr(base, "__next__", __next__)
+
+    # -- per batch (called inside the wrappers' guards) ---------------------------------------------------
+    def count_batch(self, it: Any, data: Any) -> None:
+        """A batch reached the loop: count it (and fingerprint it, when asked)."""
+        record = it.__dict__.get("_wd_pass")
+        if record is not None:
+            record.consumed += 1
+            if record.consumed == record.expected:  # all len(loader) batches received: drained
+                self.deferred.append(record)
+            if not _grad_enabled():
+                record.nograd_batches += 1
+            if record.fingerprints is not None:
+                self.fingerprint(record, data)
+            if record.consumed - record.flushed >= FLUSH_BATCHES:
+                self.flush(record)
+
+    def note_sampled(self, record: PassRecord, batch: Any) -> None:
+        """The sampler gave an index batch (it is resolved to base indices when the pass ends)."""
+        record.sampled.append(batch)
+
+    def sampler_closed(self, record: PassRecord) -> None:
+        """The pass's sampler iterator was dropped: a pass cut short is closed at the next boundary."""
+        if not record.closed:
+            drained = record.expected is not None and record.consumed >= record.expected
+            record.abandoned = not drained
+            if not drained:  # a drained pass is already waiting in self.deferred
+                self.deferred.append(record)
+
+    def loader_exhausted(self, it: Any) -> Any:
+        """``StopIteration``: close the pass; returns a pending ``WatchdogStop`` to raise, if any."""
+        record = it.__dict__.get("_wd_pass")
+        if record is not None and not record.closed:
+            return self.end_pass(record)
+        return None
+
+    def failed(self, exc: BaseException) -> None:
+        """Watchdog's own bookkeeping failed: stop recording for the rest of the run and say so.
+
+        The open passes are dropped unreported (their counts can no longer be trusted), so nothing
+        is misattributed; the wrappers become pass-throughs.
+        """
+        self.recording = False
+        run = self.run
+        try:
+            for record in list(run.open_passes):
+                record.closed = True
+                record.sampled = _Discard()
+                record.fingerprints = None
+            run.open_passes.clear()
+            self.deferred.clear()
+        except Exception:  # never raise from here: this runs inside the wrappers' guards
+            pass
+        run.internal_error(COMPONENT, exc)
 
     # -- pass start --------------------------------------------------------------------------------
     def loader_info(self, loader: Any) -> LoaderInfo:

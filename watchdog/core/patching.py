@@ -74,12 +74,16 @@ class PatchStack:
         return self.push(Undo(removable.remove, description or type(removable).__name__))
 
     def undo_all(self) -> list[tuple[Undo, BaseException]]:
-        """Undo everything, newest first; returns the undos that failed (each is still tried once)."""
+        """Undo everything, newest first; returns the undos that failed (each is still tried once).
+
+        Never raises: every undo runs even when one before it raised, ``KeyboardInterrupt`` and
+        ``SystemExit`` included (they come back in the list, for the caller to raise when done).
+        """
         failures: list[tuple[Undo, BaseException]] = []
         while self._undos:
             undo = self._undos.pop()
             try:
                 undo()
-            except Exception as exc:  # an undo must not stop the others
+            except BaseException as exc:  # an undo must not stop the others
                 failures.append((undo, exc))
         return failures

@@ -207,8 +207,15 @@ class Run:
         return component in self.disabled
 
     def _handler_failed(self, owner: Any, exc: BaseException) -> None:
-        name = getattr(owner, "name", None) or getattr(owner, "__name__", None) or type(owner).__name__
-        self.internal_error(f"check:{name}" if hasattr(owner, "finish") else f"listener:{name}", exc)
+        from .check import Check
+
+        if isinstance(owner, Check):
+            component = f"check:{owner.name}"
+        elif hasattr(owner, "install"):  # a probe subscribed to an event (the memory probe's epoch_end)
+            component = f"probe:{getattr(owner, 'name', type(owner).__name__)}"
+        else:  # a listener: the dashboard's bound on_event, say
+            component = f"listener:{getattr(owner, '__qualname__', None) or type(owner).__name__}"
+        self.internal_error(component, exc)
 
     # -- events --------------------------------------------------------------------------------------
     def emit(self, kind: str, data: dict[str, Any], refs: dict[str, Any] | None = None) -> Event:
@@ -302,18 +309,32 @@ class Run:
         return self
 
     def stop(self, exc: BaseException | None = None, status: str | None = None) -> None:
-        """End the run: close passes, undo patches, finish checks, write the report. Never raises."""
+        """End the run: close passes, undo patches, finish checks, write the report.
+
+        Every step runs even when one before it failed (each failure is a finding); watchdog's own
+        errors never come out. A Ctrl-C or SystemExit during teardown is raised once all is undone.
+        """
         if self.status not in ("running",):
             return
         self.status = status or _status_for(exc)
-        for step in (self._close_probes, self._undo_patches, self._finish_checks):
+        interrupted: BaseException | None = None  # Ctrl-C / SystemExit mid-teardown: raised once all is undone
+        # Each step runs whatever the one before it did; the second undo pass catches what the
+        # first could not reach (it raised before popping anything) and anything armed since.
+        for step in (self._close_probes, self._undo_patches, self._finish_checks, self._undo_patches):
             try:
                 step()
             except Exception as error:
                 self.internal_error("shutdown", error)
+            except BaseException as error:
+                interrupted = interrupted or error
         self.ended_at = time.time()
+        try:
+            end = self._end_metadata(exc)
+        except Exception as error:  # the run still ends in the log, with what is sure
+            self.internal_error("shutdown:run-end", error)
+            end = {"status": self.status, "epochs": self.epoch, "steps": self.steps}
         with contextlib.suppress(Exception):
-            self.emit("run_end", self._end_metadata(exc))
+            self.emit("run_end", end)
         with contextlib.suppress(Exception):
             self._restore_sigterm_handler()
         log, self.log = self.log, None
@@ -324,6 +345,8 @@ class Run:
             self.write_reports()
         except Exception as error:
             print(f"watchdog: could not write the report to {self.report_dir}: {error}", file=sys.stderr)
+        if interrupted is not None:
+            raise interrupted
 
     def _close_probes(self) -> None:
         self._run_boundaries()
@@ -336,8 +359,14 @@ class Run:
                     self.internal_error(f"probe:{probe.name}", exc)
 
     def _undo_patches(self) -> None:
+        interrupted = None
         for undo, error in self.patches.undo_all():
-            self.internal_error(f"undo:{undo.description}", error)
+            if isinstance(error, Exception):
+                self.internal_error(f"undo:{undo.description}", error)
+            else:
+                interrupted = interrupted or error
+        if interrupted is not None:
+            raise interrupted
 
     def _finish_checks(self) -> None:
         for check in list(self.checks):

@@ -1,7 +1,10 @@
 """Training probe: counts optimizer steps and backward calls, and finds the models being trained.
 
 Per step it costs one global optimizer post-step hook call (a counter, an integer compare against
-the next step alarm, and a dict lookup) and, per ``backward()``, one wrapper call. Models are found
+the next step alarm, and a dict lookup) and, per ``backward()``, one wrapper call. Each hook and
+wrapper runs its bookkeeping (``count_step``, ``count_backward``, ``count_forward``) inside a
+``try``: an error there switches that counter off (the hook becomes a pass-through) and becomes a
+``watchdog/internal-error`` finding; the user's call is never affected. Models are found
 in the user's frames when a DataLoader pass starts and at each optimizer's first step (boundaries,
 not the hot path); only root models with parameters get a forward pre-hook, which counts forwards,
 in which grad mode and module mode, for the innermost open pass. Evaluation-like forwards (under
@@ -33,6 +36,7 @@ from .frames import UserFrame, objects_in_frames
 if TYPE_CHECKING:
     from .run import Run
 
+_is_grad_enabled = torch.is_grad_enabled
 _is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", lambda: False)
 
 
@@ -48,6 +52,11 @@ class OptimizerInfo:
     def label(self) -> str:
         return f"`{self.names[-1]}` ({self.type_name})" if self.names else self.type_name
 
+
+STEPS_COMPONENT = "probe:training:steps"
+BACKWARDS_COMPONENT = "probe:training:backwards"
+FORWARD_COMPONENT = "probe:training:forwards"
+GETSTATE_COMPONENT = "probe:training:getstate"
 
 # Distinct step counts kept per model for evaluation forwards outside DataLoader passes.
 EVAL_STEPS_CAP = 65536
@@ -73,33 +82,53 @@ class ModelInfo:
 class RootForwardHook:
     """The forward pre-hook watchdog puts on a root model.
 
-    It must never make the user's model unpicklable: the run patches ``nn.Module.__getstate__`` to
-    leave these hooks out of ``torch.save(model)`` and ``copy.deepcopy(model)``; for a model class
-    with its own ``__getstate__``, the hook pickles as ``functools.partial(dict.get, {})``, a
-    standard-library no-op (it returns the forward's args unchanged) that loads without watchdog.
+    It counts the forward through ``probe.count_forward(info, module)``; an error there switches
+    forward counting off for the rest of the run (an internal-error finding) and the hook becomes a
+    no-op. It must never make the user's model unpicklable: the run patches
+    ``nn.Module.__getstate__`` to leave these hooks out of ``torch.save(model)`` and
+    ``copy.deepcopy(model)``; for a model class with its own ``__getstate__``, the hook pickles as
+    ``functools.partial(dict.get, {})``, a standard-library no-op (it returns the forward's args
+    unchanged) that loads without watchdog.
     """
 
-    __slots__ = ("fn",)
+    __slots__ = ("probe", "info")
 
-    def __init__(self, fn: Any):
-        self.fn = fn
+    def __init__(self, probe: "TrainingProbe", info: "ModelInfo"):
+        self.probe = probe
+        self.info = info
 
     def __call__(self, module: nn.Module, args: Any) -> None:
-        self.fn(module, args)
+        probe = self.probe
+        if probe.counting_forwards:
+            try:
+                probe.count_forward(self.info, module)
+            except Exception as exc:
+                probe.counting_forwards = False
+                probe.run.internal_error(FORWARD_COMPONENT, exc)
 
     def __reduce__(self) -> Any:
         return (functools.partial, (dict.get, {}))
 
 
-def _getstate_without_watchdog_hooks(original: Any) -> Any:
+def _without_watchdog_hooks(state: Any) -> Any:
+    """``Module.__getstate__``'s result, less the forward pre-hooks watchdog put on the model."""
+    hooks = state.get("_forward_pre_hooks") if isinstance(state, dict) else None
+    if hooks and any(isinstance(h, RootForwardHook) for h in hooks.values()):
+        state = dict(state)
+        state["_forward_pre_hooks"] = type(hooks)(
+            (k, h) for k, h in hooks.items() if not isinstance(h, RootForwardHook))
+    return state
+
+
+def _getstate_without_watchdog_hooks(original: Any, run: "Run") -> Any:
     @functools.wraps(original)
     def __getstate__(self: nn.Module) -> Any:
         state = original(self)
-        hooks = state.get("_forward_pre_hooks") if isinstance(state, dict) else None
-        if hooks and any(isinstance(h, RootForwardHook) for h in hooks.values()):
-            state = dict(state)
-            state["_forward_pre_hooks"] = type(hooks)(
-                (k, h) for k, h in hooks.items() if not isinstance(h, RootForwardHook))
+        if GETSTATE_COMPONENT not in run.disabled:
+            try:
+                return _without_watchdog_hooks(state)
+            except Exception as exc:  # the hooks then pickle as a no-op (RootForwardHook.__reduce__)
+                run.internal_error(GETSTATE_COMPONENT, exc)
         return state
 
     return __getstate__
@@ -114,30 +143,45 @@ class TrainingProbe:
 
     def install(self, run: "Run") -> None:
         self.run = run
-        handle = register_optimizer_step_post_hook(self._after_optimizer_step)
+        self.counting_steps = True  # switched off (a pass-through) by an error in count_step
+        self.counting_backwards = True
+        self.counting_forwards = True
+        self._alarms: list[tuple[int, int, Any]] = []
+        self._alarm_seq = itertools.count()
+        run.next_step_alarm = sys.maxsize
+        run.stepping_optimizer = None
+        run.at_step = self.at_step
+        probe = self
+
+        def after_optimizer_step(optimizer: Any, args: Any, kwargs: Any) -> None:
+            if probe.counting_steps:
+                try:
+                    probe.count_step(optimizer)
+                except Exception as exc:
+                    probe.counting_steps = False
+                    run.internal_error(STEPS_COMPONENT, exc)
+
+        handle = register_optimizer_step_post_hook(after_optimizer_step)
         run.patches.handle(handle, "optimizer step post-hook")
 
         original_backward = torch.autograd.backward
 
         @functools.wraps(original_backward)
         def backward(*args: Any, **kwargs: Any) -> Any:
-            run.backwards += 1
-            passes = run.open_passes
-            if passes:
-                passes[-1].backwards += 1
+            if probe.counting_backwards:
+                try:
+                    probe.count_backward()
+                except Exception as exc:
+                    probe.counting_backwards = False
+                    run.internal_error(BACKWARDS_COMPONENT, exc)
             return original_backward(*args, **kwargs)
 
         run.patches.setattr(torch.autograd, "backward", backward)
-        run.patches.setattr(nn.Module, "__getstate__", _getstate_without_watchdog_hooks(nn.Module.__getstate__))
+        run.patches.setattr(nn.Module, "__getstate__", _getstate_without_watchdog_hooks(nn.Module.__getstate__, run))
         run.discover_models = self.discover_models  # used by other probes at their boundaries
-        self._alarms: list[tuple[int, int, Any]] = []
-        self._alarm_seq = itertools.count()
-        run.next_step_alarm = sys.maxsize
-        run.stepping_optimizer = None
-        run.at_step = self.at_step
 
-    # -- per step -----------------------------------------------------------------------------
-    def _after_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+    # -- per step (called inside the guards above: an error here never reaches the user) ---------
+    def count_step(self, optimizer: Any) -> None:
         run = self.run
         run.steps += 1
         if run.steps >= run.next_step_alarm:
@@ -150,9 +194,19 @@ class TrainingProbe:
             try:
                 self._first_step(optimizer)
             except Exception as exc:
-                run.internal_error("probe:training", exc)
+                run.internal_error("probe:training:optimizers", exc)
+                # Recorded anyway, so the first-step work is not retried at every step.
+                run.optimizers[id(optimizer)] = OptimizerInfo(weakref.ref(optimizer), type(optimizer).__name__,
+                                                              run.steps, 1)
         else:
             info.steps += 1
+
+    def count_backward(self) -> None:
+        run = self.run
+        run.backwards += 1
+        passes = run.open_passes
+        if passes:
+            passes[-1].backwards += 1
 
     def _first_step(self, optimizer: Any) -> None:
         run = self.run
@@ -210,7 +264,7 @@ class TrainingProbe:
                 continue
             info = ModelInfo(weakref.ref(module), type(module).__name__, [name])
             run.models[obj_id] = info
-            run.patches.handle(module.register_forward_pre_hook(RootForwardHook(self._forward_pre_hook_for(info))),
+            run.patches.handle(module.register_forward_pre_hook(RootForwardHook(self, info)),
                                f"forward pre-hook on {name}")
 
     def _inside_known_model(self, module: nn.Module) -> bool:
@@ -220,42 +274,39 @@ class TrainingProbe:
                 return True
         return False
 
-    def _forward_pre_hook_for(self, info: ModelInfo) -> Any:
+    def count_forward(self, info: ModelInfo, module: nn.Module) -> None:
+        """One forward of a root model: counted for the run and the innermost open pass."""
+        if _is_compiling():
+            return
         run = self.run
-        is_grad_enabled = torch.is_grad_enabled
-
-        def forward_pre_hook(module: nn.Module, args: Any) -> None:
-            if _is_compiling():
-                return
-            grad = is_grad_enabled()
-            training = module.training
-            run.forward_calls += 1
+        grad = _is_grad_enabled()
+        training = module.training
+        run.forward_calls += 1
+        if not grad:
+            run.nograd_forward_calls += 1
+        if not training:
+            run.eval_mode_forward_calls += 1
+        passes = run.open_passes
+        if passes:
+            current = passes[-1]
+            current.forwards += 1
             if not grad:
-                run.nograd_forward_calls += 1
+                current.nograd_forwards += 1
+                if not training:  # eval mode + no_grad: evaluation, even inside a training pass
+                    _note_eval_step(info, run.steps)
             if not training:
-                run.eval_mode_forward_calls += 1
-            passes = run.open_passes
-            if passes:
-                current = passes[-1]
-                current.forwards += 1
-                if not grad:
-                    current.nograd_forwards += 1
-                    if not training:  # eval mode + no_grad: evaluation, even inside a training pass
-                        note_eval_step(run.steps)
-                if not training:
-                    current.eval_mode_forwards += 1
-            elif not grad:  # evaluation outside any DataLoader pass (not the training hot path)
-                info.nograd_forwards_outside += 1
-                if training:
-                    info.nograd_train_mode_forwards_outside += 1
-                note_eval_step(run.steps)
+                current.eval_mode_forwards += 1
+        elif not grad:  # evaluation outside any DataLoader pass (not the training hot path)
+            info.nograd_forwards_outside += 1
+            if training:
+                info.nograd_train_mode_forwards_outside += 1
+            _note_eval_step(info, run.steps)
 
-        def note_eval_step(now: int) -> None:
-            steps = info.eval_steps
-            if not steps or steps[-1] != now:
-                if len(steps) < EVAL_STEPS_CAP:
-                    steps.append(now)
-                else:
-                    steps[-1] = now
 
-        return forward_pre_hook
+def _note_eval_step(info: ModelInfo, now: int) -> None:
+    steps = info.eval_steps
+    if not steps or steps[-1] != now:
+        if len(steps) < EVAL_STEPS_CAP:
+            steps.append(now)
+        else:
+            steps[-1] = now

@@ -178,6 +178,14 @@ class MemoryProbe:
         return max(self.interval, SLOW_INTERVAL)
 
     def _sampler(self) -> None:
+        """The sampler thread's body: an error anywhere in it stops sampling and becomes a finding."""
+        try:
+            self._sample_until_stopped()
+        except Exception as exc:
+            if self.run is not None:
+                self.run.internal_error("probe:memory", exc)
+
+    def _sample_until_stopped(self) -> None:
         started = time.monotonic()
         while not self._stop.wait(self._current_interval(time.monotonic() - started)):
             run = self.run

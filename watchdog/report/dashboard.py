@@ -110,6 +110,7 @@ class Dashboard:
         self._thread: threading.Thread | None = None
         self._live = None
         self._swapped_handlers: list[tuple[logging.StreamHandler, Any, Any]] = []
+        self._real_streams: tuple[Any, Any] | None = None  # sys.stdout/stderr before the Live took them
         self._started = False
         self._stopped = False
         self._failed = False
@@ -145,7 +146,10 @@ class Dashboard:
             try:
                 self.stop()
             finally:
-                remove()
+                try:
+                    self._release_terminal()
+                finally:
+                    remove()
 
         return undo
 
@@ -204,6 +208,7 @@ class Dashboard:
             self._live = Live(self._frame(), console=self._console, auto_refresh=False,
                               redirect_stdout=True, redirect_stderr=True, transient=False)
             old_out, old_err = sys.stdout, sys.stderr
+            self._real_streams = (old_out, old_err)
             self._live.start(refresh=True)
             self._install_line_proxies()
             self._swap_logging_streams(old_out, old_err)
@@ -255,7 +260,7 @@ class Dashboard:
     # ------------------------------------------------------------------ the refresh thread
     def _loop(self) -> None:
         period = 1.0 / self.refresh_hz
-        while not self._stop.wait(period):
+        while not self._stop.wait(period) and not self._failed:
             try:
                 self.tick()
             except Exception as exc:
@@ -296,7 +301,14 @@ class Dashboard:
         for name in ("stdout", "stderr"):
             current = getattr(sys, name)
             if type(current) is FileProxy:
-                setattr(sys, name, LineProxy(self._console, current.rich_proxied_file))
+                proxy = LineProxy(self._console, current.rich_proxied_file)
+                proxy.on_error = self._drawing_failed
+                setattr(sys, name, proxy)
+
+    def _drawing_failed(self, exc: BaseException) -> None:
+        """Redrawing on a print() failed (the line proxy passes through now): stop drawing."""
+        self._failed = True
+        self._error(exc)
 
     def _drain(self) -> None:
         q = self._queue
@@ -442,6 +454,29 @@ class Dashboard:
                 handler.stream = old
         self._swapped_handlers = []
 
+    def _release_terminal(self) -> None:
+        """Last resort after `stop()`: whatever it could not undo (it failed half-way), undo here.
+
+        Stops the Live display and puts back the streams and logging handlers it took; a no-op
+        when `stop()` finished.
+        """
+        self._stopped = True
+        self._stop.set()
+        _ACTIVE.discard(self)
+        live, self._live = self._live, None
+        if live is not None:
+            try:
+                live.stop()
+            except Exception:
+                pass
+        for name, original in zip(("stdout", "stderr"), self._real_streams or ()):
+            if isinstance(getattr(sys, name), FileProxy):
+                setattr(sys, name, original)
+        while self._swapped_handlers:
+            handler, old, new = self._swapped_handlers.pop()
+            if getattr(handler, "stream", None) is new:
+                handler.stream = old
+
     def _teardown_live(self) -> None:
         # Restore handlers first: once Live stops, its proxies are gone.
         _ACTIVE.discard(self)
@@ -469,24 +504,59 @@ class LineProxy(FileProxy):
     rich prints whatever is buffered at each flush() as a new line above the live display, so a
     progress bar would print one line per update. Here the latest state of such a line is kept as
     `pending` (drawn under the dashboard) and printed once, when its newline comes.
+
+    Each print redraws the dashboard on the printing (the user's) thread: if that fails, the
+    proxy says so (``on_error``) and from then on writes straight to the real file, so the user's
+    text is never lost and the user's ``print()`` never sees watchdog's error.
     """
 
     pending = ""
+    broken = False  # drawing failed: a plain pass-through to the real file
+    on_error: Any = None
 
     def write(self, text: str) -> int:
-        n = super().write(text)
+        if self.broken:
+            return self.rich_proxied_file.write(text)
+        if not isinstance(text, str):
+            return super().write(text)  # the caller's TypeError, as from any text file
+        buffer = self._FileProxy__buffer  # type: ignore[attr-defined]
+        held = "".join(buffer)
+        try:
+            n = super().write(text)
+        except Exception as exc:
+            buffer.clear()
+            self._drawing_failed(exc)
+            return self.rich_proxied_file.write(held + text)
         if "\n" in text:
             self.pending = ""
         return n
 
     def flush(self) -> None:
+        if self.broken:
+            return self.rich_proxied_file.flush()
         buffer = self._FileProxy__buffer  # type: ignore[attr-defined]
         partial = "".join(buffer)
         if "\r" in partial:
             self.pending = partial.rsplit("\r", 1)[-1]
             buffer[:] = ["\r" + self.pending]
-            return
-        super().flush()
+            return None
+        try:
+            super().flush()
+        except Exception as exc:
+            buffer.clear()
+            self._drawing_failed(exc)
+            self.rich_proxied_file.write(partial)
+            self.rich_proxied_file.flush()
+        return None
+
+    def _drawing_failed(self, exc: BaseException) -> None:
+        self.broken = True
+        self.pending = ""
+        try:
+            if self.on_error is not None:
+                self.on_error(exc)
+        except Exception:
+            pass
 
 
 class FrozenFrame:

@@ -28,6 +28,7 @@ class PresentationProbe:
 
     def __init__(self) -> None:
         self.dashboard = None  # the run's Dashboard, when one was attached
+        self.watching_loss = True  # False once noting the loss failed: backward() passes through
 
     def install(self, run: "Run") -> None:
         try:
@@ -46,26 +47,36 @@ class PresentationProbe:
         except Exception as exc:
             run.internal_error("dashboard", exc)
 
-    @staticmethod
-    def _watch_loss(run: "Run", dashboard: Any) -> None:
+    def _watch_loss(self, run: "Run", dashboard: Any) -> None:
         """Keep a weak reference to the tensor each backward() starts from (the loss).
 
         Per backward: one wrapper call and one weakref (≈0.2 µs, benchmarks/bench_dashboard.py).
         Weak, so no tensor lives longer; the dashboard's thread reads it only when it is a
-        one-element CPU tensor (no device sync), and says where it is otherwise.
+        one-element CPU tensor (no device sync), and says where it is otherwise. An error here
+        switches the loss display off (the wrapper passes through) and becomes a finding.
         """
         import torch
 
         original = torch.autograd.backward
         holder = dashboard.loss_ref
+        probe = self
 
         @functools.wraps(original)
         def backward(*args: Any, **kwargs: Any) -> Any:
-            tensors = args[0] if args else kwargs.get("tensors")
-            try:
-                holder[0] = weakref.ref(tensors)
-            except TypeError:  # a sequence of tensors: nothing to show
-                holder[0] = None
+            if probe.watching_loss:
+                try:
+                    probe.note_loss(holder, args, kwargs)
+                except Exception as exc:
+                    probe.watching_loss = False
+                    run.internal_error("dashboard:loss", exc)
             return original(*args, **kwargs)
 
         run.patches.setattr(torch.autograd, "backward", backward)
+
+    @staticmethod
+    def note_loss(holder: list, args: tuple, kwargs: dict) -> None:
+        tensors = args[0] if args else kwargs.get("tensors")
+        try:
+            holder[0] = weakref.ref(tensors)
+        except TypeError:  # a sequence of tensors: nothing to show
+            holder[0] = None
