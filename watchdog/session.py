@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import itertools
 import os
 import platform
@@ -571,14 +572,33 @@ class watch:
         pass
 
     def __call__(self, fn: Callable) -> Callable:
+        """Decorate ``fn``; the run spans each call (a generator's or coroutine's whole life)."""
         options = self._options
+        if inspect.isasyncgenfunction(fn):
+            raise TypeError(
+                f"@watchdog.watch cannot watch the async generator function {fn.__qualname__!r}: the run "
+                "would end at its first `yield`. Decorate the function that iterates it, or use "
+                "`with watchdog.watch() as run:` around the `async for` loop."
+            )
 
-        @functools.wraps(fn)
-        def watched(*args: Any, **kwargs: Any) -> Any:
-            session = watch(**options_to_kwargs(options))
-            with session as run:
-                watched.watchdog_run = run
-                return fn(*args, **kwargs)
+        if inspect.isgeneratorfunction(fn):  # the run spans first next() to exhaustion or close()
+            @functools.wraps(fn)
+            def watched(*args: Any, **kwargs: Any) -> Any:
+                with watch(**options_to_kwargs(options)) as run:
+                    watched.watchdog_run = run
+                    return (yield from fn(*args, **kwargs))
+        elif inspect.iscoroutinefunction(fn):  # the run spans the awaited coroutine
+            @functools.wraps(fn)
+            async def watched(*args: Any, **kwargs: Any) -> Any:
+                with watch(**options_to_kwargs(options)) as run:
+                    watched.watchdog_run = run
+                    return await fn(*args, **kwargs)
+        else:
+            @functools.wraps(fn)
+            def watched(*args: Any, **kwargs: Any) -> Any:
+                with watch(**options_to_kwargs(options)) as run:
+                    watched.watchdog_run = run
+                    return fn(*args, **kwargs)
 
         watched.watchdog_run = None
         return watched

@@ -28,6 +28,7 @@ import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch import nn
 
+from ..findings import Finding
 from ..naming import UserFrame, objects_in_frames
 from ..patching import Undo
 
@@ -241,12 +242,29 @@ class TrainingProbe:
                 continue
             info = ModelInfo(weakref.ref(module), type(module).__name__, [name])
             run.models[obj_id] = info
-            self._count_forwards(module, info, name)
+            try:
+                self._count_forwards(module, info, name)
+            except Exception as exc:  # a ScriptModule, say: only this model goes uncounted
+                self._report_not_hooked(info, exc)
         for info in list(run.models.values()):  # a hooked model compiled in place since
             module = info.ref()
             if module is not None and info.counting == "hook" and _compiled_in_place(module):
                 info.stop_counting()
                 self._count_forwards(module, info, info.names[-1] if info.names else info.type_name)
+
+    def _report_not_hooked(self, info: ModelInfo, exc: Exception) -> None:
+        info.counting = "none"
+        self.run.report(Finding(
+            code="watchdog/model-not-hooked",
+            severity="info",
+            message=f"watchdog cannot count the forwards of {info.label} ({type(exc).__name__}: {exc}); "
+                    "train/eval overlap, checkpoints and memory are still watched, but passes over this "
+                    "model's data are labelled from optimizer steps, backward() and no_grad alone.",
+            fix="Nothing to change for training. To have evaluation passes recognised, run them under "
+                "`torch.no_grad()` or say so: `watchdog.loader_role(val_loader, 'eval')`.",
+            evidence={"model": info.type_name, "names": list(info.names), "error": f"{type(exc).__name__}: {exc}"},
+            key=f"model-not-hooked:{info.type_name}:{info.names[-1] if info.names else ''}",
+        ))
 
     def _count_forwards(self, module: nn.Module, info: ModelInfo, name: str) -> None:
         """Count the model's forwards: a forward pre-hook, or for a model compiled in place
