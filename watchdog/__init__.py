@@ -11,6 +11,7 @@
 Not the filesystem-events package of the same import name: see the README.
 """
 
+from . import _rich_import  # noqa: F401  (first: rich must not draw from `random`)
 from ._version import __version__
 from .core.findings import Finding, WatchdogStop
 from .core.loaders import set_loader_role as loader_role

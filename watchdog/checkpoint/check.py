@@ -461,7 +461,10 @@ class CheckpointCheck(Check):
     # -- round trip ---------------------------------------------------------------------------------------
     def _verify(self, record: SaveRecord, obj: Any, source: Any, data: dict[str, Any]) -> None:
         policy = getattr(self.run.options, "checkpoint_verify", "first")
-        if record.path:  # size and mtime as written: a later load notices a rewrite by something else
+        # Size and mtime as written: a later load notices a rewrite by something else. Not for a save
+        # into an open file object: the user may go on writing to it (after torch.save, before
+        # close), so only the saved entries' fingerprints (below) can tell a rewrite.
+        if record.path and data.get("target") == "path":
             st = _stat(record.path)
             if st is not None:
                 self.files[record.path] = FileRecord(st, {}, self.run.steps, record.label)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import dataloader as torch_dataloader
 
-from ..overlap.datasets import IndexResolver, dataset_len, flatten_batches
+from ..overlap.datasets import IndexResolver, dataset_len, flatten_batches, object_ref
 from ..overlap.indexset import IndexSet
 from .findings import WatchdogStop
 from .frames import names_in_frames, preferred_name, user_frames
@@ -62,7 +62,7 @@ class _Discard(list):
 
 
 class LoaderInfo:
-    def __init__(self, loader: Any, number: int):
+    def __init__(self, loader: Any, number: int, dataset_id: int):
         self.ref = weakref.ref(loader)
         self.loader_id = f"L{number}"
         self.names: list[str] = []
@@ -70,7 +70,8 @@ class LoaderInfo:
         self.passes = 0
         self.iterable = loader._dataset_kind == torch_dataloader._DatasetKind.Iterable
         self.dataset_type = type(loader.dataset).__name__
-        self.dataset_id = id(loader.dataset)  # a new loader each epoch over one dataset is one stream
+        self.dataset_id = dataset_id  # the resolver's key: a new loader each epoch over one dataset is one stream
+        self.dataset_ref = object_ref(loader.dataset)
         self.dataset_size = dataset_len(loader.dataset)
         self.where: str | None = None
         self.unchecked: str | None = "iterable-dataset" if self.iterable else None
@@ -91,7 +92,7 @@ class PassRecord:
     __slots__ = ("loader", "index", "dataset", "sampled", "consumed", "flushed", "served", "samples",
                  "steps", "backwards", "forwards", "nograd_forwards", "eval_mode_forwards", "nograd_batches",
                  "closed", "abandoned", "expected", "where", "t0", "epoch0", "explicit_role", "unchecked", "fingerprints",
-                 "fingerprint_rows", "eval_models_at_start", "__weakref__")
+                 "fingerprint_rows", "eval_models_at_start", "stack", "__weakref__")
 
     def __init__(self, loader: LoaderInfo, index: int, dataset: Any, run: "Run"):
         self.loader = loader
@@ -119,6 +120,7 @@ class PassRecord:
         self.fingerprints: list[np.ndarray] | None = [] if run.options.fingerprint and self.unchecked is None else None
         self.fingerprint_rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.eval_models_at_start = 0
+        self.stack: list[Any] | None = None  # the open passes of the thread that began this one
 
     @property
     def untouched(self) -> bool:
@@ -295,7 +297,7 @@ class DataLoaderProbe:
         info = self.run.loaders.get(id(loader))
         if info is None or info.ref() is not loader:
             self._loader_numbers += 1
-            info = LoaderInfo(loader, self._loader_numbers)
+            info = LoaderInfo(loader, self._loader_numbers, self.resolver.key_of(loader.dataset))
             self.run.loaders[id(loader)] = info
         return info
 
@@ -347,7 +349,8 @@ class DataLoaderProbe:
         it.__dict__["_wd_pass"] = record
         if record.unchecked is None:
             self._wrap_sampler(it, record)
-        run.open_passes.append(record)
+        record.stack = run.open_passes
+        record.stack.append(record)
         run.emit("loader_pass_start", {"loader": info.label, "loader_id": info.loader_id,
                                        "pass_index": record.index, "where": record.where,
                                        "epochs_completed": run.epoch, "step": run.steps},
@@ -361,9 +364,12 @@ class DataLoaderProbe:
 
     def _name_bases(self, loader: Any, frames: list) -> None:
         bases = self.resolver.bases_of(loader.dataset)
-        found = names_in_frames({b.key: b.ref() for b in bases if b.ref() is not None}, frames)
+        live = {base.key: dataset for base in bases if (dataset := base.ref()) is not None}
+        found = names_in_frames({id(dataset): dataset for dataset in live.values()}, frames)
         for base in bases:
-            for name in found.get(base.key, []):
+            if base.key not in live:
+                continue
+            for name in found.get(id(live[base.key]), []):
                 if name not in base.names:
                     base.names.append(name)
 
@@ -439,12 +445,13 @@ class DataLoaderProbe:
             return
         run = self.run
         record.closed = True
-        if record in run.open_passes:
-            run.open_passes.remove(record)
+        if record.stack is not None and record in record.stack:
+            record.stack.remove(record)
         self._flush(record)
         record.sampled = _Discard()
         record.fingerprints = None
         record.dataset = None
+        self.resolver.forget_freed()
         info = record.loader
         role = self.classify(record)
         info.roles.add(role)
@@ -485,7 +492,7 @@ class DataLoaderProbe:
     def finish(self) -> None:
         """Run end: close what is still open (a pass cut short, or the exception's pass)."""
         self.process_deferred()
-        for record in reversed(list(self.run.open_passes)):
+        for record in reversed(self.run.all_open_passes()):
             record.abandoned = True
             self._end_pass(record)
         self.run.take_pending_stop()  # too late to stop anything: the findings stand

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
+import itertools
 import os
 import platform
 import shutil
@@ -20,6 +22,7 @@ import sys
 import threading
 import time
 import traceback
+import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -94,6 +97,12 @@ def current_run() -> "Run | None":
     return _active_run
 
 
+class PassStack(list):
+    """One thread's open DataLoader passes (a list that can be weakly referenced)."""
+
+    __slots__ = ("__weakref__",)
+
+
 class Run:
     """One watched run: live state for checks, the event bus, and the findings."""
 
@@ -131,13 +140,38 @@ class Run:
         self.optimizers: dict[int, Any] = {}
         self.models: dict[int, Any] = {}
         self.loaders: dict[int, Any] = {}
-        self.open_passes: list[Any] = []
+        self._thread_passes = threading.local()  # .stack: this thread's open DataLoader passes
+        self._pass_stacks: "weakref.WeakValueDictionary[int, PassStack]" = weakref.WeakValueDictionary()
+        self._pass_stacks_lock = threading.Lock()
+        self._pass_stack_numbers = itertools.count()  # stacks in the order their threads opened them
         self.discover_models: Callable[[list], None] | None = None
         self.loader_resolver: Any = None
         self._boundaries: list[Callable[[], Any]] = []
         self._pending_stop: WatchdogStop | None = None
         self._stop_raised = False
         self._previous_sigterm: Any = None
+
+    # -- DataLoader passes in progress ------------------------------------------------------------------
+    @property
+    def open_passes(self) -> "PassStack":
+        """This thread's DataLoader passes in progress, innermost last.
+
+        One stack per thread: steps, ``backward()`` calls and forwards are counted on the innermost
+        pass of the thread that makes them, so threads training their own loops stay apart.
+        """
+        try:
+            return self._thread_passes.stack
+        except AttributeError:
+            stack = self._thread_passes.stack = PassStack()
+            with self._pass_stacks_lock:
+                self._pass_stacks[next(self._pass_stack_numbers)] = stack
+            return stack
+
+    def all_open_passes(self) -> list[Any]:
+        """The open passes of every thread (each thread's innermost last), for the run end and display."""
+        with self._pass_stacks_lock:
+            stacks = [stack for _, stack in sorted(self._pass_stacks.items(), key=lambda item: item[0])]
+        return [record for stack in stacks for record in list(stack)]
 
     # -- findings ------------------------------------------------------------------------------------
     @property
@@ -254,6 +288,8 @@ class Run:
             self.primary_train_loader = loader_info
             self.epoch_source = "loader"
         primary = self.primary_train_loader
+        if primary.ref() is None and primary.dataset_ref() is None and primary.where == loader_info.where is not None:
+            self.primary_train_loader = primary = loader_info  # rebuilt in the epoch loop: its successor
         if loader_info is primary or loader_info.dataset_id == primary.dataset_id:
             self._end_epoch("loader", loader_info.label)
 
@@ -568,14 +604,33 @@ class watch:
         pass
 
     def __call__(self, fn: Callable) -> Callable:
+        """Decorate ``fn``; the run spans each call (a generator's or coroutine's whole life)."""
         options = self._options
+        if inspect.isasyncgenfunction(fn):
+            raise TypeError(
+                f"@watchdog.watch cannot watch the async generator function {fn.__qualname__!r}: the run "
+                "would end at its first `yield`. Decorate the function that iterates it, or use "
+                "`with watchdog.watch() as run:` around the `async for` loop."
+            )
 
-        @functools.wraps(fn)
-        def watched(*args: Any, **kwargs: Any) -> Any:
-            session = watch(**options_to_kwargs(options))
-            with session as run:
-                watched.watchdog_run = run
-                return fn(*args, **kwargs)
+        if inspect.isgeneratorfunction(fn):  # the run spans first next() to exhaustion or close()
+            @functools.wraps(fn)
+            def watched(*args: Any, **kwargs: Any) -> Any:
+                with watch(**options_to_kwargs(options)) as run:
+                    watched.watchdog_run = run
+                    return (yield from fn(*args, **kwargs))
+        elif inspect.iscoroutinefunction(fn):  # the run spans the awaited coroutine
+            @functools.wraps(fn)
+            async def watched(*args: Any, **kwargs: Any) -> Any:
+                with watch(**options_to_kwargs(options)) as run:
+                    watched.watchdog_run = run
+                    return await fn(*args, **kwargs)
+        else:
+            @functools.wraps(fn)
+            def watched(*args: Any, **kwargs: Any) -> Any:
+                with watch(**options_to_kwargs(options)) as run:
+                    watched.watchdog_run = run
+                    return fn(*args, **kwargs)
 
         watched.watchdog_run = None
         return watched

@@ -31,7 +31,9 @@ import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch import nn
 
+from .findings import Finding
 from .frames import UserFrame, objects_in_frames
+from .patching import Undo
 
 if TYPE_CHECKING:
     from .run import Run
@@ -73,6 +75,8 @@ class ModelInfo:
     eval_steps: list[int] = field(default_factory=list, repr=False)
     nograd_forwards_outside: int = 0
     nograd_train_mode_forwards_outside: int = 0
+    counting: str = ""  # how forwards are counted: "hook", or "compiled-call" (compiled in place)
+    stop_counting: Any = field(default=None, repr=False)  # the Undo of that
 
     @property
     def label(self) -> str:
@@ -132,6 +136,34 @@ def _getstate_without_watchdog_hooks(original: Any, run: "Run") -> Any:
         return state
 
     return __getstate__
+
+
+def _compiled_in_place(module: nn.Module) -> bool:
+    return module.__dict__.get("_compiled_call_impl") is not None
+
+
+def _wrap_compiled_call(module: nn.Module, count: Any, name: str) -> Undo:
+    """Count each call of a ``model.compile()``-d module's compiled call, in eager Python around it.
+
+    The undo puts the compiled call back, unless the user compiled the model again meanwhile.
+    """
+    compiled = module.__dict__["_compiled_call_impl"]
+    module_ref = weakref.ref(module)
+
+    def counted_compiled_call(*args: Any, **kwargs: Any) -> Any:
+        counted = module_ref()
+        if counted is not None:
+            count(counted, args)
+        return compiled(*args, **kwargs)
+
+    module.__dict__["_compiled_call_impl"] = counted_compiled_call
+
+    def restore() -> None:
+        owner = module_ref()
+        if owner is not None and owner.__dict__.get("_compiled_call_impl") is counted_compiled_call:
+            owner.__dict__["_compiled_call_impl"] = compiled
+
+    return Undo(restore, f"counted compiled call of {name}")
 
 
 def _has_parameters(module: nn.Module) -> bool:
@@ -264,8 +296,42 @@ class TrainingProbe:
                 continue
             info = ModelInfo(weakref.ref(module), type(module).__name__, [name])
             run.models[obj_id] = info
-            run.patches.handle(module.register_forward_pre_hook(RootForwardHook(self, info)),
-                               f"forward pre-hook on {name}")
+            try:
+                self._count_forwards(module, info, name)
+            except Exception as exc:  # a ScriptModule, say: only this model goes uncounted
+                self._report_not_hooked(info, exc)
+        for info in list(run.models.values()):  # a hooked model compiled in place since
+            module = info.ref()
+            if module is not None and info.counting == "hook" and _compiled_in_place(module):
+                info.stop_counting()
+                self._count_forwards(module, info, info.names[-1] if info.names else info.type_name)
+
+    def _report_not_hooked(self, info: ModelInfo, exc: Exception) -> None:
+        info.counting = "none"
+        self.run.report(Finding(
+            code="watchdog/model-not-hooked",
+            severity="info",
+            message=f"watchdog cannot count the forwards of {info.label} ({type(exc).__name__}: {exc}); "
+                    "train/eval overlap, checkpoints and memory are still watched, but passes over this "
+                    "model's data are labelled from optimizer steps, backward() and no_grad alone.",
+            fix="Nothing to change for training. To have evaluation passes recognised, run them under "
+                "`torch.no_grad()` or say so: `watchdog.loader_role(val_loader, 'eval')`.",
+            evidence={"model": info.type_name, "names": list(info.names), "error": f"{type(exc).__name__}: {exc}"},
+            key=f"model-not-hooked:{info.type_name}:{info.names[-1] if info.names else ''}",
+        ))
+
+    def _count_forwards(self, module: nn.Module, info: ModelInfo, name: str) -> None:
+        """Count the model's forwards: a forward pre-hook, or for a model compiled in place
+        (``model.compile()``) a wrapper around its compiled call, outside what dynamo traces (a hook
+        would be traced into the compiled frames and change what gets compiled)."""
+        count = RootForwardHook(self, info)
+        if _compiled_in_place(module):
+            info.counting = "compiled-call"
+            info.stop_counting = self.run.patches.push(_wrap_compiled_call(module, count, name))
+        else:
+            info.counting = "hook"
+            info.stop_counting = self.run.patches.handle(
+                module.register_forward_pre_hook(count), f"forward pre-hook on {name}")
 
     def _inside_known_model(self, module: nn.Module) -> bool:
         for info in list(self.run.models.values()):

@@ -27,6 +27,7 @@ read without unpacking) to say roughly how much they hold.
 from __future__ import annotations
 
 import collections
+import functools
 import gc
 import linecache
 import os
@@ -244,6 +245,21 @@ class CensusDiff:
         return out
 
 
+def _without_torch_function(fn: Any) -> Any:
+    """Run ``fn`` with ``__torch_function__`` off (tensor subclasses and torch-function modes).
+
+    The census reads attributes and storages of every live tensor, the user's tensor subclasses
+    included; it must never run their ``__torch_function__`` (it may count calls, log, or fail), so
+    it sees each tensor as a plain ``torch.Tensor``."""
+
+    @functools.wraps(fn)
+    def plain(*args: Any, **kwargs: Any) -> Any:
+        with torch._C.DisableTorchFunction():
+            return fn(*args, **kwargs)
+
+    return plain
+
+
 def _tracked_objects() -> list:
     with warnings.catch_warnings():
         # Touching some torch module attributes during isinstance checks warns (FutureWarning).
@@ -251,6 +267,7 @@ def _tracked_objects() -> list:
         return gc.get_objects()
 
 
+@_without_torch_function
 def take_census(previous: Census | None = None) -> Census:
     """Scans the interpreter's objects for live tensors. Epoch-end only (tens of ms).
 
@@ -415,6 +432,7 @@ class GraphSize:
         return self.nodes * GRAPH_NODE_BYTES
 
 
+@_without_torch_function
 def graph_size(
     tensors: Iterable[torch.Tensor],
     *,
@@ -728,6 +746,7 @@ def _tensors_in(container: Any, new_ids: set[int]) -> list:
     return found
 
 
+@_without_torch_function
 def find_holders(
     diff: CensusDiff,
     *,

@@ -64,6 +64,7 @@ class OverlapCheck(Check):
         if "train" in info.roles and "eval" in info.roles:
             self._report_same_loader(info)
 
+        self._forget_freed_datasets()
         served: dict[int, IndexSet] = refs.get("served", {})
         rows = getattr(refs.get("record"), "fingerprint_rows", None) or []
         if role == "train":
@@ -96,6 +97,22 @@ class OverlapCheck(Check):
                 evidence={"reason": "no-dataloader", "steps": self.run.steps},
                 key="no-dataloader",
             ))
+
+    def _forget_freed_datasets(self) -> None:
+        """Drop the served indices of base datasets that no longer exist: nothing can serve them again.
+
+        Keys are never reused (see ``IndexResolver``), so this only bounds memory when a loop builds
+        its datasets inside the epoch loop.
+        """
+        freed = {key for key in self.train_union if self.bases[key].ref() is None}
+        freed.update(key for _, key in self.eval_by_loader if self.bases[key].ref() is None)
+        if not freed:
+            return
+        for key in freed:
+            self.train_union.pop(key, None)
+        for table in (self.train_by_loader, self.eval_by_loader):
+            for pair in [pair for pair in table if pair[1] in freed]:
+                del table[pair]
 
     # -- index overlap --------------------------------------------------------------------------------
     def _compare(self, eval_id: str, key: int) -> None:

@@ -15,7 +15,8 @@ import numpy as np
 from torch.utils.data import ConcatDataset, Subset
 
 
-def _ref(obj: Any) -> Any:
+def object_ref(obj: Any) -> Any:
+    """A weak reference to ``obj``; a strong one (kept for the run) where weakrefs are not supported."""
     try:
         return weakref.ref(obj)
     except TypeError:
@@ -50,19 +51,43 @@ class BaseInfo:
 
 
 class IndexResolver:
-    """Maps dataset-level indices to base-dataset indices, caching each Subset's index array."""
+    """Maps dataset-level indices to base-dataset indices, caching each Subset's index array.
+
+    A dataset's key is a serial number given the first time it is seen, never its ``id()``: a
+    dataset built inside the epoch loop is freed after its pass, and the next one often gets the
+    same address. A new object at a known address gets a new key, so nothing a check recorded about
+    the freed dataset is ever attributed to it. (A dataset without weakref support is kept alive
+    for the run, so its address cannot be reused.)
+    """
 
     def __init__(self) -> None:
         self._subset_indices: dict[int, tuple[Any, np.ndarray]] = {}
-        self.bases: dict[int, BaseInfo] = {}
+        self.bases: dict[int, BaseInfo] = {}  # key -> base dataset
+        self._keys: dict[int, tuple[Any, int]] = {}  # id(dataset) -> (ref, key), while it lives
+        self._serials = itertools.count(1)
+
+    def key_of(self, dataset: Any) -> int:
+        """The dataset's key: a serial number that no other dataset of this run ever gets."""
+        address = id(dataset)
+        known = self._keys.get(address)
+        if known is not None and known[0]() is dataset:
+            return known[1]
+        key = next(self._serials)
+        self._keys[address] = (object_ref(dataset), key)
+        return key
 
     def base_info(self, dataset: Any) -> BaseInfo:
-        key = id(dataset)
+        key = self.key_of(dataset)
         info = self.bases.get(key)
-        if info is None or info.ref() is not dataset:
-            info = BaseInfo(key, type(dataset).__name__, dataset_len(dataset), _ref(dataset))
-            self.bases[key] = info
+        if info is None:
+            info = self.bases[key] = BaseInfo(key, type(dataset).__name__, dataset_len(dataset), object_ref(dataset))
         return info
+
+    def forget_freed(self) -> None:
+        """Drop what is cached about freed datasets (their address entries, Subset index arrays)."""
+        for table in (self._keys, self._subset_indices):
+            for address in [a for a, (ref, _) in table.items() if ref() is None]:
+                del table[address]
 
     def bases_of(self, dataset: Any) -> list[BaseInfo]:
         """The base datasets under ``dataset`` (without resolving any index)."""
@@ -81,7 +106,7 @@ class IndexResolver:
         if cached is not None and cached[0]() is subset and len(cached[1]) == len(subset.indices):
             return cached[1]
         arr = np.asarray(subset.indices, dtype=np.int64).reshape(-1)
-        self._subset_indices[key] = (_ref(subset), arr)
+        self._subset_indices[key] = (object_ref(subset), arr)
         return arr
 
     def resolve(self, dataset: Any, idx: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:

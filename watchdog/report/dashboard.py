@@ -326,7 +326,8 @@ class Dashboard:
         v.sample(self._clock(), steps if isinstance(steps, int) else None,
                  epoch if isinstance(epoch, int) else None)
         self._sample_loss()
-        passes = getattr(run, "open_passes", None)
+        all_open_passes = getattr(run, "all_open_passes", None)
+        passes = all_open_passes() if callable(all_open_passes) else None
         record = passes[-1] if passes else None
         if record is None or v.phase == "done":
             v.current_batches = None

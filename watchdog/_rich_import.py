@@ -1,0 +1,18 @@
+"""Import rich without drawing from Python's global ``random`` stream.
+
+``rich.style`` calls ``random.getrandbits`` when it is first imported. A watched run must draw
+exactly what an unwatched one draws, so watchdog imports rich here, once, when ``watchdog`` itself
+is imported, with the ``random`` state saved before and restored after. Every later ``import rich...``
+anywhere in watchdog finds ``rich.style`` already loaded and draws nothing.
+"""
+
+from __future__ import annotations
+
+import random
+
+_state = random.getstate()
+try:
+    import rich.console  # noqa: F401  (imports rich.style)
+finally:
+    random.setstate(_state)
+    del _state
