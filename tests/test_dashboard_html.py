@@ -1,7 +1,10 @@
-"""Issue 6: the self-contained HTML report: structure, charts, escaping, and a real browser."""
+"""Issue 6: the self-contained HTML report: structure, charts, escaping, and a real browser.
+
+The event streams are the examples' real runs, recorded by tests/fixtures/record.py."""
 from __future__ import annotations
 
 import html.parser
+import json
 import os
 import shutil
 import subprocess
@@ -9,9 +12,12 @@ import tempfile
 
 import pytest
 
-from _dashboard_events import HOSTILE, sample_events, write_log
+from fixtures import fixture_events, fixture_names, replace_text, write_log
+from watchdog.core.format import fmt_bytes
 from watchdog.report.html import render_html, write_html
 from watchdog.report.fold import RunView
+
+HOSTILE = '<script>alert("x")</script>&<img src=x onerror=alert(1)>'
 
 
 class Tree(html.parser.HTMLParser):
@@ -49,51 +55,84 @@ def parse(text: str) -> Tree:
     return tree
 
 
-def test_report_is_self_contained_and_has_every_section_and_chart():
-    view = RunView.from_events(sample_events(epochs=6, eval_every=2))
-    tree = parse(render_html(view))
+@pytest.mark.parametrize("name", fixture_names())
+def test_report_is_self_contained_and_has_every_section(name):
+    tree = parse(render_html(RunView.from_events(fixture_events(name))))
     ids = {a.get("id") for _, a in tree.tags if a.get("id")}
-    assert {"findings", "checks", "memory", "cadence", "overlap", "checkpoints", "passes", "details"} <= ids
+    assert {"findings", "memory", "cadence", "overlap", "checkpoints", "passes", "details"} <= ids
     # no scripts, no external resources: readable offline
     assert not tree.find("script") and not tree.find("link") and not tree.find("img")
     for _, a in tree.tags:
         for k, v in a.items():
             assert not (k in ("src", "href") and v and "://" in v), (k, v)
-    # charts: one memory chart per source, the cadence chart, the overlap chart
+
+
+def test_report_of_the_leaking_run_charts_each_memory_source_per_epoch():
+    events = fixture_events("memory_leak")
+    tree = parse(render_html(RunView.from_events(events)))
     sources = [a["data-source"] for a in tree.find("div", **{"data-chart": "memory"})]
     assert sources == ["rss_bytes", "tensor_bytes", "tensors", "graph_bytes", "graph_tensors"]
     assert len(tree.find("div", **{"data-chart": "cadence"})) == 1
-    assert len(tree.find("div", **{"data-chart": "overlap"})) == 1
-    assert len(tree.find("svg")) == 7
+    assert not tree.find("div", **{"data-chart": "overlap"})              # nothing overlapped
+    assert len(tree.find("svg")) == 6
     assert len(tree.find("polyline")) == 5 and len(tree.find("circle")) == 30   # 6 epochs x 5 sources
-    assert len(tree.find("rect", **{"class": "bar-eval"})) == 6
     text = " ".join(tree.text)
-    assert "3 of 6 epochs were evaluated (by evaluation pass over val_loader); without evaluation: epochs 0, 2, 4; the cadence check flagged none." in text
-    assert "120 of 320 samples served by val_loader" in text
-    assert "append loss.item() instead of loss" in text          # the fix
-    assert "train.py:12 in train()" in text                      # where
-    assert "`opt` (Adam)" in text and "TensorDataset" in text     # run details
-    # the checkpoint table says what it held
+    growth = [e["data"] for e in events if e["kind"] == "finding" and e["data"]["code"] == "memory/tensor-growth"]
+    assert growth[-1]["message"] in text and growth[-1]["fix"] in text
+    assert growth[-1]["where"] == "memory_leak.py:29 in train_with_memory_leak()"
+    assert growth[-1]["where"] in text                                     # where
+    assert "`optimizer` (Adam)" in text and "`model` (Sequential)" in text  # run details
+
+
+def test_report_of_the_cadence_run_names_the_epochs_without_evaluation():
+    tree = parse(render_html(RunView.from_events(fixture_events("eval_cadence_every2"))))
+    assert len(tree.find("rect", **{"class": "bar-eval"})) == 6
+    assert ("3 of 6 epochs were evaluated (by evaluation pass over `val_loader`, no_grad forwards of `model` (Sequential)); "
+            "without evaluation: "
+            "epochs 0, 2, 4; flagged: epochs 0, 2, 4.") in " ".join(tree.text)
+
+
+def test_report_of_the_overlap_run_charts_the_overlap():
+    tree = parse(render_html(RunView.from_events(fixture_events("overlap_bug"))))
+    assert len(tree.find("div", **{"data-chart": "overlap"})) == 1
+    text = " ".join(tree.text)
+    assert "332 of 400 validation samples (83.0%) served by `val_loader`" in text
+    overlap = text.split("Train / eval overlap")[-1].split("Checkpoints")[0]
+    assert "332 / 400" in overlap and "overlap/train-eval" in overlap
+
+
+def test_report_checkpoint_table_says_what_each_save_held():
+    events = fixture_events("checkpoint_seed_save")
+    text = " ".join(parse(render_html(RunView.from_events(events))).text)
     rows = text.split("Checkpoints")[-1].split("DataLoader passes")[0]
-    assert "/ckpt/epoch2.pt" in rows and "4 tensors" in rows and "47.1 KiB" in rows
-    assert "✔ equal" in rows and "checkpoint/optimizer-missing" in rows
+    size = fmt_bytes(next(e["data"]["bytes"] for e in events if e["kind"] == "checkpoint_saved"))
+    assert rows.count("/tmp/watchdog-fixture/checkpoint.pt") == 3
+    assert rows.count("4 tensors") == 3 and rows.count(size) == 3
+    assert rows.count("✔ equal") == 1                      # read back once, the first save
+    assert "checkpoint/missing-optimizer-state" in rows and "checkpoint/missing-scheduler-state" in rows
     assert "✖ missing" in rows   # the optimizer column, flagged by the finding about this save
 
 
 def test_every_user_string_is_escaped():
-    view = RunView.from_events(sample_events(epochs=4, hostile=True))
+    # The recorded overlap run, with its loaders' and checkpoint's names swapped for markup.
+    events = fixture_events("overlap_bug")
+    assert replace_text(events, "val_loader", "val_loader" + HOSTILE) >= 5
+    assert replace_text(events, "train_loader", "train_loader" + HOSTILE) >= 5
+    view = RunView.from_events(events)
     text = render_html(view)
     tree = parse(text)
     assert not tree.find("script") and not tree.find("img")
     assert "<script>" not in text and "<img" not in text
     assert text.count("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;") >= 8
     # the hostile string survives as text, byte for byte, where it was shown
-    assert HOSTILE in "".join(tree.text)
+    assert "val_loader" + HOSTILE in "".join(tree.text)
 
 
 def test_an_empty_or_crashed_run_still_renders(tmp_path):
     parse(render_html(RunView()))
-    log = write_log(tmp_path, sample_events(epochs=3)[:12], truncate_tail=True)
+    events = fixture_events("overlap_bug")
+    cut = [i for i, e in enumerate(events) if e["kind"] == "epoch_end"][1]   # killed after epoch 2's end
+    log = write_log(tmp_path, events[:cut + 1], torn_tail=json.dumps(events[cut + 1])[:50])
     view = RunView.from_log(log)
     out = write_html(view, tmp_path)
     assert out == tmp_path / "report.html"
@@ -116,8 +155,9 @@ def _chromium():
 
 @pytest.mark.skipif(_chromium() is None, reason="headless chromium not installed (apt-get install chromium)")
 def test_report_renders_in_headless_chromium(tmp_path):
-    view = RunView.from_events(sample_events(epochs=6, eval_every=2, hostile=True))
-    page = write_html(view, tmp_path)
+    events = fixture_events("overlap_bug")
+    replace_text(events, "val_loader", "val_loader" + HOSTILE)
+    page = write_html(RunView.from_events(events), tmp_path)
     png = tmp_path / "shot.png"
     profile = tempfile.mkdtemp(prefix="wd-chromium-")
     try:

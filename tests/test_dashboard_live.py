@@ -1,4 +1,6 @@
-"""Issue 6: the live dashboard (Live, its thread, stdout/logging) and its non-terminal fallback."""
+"""Issue 6: the live dashboard (Live, its thread, stdout/logging) and its non-terminal fallback.
+
+The event streams are the examples' real runs, recorded by tests/fixtures/record.py."""
 from __future__ import annotations
 
 import io
@@ -18,7 +20,8 @@ import pytest
 from rich.console import Console
 
 import watchdog.report.dashboard as dashboard_mod
-from _dashboard_events import sample_events
+from fixtures import fixture_events
+from watchdog.core.format import fmt_bytes
 from watchdog.report.dashboard import Dashboard, display_mode
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -99,28 +102,33 @@ def test_refresh_rate_is_capped_at_2_hz():
 
 # ---------------------------------------------------------------------- fallback
 def test_fallback_prints_one_line_per_epoch_including_its_evaluation():
+    events = fixture_events("eval_cadence_every2")   # 6 epochs, evaluated after every 2nd
     out = io.StringIO()
     d = Dashboard(Counters(), mode="lines", line_stream=out)
     d.start()
-    for ev in sample_events(epochs=6, eval_every=2):
+    for ev in events:
         d.on_event(ev)
     d.stop()
     lines = out.getvalue().splitlines()
     assert len(lines) == 6
     assert [ln.split(" · ")[0] for ln in lines] == [f"[watchdog] epoch {e}" for e in range(1, 7)]
     assert ["eval passes 1" in ln for ln in lines] == [False, True, False, True, False, True]
-    assert "rss_bytes=211 MiB" in lines[1]
+    epoch_2 = next(e["data"] for e in events if e["kind"] == "memory_sample" and e["data"]["at"] == "epoch_end"
+                   and e["data"]["epoch"] == 2)
+    assert f"rss_bytes={fmt_bytes(epoch_2['rss'])}" in lines[1]
     assert d._thread is None  # no thread, no Live in the fallback
 
 
 def test_fallback_flushes_the_last_epoch_when_the_run_dies_without_run_end():
+    events = fixture_events("overlap_bug")
+    assert events[-1]["kind"] == "run_end"
     out = io.StringIO()
     d = Dashboard(mode="lines", line_stream=out)
     d.start()
-    for ev in sample_events(epochs=2)[:-1]:
+    for ev in events[:-1]:
         d.on_event(ev)
     d.stop()
-    assert len(out.getvalue().splitlines()) == 2
+    assert len(out.getvalue().splitlines()) == 3
 
 
 # ---------------------------------------------------------------------- live
@@ -138,9 +146,9 @@ def test_live_prints_and_logging_go_above_the_dashboard_and_are_restored():
         d = Dashboard(run, mode="live", console=console, refresh_hz=2)
         d.start()
         assert sys.stdout is not real_stdout and handler.stream is sys.stdout
-        for ev in sample_events(epochs=3):
+        for ev in fixture_events("overlap_bug"):    # 3 epochs, 75 steps
             d.on_event(ev)
-        run.steps = 150
+        run.steps = 75
         print("user print line")
         logger.info("user log line")
         d.tick()
@@ -153,7 +161,7 @@ def test_live_prints_and_logging_go_above_the_dashboard_and_are_restored():
     assert "user print line\n" in text and "LOG user log line\n" in text
     assert "user print line" not in text.split("memory per epoch")[-1]  # printed above, not inside
     last = text.split("watchdog · run")[-1]
-    assert "epoch 3" in last and "steps 150" in last and "phase done" in last
+    assert "epoch 3" in last and "steps 75" in last and "phase done" in last
     assert not run.errors
 
 
@@ -162,7 +170,7 @@ def test_live_refresh_thread_draws_and_stops():
     d = Dashboard(run, mode="live", console=capture_console(), refresh_hz=2)
     d.start()
     try:
-        d.on_event(sample_events(epochs=1)[0])
+        d.on_event(fixture_events("overlap_bug")[0])
         run.steps = 7
         assert wait_for(lambda: d.frames >= 1)
     finally:
@@ -187,7 +195,7 @@ def test_an_error_in_the_dashboard_thread_never_reaches_the_loop():
     d = Dashboard(run, mode="live", console=capture_console(), refresh_hz=2)
     d.start()
     assert wait_for(lambda: run.errors)
-    d.on_event(sample_events(epochs=1)[0])  # the listener still returns normally
+    d.on_event(fixture_events("overlap_bug")[0])  # the listener still returns normally
     d.stop()
     assert sys.stdout is real_stdout
     assert run.errors[0][0] == "dashboard" and isinstance(run.errors[0][1], RuntimeError)
@@ -200,13 +208,13 @@ SCRIPT = textwrap.dedent("""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="LOG %(message)s")
     from watchdog.report.dashboard import Dashboard
     sys.path.insert(0, {tests!r})
-    from _dashboard_events import sample_events
+    from fixtures import fixture_events
     class Run: steps = 0; epoch = 0
     run = Run()
     d = Dashboard(run, refresh_hz=2)
     print("MODE", d.mode)
     d.start()
-    for ev in sample_events(epochs=3):
+    for ev in fixture_events("overlap_bug"):
         d.on_event(ev)
         if ev["kind"] == "epoch_end":
             run.steps = ev["data"]["steps"]

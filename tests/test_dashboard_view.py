@@ -1,16 +1,18 @@
-"""Issue 6: RunView built from events, and the dashboard rendered into a fixed-width console."""
+"""Issue 6: RunView built from events, and the dashboard rendered into a fixed-width console.
+
+The event streams are the examples' real runs, recorded by tests/fixtures/record.py."""
 from __future__ import annotations
 
 import io
 import json
 
+import pytest
 from rich.console import Console
 
-from _dashboard_events import HOSTILE, sample_events, write_log
-from watchdog.report.panels import DashboardRenderable, epoch_line, sparkline
+from fixtures import fixture_events, fixture_names, replace_text, write_log
 from watchdog.core.format import fmt_bytes
 from watchdog.report.fold import RunView
-
+from watchdog.report.panels import DashboardRenderable, epoch_line, sparkline
 
 def render_text(view: RunView, width: int = 100) -> str:
     console = Console(width=width, file=io.StringIO(), color_system=None, force_terminal=False,
@@ -19,60 +21,127 @@ def render_text(view: RunView, width: int = 100) -> str:
     return console.export_text()
 
 
+def of_kind(events: list[dict], kind: str) -> list[dict]:
+    return [e["data"] for e in events if e["kind"] == kind]
+
+
+def epoch_end_samples(events: list[dict]) -> list[dict]:
+    return [d for d in of_kind(events, "memory_sample") if d["at"] == "epoch_end"]
+
+
+# The dashboard of examples/memory_leak.py's recorded run. After re-recording it
+# (`python -m tests.fixtures.record memory_leak`), re-pin from
+# `print(render_text(RunView.from_events(fixture_events("memory_leak"))))` and read the diff.
 EXPECTED_100 = """\
-╭─ watchdog · run r-1234 · ok ─────────────────────────────────────────────────────────────────────╮
-│ epoch 6   steps 300   rate 6.2 steps/s   phase done   elapsed 01:07                              │
+╭─ watchdog · run 20231114-221320-4242 · ok ───────────────────────────────────────────────────────╮
+│ epoch 6   steps 150   rate 110 steps/s   phase done   elapsed 00:01                              │
 │                                                                                                  │
 │ memory per epoch                             checks                                              │
-│ source         chart       last    Δ/epoch   ✖  checkpoint    error  checkpoint/optimizer-missi… │
-│ rss_bytes      ▁▂▄▅▇█   291 MiB  +20.0 MiB   ✔  eval-cadence  ok                                 │
-│ tensor_bytes   ▁▂▄▅▇█  18.6 MiB   +3.0 MiB   ✔  eval-mode     ok                                 │
-│ tensors        ▁▂▄▅▇█     2,120       +400   ▲  memory        warning  memory/growth: list `all… │
-│ graph_bytes    ▁▂▄▅▇█   4.8 MiB   +977 KiB   ✖  overlap       error  overlap/train-eval: 120 of… │
-│ graph_tensors  ▁▂▄▅▇█     1,000       +200   ✔  resume        ok                                 │
+│ source         chart       last    Δ/epoch   ✔  checkpoint    ok                                 │
+│ rss_bytes      ▁▁▂▃▇█   320 MiB   +951 KiB   ▲  eval-cadence  warning  eval/missing-epochs: Epo… │
+│ tensor_bytes   ▁▂▄▅▇█   152 KiB  +12.6 KiB   ✔  eval-mode     ok                                 │
+│ tensors        ▁▂▄▅▇█       324        +50   ▲  memory        warning  memory/tensor-growth: Li… │
+│ graph_bytes    ▁▂▄▅▇█  75.6 KiB  +12.6 KiB   ✔  overlap       ok                                 │
+│ graph_tensors  ▁▂▄▅▇█       300        +50   ✔  resume        ok                                 │
 │                                                                                                  │
 │ newest findings                                                                                  │
-│ ep 4       warning  memory/growth                 list `all_losses` in train() holds 1,200 new … │
-│ ep 2       error    checkpoint/optimizer-missing  checkpoint /ckpt/epoch2.pt holds no optimizer… │
-│ ep 2       error    overlap/train-eval            120 of 320 samples served by val_loader are a… │
-╰─────────────────────────────────────────────────────────────────── 2 error · 1 warning · 0 info ─╯
+│ ep 1       warning  eval/missing-epochs   Epochs 0–5 of 6 had no evaluation; no evaluation ran … │
+│ ep 4       warning  memory/tensor-growth  Live tensors grow every epoch since epoch 1: +50 tens… │
+╰─────────────────────────────────────────────────────────────────── 0 error · 2 warning · 0 info ─╯
 """
 
 
 def test_dashboard_renders_exactly_into_a_fixed_width_console():
-    view = RunView.from_events(sample_events())
+    view = RunView.from_events(fixture_events("memory_leak"))
     assert render_text(view, 100) == EXPECTED_100
 
 
-def test_dashboard_fits_narrow_and_wide_consoles():
-    view = RunView.from_events(sample_events())
+@pytest.mark.parametrize("name", fixture_names())
+def test_dashboard_fits_narrow_and_wide_consoles(name):
+    view = RunView.from_events(fixture_events(name))
     for width in (60, 80, 160):
         lines = render_text(view, width).splitlines()
         assert all(len(line) == width for line in lines), width
         assert "memory per epoch" in "\n".join(lines)
 
 
-def test_view_folds_the_event_stream():
-    view = RunView.from_events(sample_events(epochs=6, eval_every=2))
-    assert (view.epochs, view.steps, view.status, view.phase) == (6, 300, "ok", "done")
-    assert view.elapsed == 67.0
-    assert [r["eval"] for r in view.eval_cadence()] == [0, 1, 0, 1, 0, 1]
-    assert [r["train"] for r in view.eval_cadence()] == [1] * 6
-    series = view.memory_series()   # epoch-end samples only: the sampler's 999 MB never shows
+def test_view_of_the_leaking_run_shows_the_epoch_end_census_growing():
+    events = fixture_events("memory_leak")
+    view = RunView.from_events(events)
+    assert (view.epochs, view.steps, view.status, view.phase) == (6, 150, "ok", "done")
+    assert view.elapsed == pytest.approx(events[-1]["t"] - events[0]["t"])
+    series = view.memory_series()
     assert set(series) == {"rss_bytes", "tensor_bytes", "tensors", "graph_tensors", "graph_bytes"}
-    assert series["tensors"] == [(e, 120.0 + 400 * (e - 1)) for e in range(1, 7)]
-    assert max(v for _, v in series["rss_bytes"]) == 305_000_000
-    assert view.checks["overlap"].severity == "error"
+    # one point per epoch, from the epoch-end samples only (the sampler's in-epoch RSS never shows)
+    samples = epoch_end_samples(events)
+    assert [e for e, _ in series["tensors"]] == [1, 2, 3, 4, 5, 6] == [d["epoch"] for d in samples]
+    assert series["rss_bytes"] == [(d["epoch"], float(d["rss"])) for d in samples]
+    assert series["tensors"] == [(d["epoch"], float(d["census"]["count"])) for d in samples]
+    # the seed's leak: 25 losses and 25 outputs kept per epoch, 50 of them holding graphs
+    tensors = [v for _, v in series["tensors"]]
+    assert [b - a for a, b in zip(tensors, tensors[1:])] == [50.0] * 5
+    graphs = [v for _, v in series["graph_tensors"]]
+    assert [b - a for a, b in zip(graphs, graphs[1:])] == [50.0] * 5
     assert view.checks["memory"].severity == "warning"
-    assert view.checks["eval-cadence"].severity == "ok"
+    assert view.checks["eval-cadence"].severity == "warning"      # the example never evaluates
+    assert view.checks["overlap"].severity == view.checks["checkpoint"].severity == "ok"
+    assert [r["eval"] for r in view.eval_cadence()] == [0] * 6
+    assert view.overlaps() == [] and view.checkpoints == []
+
+
+def test_view_of_the_overlap_run_shows_the_exact_counts():
+    events = fixture_events("overlap_bug")
+    view = RunView.from_events(events)
+    assert (view.epochs, view.steps, view.status) == (3, 75, "ok")
+    (row,) = view.overlaps()
+    assert (row["count"], row["total"], row["severity"], row["code"]) == (332, 400, "error", "overlap/train-eval")
+    assert row["label"].startswith("train_loader / ")
+    assert view.checks["overlap"].severity == "error"
+    assert [(r["train"], r["eval"]) for r in view.eval_cadence()] == [(1, 1)] * 3
+    assert [(p.loader, p.role, p.samples) for p in view.passes[:2]] == [
+        ("`train_loader`", "train", 1600), ("`val_loader`", "eval", 400)]
+
+
+def test_view_of_the_cadence_runs_shows_which_epochs_evaluated():
+    every2 = RunView.from_events(fixture_events("eval_cadence_every2"))
+    assert [r["eval"] for r in every2.eval_cadence()] == [0, 1, 0, 1, 0, 1]
+    assert [r["train"] for r in every2.eval_cadence()] == [1] * 6
+    assert every2.checks["eval-cadence"].severity == "warning"   # watched with the default eval_every=1
+    assert [(r["evaluated"], r["flagged"]) for r in every2.eval_cadence()] == [(False, True), (True, False)] * 3
+    only_at_end = RunView.from_events(fixture_events("eval_cadence_seed"))
+    # the evaluation after training lands on the last epoch; the check calls it an error
+    assert [r["eval"] for r in only_at_end.eval_cadence()] == [0, 0, 0, 0, 0, 1]
+    assert only_at_end.checks["eval-cadence"].severity == "error"
+    assert [r["flagged"] for r in only_at_end.eval_cadence()] == [True] * 5 + [False]
+    (f,) = only_at_end.findings.values()
+    assert f.code == "eval/missing-epochs" and "only evaluation ran after training" in f.message
+
+
+def test_view_of_the_checkpoint_runs_shows_what_each_save_held():
+    events = fixture_events("checkpoint_seed_save")
+    view = RunView.from_events(events)
+    saves = of_kind(events, "checkpoint_saved")
+    assert len(view.checkpoints) == len(saves) == 3
+    for ck, save, epoch in zip(view.checkpoints, saves, (1, 2, 3)):
+        assert ck.path == save["path"] and ck.path.endswith("/checkpoint.pt")
+        assert ck.held == {"model": "4 tensors", "optimizer": False, "scheduler": False, "scaler": False,
+                           "counters": "epoch"}
+        assert (ck.epoch, ck.step, ck.size_bytes) == (epoch, save["steps"], save["bytes"])
+        assert ck.codes == {"checkpoint/missing-optimizer-state": "error", "checkpoint/missing-scheduler-state": "error"}
+    # read back once (checkpoint_verify="first"), and equal
+    assert [ck.verified for ck in view.checkpoints] == [True, None, None]
     assert view.checks["checkpoint"].severity == "error"
-    assert view.overlaps() == [{"label": "train_loader / val_loader", "count": 120.0, "total": 320.0,
-                                "severity": "error", "code": "overlap/train-eval"}]
-    (ck,) = view.checkpoints
-    assert ck.held == {"model": "4 tensors", "optimizer": False, "scheduler": False, "scaler": False,
-                       "counters": "epoch"}
-    assert (ck.epoch, ck.step, ck.size_bytes, ck.verified) == (2, 100, 48_213, True)
-    assert ck.codes == {"checkpoint/optimizer-missing": "error"}
+
+    resume = RunView.from_events(fixture_events("checkpoint_seed_resume"))
+    assert resume.checks["resume"].severity == "error"
+    assert {f.code for f in resume.findings.values() if f.family == "resume"} == {
+        "resume/scheduler-restarted", "resume/optimizer-state-absent"}
+
+    correct = RunView.from_events(fixture_events("correct_loop"))
+    assert [ck.held for ck in correct.checkpoints] == [
+        {"model": "4 tensors", "optimizer": True, "scheduler": True, "scaler": False, "counters": "epoch"}] * 3
+    assert all(not ck.codes for ck in correct.checkpoints)
+    assert correct.findings == {} and correct.counts() == {"error": 0, "warning": 0, "info": 0}
 
 
 def test_checkpoint_holds_in_the_save_event_itself():
@@ -90,13 +159,13 @@ def test_checkpoint_holds_in_the_save_event_itself():
 
 
 def test_a_finding_update_replaces_the_row_and_counts_updates():
-    events = sample_events(epochs=1)
-    f = {"code": "memory/growth", "severity": "warning", "message": "m1", "key": "k"}
-    events.insert(-1, {"kind": "finding", "t": 1.0, "data": dict(f)})
-    events.insert(-1, {"kind": "finding", "t": 2.0, "data": dict(f, message="m2", update=True)})
+    events = fixture_events("memory_leak")
+    reported = [d for d in of_kind(events, "finding") if d["code"] == "memory/tensor-growth"]
+    assert [d["update"] for d in reported] == [False, True, True]
+    assert reported[0]["message"] != reported[-1]["message"]   # the projection shrinks as the run ends
     view = RunView.from_events(events)
-    (row,) = [x for x in view.findings.values() if x.code == "memory/growth"]
-    assert row.message == "m2" and row.updates == 1
+    (row,) = [x for x in view.findings.values() if x.code == "memory/tensor-growth"]
+    assert row.message == reported[-1]["message"] and row.updates == 2
 
 
 def test_view_is_tolerant_of_unknown_kinds_missing_fields_and_a_truncated_log(tmp_path):
@@ -111,7 +180,7 @@ def test_view_is_tolerant_of_unknown_kinds_missing_fields_and_a_truncated_log(tm
         {"kind": "epoch_end", "t": 9.0, "data": {"epoch": "one"}},
         "not an event", {"no": "kind"},
     ]
-    path = write_log(tmp_path, events, truncate_tail=True)
+    path = write_log(tmp_path, events, torn_tail='{"kind": "memory_sample", "t": 10.0, "data": {"epo')
     view = RunView.from_log(path)
     assert view.events_bad == 3                               # two non-events + the truncated line
     assert view.status == "running" and view.epochs == 1
@@ -121,29 +190,44 @@ def test_view_is_tolerant_of_unknown_kinds_missing_fields_and_a_truncated_log(tm
     assert "1,000.0 MiB" not in text and "954 MiB" in text
 
 
+def test_a_killed_run_s_log_is_read_up_to_its_torn_last_line(tmp_path):
+    events = fixture_events("memory_leak")
+    cut = [i for i, e in enumerate(events) if e["kind"] == "epoch_end"][2]    # killed after epoch 3's end
+    torn = json.dumps(events[cut + 1])[:40]
+    view = RunView.from_log(write_log(tmp_path, events[:cut + 1], torn_tail=torn))
+    assert view.events_bad == 1 and view.status == "running" and view.epochs == 3
+    assert view.phase != "done" and view.elapsed == pytest.approx(events[cut]["t"] - events[0]["t"])
+    assert "epoch 3" in render_text(view, 100)
+
+
 def test_user_strings_are_not_interpreted_as_rich_markup():
-    events = sample_events(epochs=4)
-    events.insert(-1, {"kind": "finding", "t": 1.0, "data": {
-        "code": "eval/[bold]x[/bold]", "severity": "warning", "message": "[red]not markup[/red] " + HOSTILE}})
-    text = render_text(RunView.from_events(events), 160)
-    assert "[red]not markup[/red]" in text and "eval/[bold]x[/bold]" in text
+    # a checkpoint file named like rich markup: the recorded run, with the file name swapped
+    events = fixture_events("checkpoint_seed_save")
+    assert replace_text(events, "checkpoint.pt", "[red]not markup[/red].pt") > 10
+    text = render_text(RunView.from_events(events), 200)
+    assert "Checkpoint [red]not markup[/red].pt leaves out" in text
 
 
 def test_epoch_line_is_one_concise_line():
-    line = epoch_line(RunView.from_events(sample_events()))
+    events = fixture_events("memory_leak")
+    line = epoch_line(RunView.from_events(events))
     assert "\n" not in line and len(line) < 160
-    assert line.startswith("[watchdog] epoch 6 · steps 300")
-    assert "rss_bytes=291 MiB" in line and "findings 2E 1W 0I" in line
+    assert line.startswith("[watchdog] epoch 6 · steps 150")
+    last = epoch_end_samples(events)[-1]
+    assert f"rss_bytes={fmt_bytes(last['rss'])}" in line
+    assert f"tensor_bytes={fmt_bytes(last['census']['bytes'])}" in line
+    assert "findings 0E 2W 0I" in line
 
 
 def test_helpers():
     assert sparkline([1, 2, 3, 4]) == "▁▃▆█"
     assert sparkline([]) == "–" and sparkline([5, 5]) == "▄▄"
     assert fmt_bytes(None) == "–" and fmt_bytes(21 * 2**20) == "21.0 MiB" and fmt_bytes(-3 * 2**30) == "-3.0 GiB"
-    assert json.loads(json.dumps(sample_events()))  # the fixture itself is JSON-safe
 
 
 def test_memory_per_epoch_takes_nvml_from_the_in_epoch_sampler():
+    # CUDA and NVML readings: the recorded runs are CPU-only, so these samples are written by hand
+    # in the shape the memory probe writes on a GPU (tests/test_memory_gpu.py covers the real path).
     events = [{"kind": "run_start", "t": 0.0, "data": {}}]
     for k in range(3):   # epoch k+1: sampler samples during it (epoch = k completed), then its end
         for j in range(3):
