@@ -321,7 +321,7 @@ class Run:
         try:
             self.write_reports()
         except Exception as error:
-            print(f"watchdog: could not write the report to {self.report_dir}: {error}", file=sys.stderr)
+            say(f"watchdog: could not write the report to {self.report_dir}: {error}")
 
     def _close_probes(self) -> None:
         self._run_boundaries()
@@ -356,9 +356,12 @@ class Run:
             try:
                 writer(self.report_dir, report)
             except Exception as exc:
-                print(f"watchdog: {getattr(writer, '__name__', writer)} failed: {exc}", file=sys.stderr)
+                say(f"watchdog: {getattr(writer, '__name__', writer)} failed: {exc}")
         if self.options.summary:
-            print_summary(report, self.report_dir, archived_to=self.archived_to)
+            try:
+                print_summary(report, self.report_dir, archived_to=self.archived_to)
+            except Exception:
+                pass  # stderr closed or on a full disk: the report files are written, nothing to say it on
 
     # -- report directory ----------------------------------------------------------------------------
     def _open_report_dir(self) -> None:
@@ -454,6 +457,17 @@ class Run:
 
 # Reporters that other modules add (the HTML report): writer(report_dir, report_dict).
 _extra_report_writers: list[Callable[[Path, dict], None]] = []
+
+
+def say(message: str) -> None:
+    """One line on stderr for the user; nothing when stderr is closed, None or on a full disk."""
+    try:
+        stream = sys.stderr
+        if stream is not None:
+            stream.write(message + "\n")
+            stream.flush()
+    except Exception:
+        pass
 
 
 def _status_for(exc: BaseException | None) -> str:
