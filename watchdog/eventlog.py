@@ -8,14 +8,17 @@ handle it (as torchtnt's callback handler does), so an event nobody handles cost
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 EVENT_LOG_NAME = "events.jsonl"
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 @dataclass(slots=True)
@@ -40,12 +43,45 @@ def _json_fallback(value: Any) -> Any:
 
 
 class EventLog:
-    """Append-only JSON-lines file. Only the process that opened it writes (forked workers don't)."""
+    """Append-only JSON-lines file. Only the process that opened it writes (forked workers don't).
 
-    def __init__(self, path: Path):
+    ``EventLog.prepare(path)`` opens a new log under a fresh temporary name beside ``path`` (never
+    following a link planted there); ``commit()`` renames it into place once the run is sure to
+    start, ``discard()`` removes it when the start fails, so a failed start leaves no log behind.
+    """
+
+    def __init__(self, path: Path, file: Any, pending: Path | None = None):
         self.path = path
         self._pid = os.getpid()
-        self._file = open(path, "a", encoding="utf-8")
+        self._file = file
+        self._pending = pending  # the temporary name, until commit()
+
+    @classmethod
+    def prepare(cls, path: Path) -> "EventLog":
+        path = Path(path)
+        pending = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        fd = os.open(pending, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | _O_NOFOLLOW, 0o666)
+        try:
+            file = os.fdopen(fd, "a", encoding="utf-8")
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(pending)
+            raise
+        return cls(path, file, pending)
+
+    def commit(self) -> None:
+        if self._pending is not None:
+            os.replace(self._pending, self.path)
+            self._pending = None
+
+    def discard(self) -> None:
+        """Close, and remove the file if it was never committed."""
+        self.close()
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(pending)
 
     def write(self, event: Event) -> None:
         if self._file is None or os.getpid() != self._pid:
@@ -54,9 +90,9 @@ class EventLog:
         self._file.flush()
 
     def close(self) -> None:
-        if self._file is not None and os.getpid() == self._pid:
-            self._file.close()
-        self._file = None
+        file, self._file = self._file, None
+        if file is not None and os.getpid() == self._pid:
+            file.close()
 
 
 def read_events(path: Path, on_bad_line: Callable[[], None] | None = None) -> Iterator[Event]:

@@ -39,6 +39,10 @@ class WatchdogUsageError(ValueError):
     """A bad argument to watchdog itself (never raised from inside the training loop)."""
 
 
+class WatchdogStartError(Exception):
+    """Watching cannot start (the report directory is unusable): the loop then runs unwatched."""
+
+
 @dataclass
 class WatchOptions:
     """Options of one watched run (``watchdog.watch(**options)``)."""
@@ -97,7 +101,7 @@ class Run:
 
     def __init__(self, options: WatchOptions, argv: list[str] | None = None):
         self.options = options
-        self.argv = list(sys.argv if argv is None else argv)
+        self.argv = [_argv_text(a) for a in (sys.argv if argv is None else argv)]
         self.pid = os.getpid()
         self.run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{self.pid}"
         self.report_dir = Path(options.report_dir or os.environ.get("WATCHDOG_REPORT_DIR") or DEFAULT_REPORT_DIR)
@@ -277,8 +281,9 @@ class Run:
 
         self.status = "running"
         self.started_at = time.time()
+        start_metadata = self._start_metadata()
         self._open_report_dir()
-        self.emit("run_start", self._start_metadata())
+        self.emit("run_start", start_metadata)
         for check_class in ALL_CHECKS:
             try:
                 check = check_class(self)
@@ -296,8 +301,23 @@ class Run:
             self.patches.undo_all()
             self.probes.clear()
             self.internal_error(f"probe:{getattr(probe_class, 'name', probe_class.__name__)}", exc)
-        self._install_sigterm_handler()
+        try:
+            self._install_sigterm_handler()
+        except Exception as exc:
+            self.internal_error("sigterm-handler", exc)
         return self
+
+    def abandon_start(self) -> None:
+        """Undo a start that could not complete: the loop runs unwatched. Never raises."""
+        self.status = "unwatched"
+        with contextlib.suppress(Exception):
+            self.patches.undo_all()
+        with contextlib.suppress(Exception):
+            self._restore_sigterm_handler()
+        log, self.log = self.log, None
+        if log is not None:
+            with contextlib.suppress(Exception):
+                log.discard()
 
     def stop(self, exc: BaseException | None = None, status: str | None = None) -> None:
         """End the run: close passes, undo patches, finish checks, write the report. Never raises."""
@@ -365,21 +385,33 @@ class Run:
 
     # -- report directory ----------------------------------------------------------------------------
     def _open_report_dir(self) -> None:
+        """Open this run's event log; archive an earlier report only once nothing else can fail."""
         directory = self.report_dir
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise WatchdogUsageError(
-                f"watchdog cannot create the report directory {str(directory)!r}: {exc.strerror or exc}. "
+            raise WatchdogStartError(
+                f"cannot create the report directory {str(directory)!r}: {exc.strerror or exc}. "
                 "Choose a writable place with report_dir=... or --report-dir DIR."
             ) from None
         if not os.access(directory, os.W_OK):
-            raise WatchdogUsageError(
-                f"watchdog cannot write to the report directory {str(directory)!r}. "
+            raise WatchdogStartError(
+                f"cannot write to the report directory {str(directory)!r}. "
                 "Choose a writable place with report_dir=... or --report-dir DIR."
             )
-        self.archived_to = archive_previous_report(directory)
-        self.log = EventLog(directory / EVENT_LOG_NAME)
+        try:
+            log = EventLog.prepare(directory / EVENT_LOG_NAME)
+        except OSError as exc:
+            raise WatchdogStartError(
+                f"cannot open the event log in {str(directory)!r}: {exc.strerror or exc}"
+            ) from None
+        try:
+            self.archived_to = archive_previous_report(directory)
+            log.commit()
+        except BaseException:
+            log.discard()
+            raise
+        self.log = log
 
     # -- metadata ------------------------------------------------------------------------------------
     def _start_metadata(self) -> dict[str, Any]:
@@ -390,7 +422,7 @@ class Run:
             "run_id": self.run_id,
             "watchdog": __version__,
             "argv": redact_argv(self.argv),
-            "cwd": os.getcwd(),
+            "cwd": _cwd(),
             "pid": self.pid,
             "python": platform.python_version(),
             "torch": torch.__version__,
@@ -459,6 +491,33 @@ class Run:
 _extra_report_writers: list[Callable[[Path, dict], None]] = []
 
 
+def _argv_text(arg: Any) -> str:
+    """An argv entry as text (programs put ``pathlib.Path`` objects in ``sys.argv`` too)."""
+    if isinstance(arg, str):
+        return arg
+    try:
+        return os.fsdecode(arg) if isinstance(arg, (bytes, os.PathLike)) else str(arg)
+    except Exception:
+        return f"<{type(arg).__name__}>"
+
+
+def _cwd() -> str | None:
+    """The working directory, or None when it was deleted."""
+    try:
+        return os.getcwd()
+    except OSError:
+        return None
+
+
+def describe_start_failure(exc: BaseException) -> str:
+    if isinstance(exc, WatchdogStartError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def say(message: str) -> None:
     """One line on stderr for the user; nothing when stderr is closed, None or on a full disk."""
     try:
@@ -498,6 +557,12 @@ def _devices() -> dict[str, Any]:
     return devices
 
 
+def _safe_name(text: str) -> str:
+    """A run id read from an old log, usable as one directory name (no separators, no '..')."""
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:100].strip(".")
+    return name or "run"
+
+
 def archive_previous_report(directory: Path) -> Path | None:
     """Move an earlier run's report files into ``directory/previous/<its run id>/``; never overwrite."""
     present = [name for name in REPORT_FILES if (directory / name).exists()]
@@ -510,12 +575,21 @@ def archive_previous_report(directory: Path) -> Path | None:
     if not run_id:
         newest = max((directory / name).stat().st_mtime for name in present)
         run_id = time.strftime("%Y%m%d-%H%M%S", time.localtime(newest))
-    target = directory / "previous" / str(run_id)
+    previous = directory / "previous"
+    if os.path.lexists(previous) and (previous.is_symlink() or not previous.is_dir()):
+        kind = "a link" if previous.is_symlink() else "not a directory"
+        raise WatchdogStartError(
+            f"{str(previous)!r} is {kind}, so the earlier report in {str(directory)!r} cannot be kept "
+            "there. Move it away, or choose another report directory."
+        )
+    run_id = _safe_name(str(run_id))
+    target = previous / run_id
     suffix = 1
-    while target.exists():
+    while os.path.lexists(target):
         suffix += 1
-        target = directory / "previous" / f"{run_id}.{suffix}"
-    target.mkdir(parents=True)
+        target = previous / f"{run_id}.{suffix}"
+    previous.mkdir(exist_ok=True)
+    target.mkdir()
     for name in present:
         shutil.move(str(directory / name), str(target / name))
     return target
@@ -573,11 +647,16 @@ class watch:
             _active_run = run
         try:
             run.start()
-        except BaseException:
+        except BaseException as exc:
+            run.abandon_start()
             with _active_lock:
                 _active_run = None
-            run.patches.undo_all()
-            raise
+            if not isinstance(exc, Exception):
+                raise  # Ctrl-C during the start
+            say(f"watchdog: not watching this run: {describe_start_failure(exc)} "
+                "(the training runs unwatched)")
+            self._runs.append((run, False))
+            return run
         self._runs.append((run, True))
         return run
 
@@ -585,7 +664,8 @@ class watch:
         global _active_run
         run, owner = self._runs.pop()
         if not owner:
-            run.depth -= 1
+            if run.status != "unwatched":
+                run.depth -= 1
             return False
         try:
             run.stop(exc)
