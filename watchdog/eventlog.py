@@ -55,6 +55,8 @@ class EventLog:
         self._pid = os.getpid()
         self._file = file
         self._pending = pending  # the temporary name, until commit()
+        self._closed = False
+        self.lost = 0  # lines that could not be written (a full disk, an I/O error)
 
     @classmethod
     def prepare(cls, path: Path) -> "EventLog":
@@ -84,12 +86,40 @@ class EventLog:
                 os.unlink(pending)
 
     def write(self, event: Event) -> None:
-        if self._file is None or os.getpid() != self._pid:
+        """Append one line; on failure count it lost, raise, and reopen the file at the next write.
+
+        A full disk is often transient (a checkpoint deleted, a quota raised): one failed write
+        must not end the log. The failed write may have left part of its line: the first line
+        after a reopen starts on a fresh line, so only the torn one is unreadable.
+        """
+        if self._closed or os.getpid() != self._pid:
             return
-        self._file.write(event.to_json() + "\n")
-        self._file.flush()
+        try:
+            line = event.to_json() + "\n"
+            if self._file is None:
+                self._file = self._open_append()
+                line = "\n" + line
+            self._file.write(line)
+            self._file.flush()
+        except BaseException:
+            self.lost += 1
+            file, self._file = self._file, None
+            if file is not None:
+                with contextlib.suppress(Exception):
+                    file.close()  # its buffer holds the failed line: dropped with it
+            raise
+
+    def _open_append(self) -> Any:
+        target = self._pending or self.path
+        fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _O_NOFOLLOW, 0o666)
+        try:
+            return os.fdopen(fd, "a", encoding="utf-8")
+        except BaseException:
+            os.close(fd)
+            raise
 
     def close(self) -> None:
+        self._closed = True
         file, self._file = self._file, None
         if file is not None and os.getpid() == self._pid:
             file.close()

@@ -29,6 +29,7 @@ from .eventlog import EVENT_LOG_NAME, Event, EventBus, EventLog, read_events
 from .findings import SEVERITIES, Finding, WatchdogStop, severity_at_least
 from .patching import PatchStack
 from .redact import redact_argv
+from .report.jsonreport import REPORT_EVENT_KINDS
 
 DEFAULT_REPORT_DIR = "watchdog-report"
 REPORT_FILES = ("report.json", EVENT_LOG_NAME, "report.html")
@@ -140,6 +141,9 @@ class Run:
         self._pending_stop: WatchdogStop | None = None
         self._stop_raised = False
         self._previous_sigterm: Any = None
+        self._report_events: list[Event] = []  # the events report.json is built from
+        self._event_log_reported = False
+        self._event_log_lost = 0
 
     # -- findings ------------------------------------------------------------------------------------
     @property
@@ -218,13 +222,28 @@ class Run:
             if self.log is not None:
                 try:
                     self.log.write(event)
-                except Exception as exc:  # a full disk must not stop training
-                    log, self.log = self.log, None
-                    with contextlib.suppress(Exception):
-                        log.close()
-                    self.internal_error("event-log", exc)
+                except Exception as exc:  # a full disk must not stop training; the log reopens
+                    self._event_log_failed(exc)
+            if kind in REPORT_EVENT_KINDS:
+                self._report_events.append(Event(kind, data, None, event.t))
             self.bus.dispatch(event)
         return event
+
+    def _event_log_failed(self, exc: BaseException) -> None:
+        """Say once that events.jsonl misses lines; report.json is built from memory regardless."""
+        if self._event_log_reported:
+            return
+        self._event_log_reported = True
+        path = self.log.path if self.log is not None else self.report_dir / EVENT_LOG_NAME
+        self.report(Finding(
+            code="watchdog/event-log-write-failed",
+            severity="warning",
+            message=f"watchdog could not write to its event log {str(path)!r} ({type(exc).__name__}: {exc}); "
+                    "it retries at each later event. report.json holds everything the run saw, but the "
+                    "event log (and so report.html and `watchdog report`) misses the lines that failed.",
+            fix="Free space on that disk, or choose another report directory (report_dir=... / --report-dir).",
+            evidence={"path": str(path), "exception": type(exc).__name__, "detail": str(exc)[:500]},
+        ))
 
     def add_boundary(self, fn: Callable[[], Any]) -> None:
         """``fn`` runs at safe points (epoch marks, run end); it may return a pending stop."""
@@ -336,6 +355,7 @@ class Run:
             self._restore_sigterm_handler()
         log, self.log = self.log, None
         if log is not None:
+            self._event_log_lost = log.lost
             with contextlib.suppress(Exception):
                 log.close()
         try:
@@ -370,7 +390,9 @@ class Run:
         from .report.jsonreport import build_report, write_report_json
         from .report.terminal import print_summary
 
-        report = build_report(read_events(self.report_dir / EVENT_LOG_NAME))
+        report = build_report(self._report_events)  # what the run saw, whatever reached the disk
+        if self._event_log_lost:
+            report["run"]["event_log_lost_lines"] = self._event_log_lost
         write_report_json(self.report_dir, report)
         for writer in _extra_report_writers:
             try:

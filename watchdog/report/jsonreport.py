@@ -1,4 +1,8 @@
-"""``report.json``: built from the event log alone, so a crashed run's log gives the same report."""
+"""``report.json``: built from events alone, so a crashed run's log gives the same report.
+
+A live run builds it from the events it kept in memory (``REPORT_EVENT_KINDS``), so lines its event
+log failed to write are not lost; ``watchdog report DIR`` builds it from ``DIR/events.jsonl``.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from ..eventlog import Event
 from ..findings import SEVERITIES
 
 SCHEMA_VERSION = 1
+# The event kinds build_report reads.
+REPORT_EVENT_KINDS = frozenset({"run_start", "run_end", "finding", "epoch_end", "loader_pass_end"})
 _ORDER = {s: i for i, s in enumerate(reversed(SEVERITIES))}
 
 
