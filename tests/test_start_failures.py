@@ -181,4 +181,4 @@ def test_cli_previous_being_a_file_runs_the_script_unwatched(tmp_path):
     proc = run_cli(tmp_path, "--report-dir", str(wd))
     assert proc.returncode == 0 and "trained ['--lr', '1']" in proc.stdout
     one_message(proc.stderr)
-    assert sorted(p.name for p in wd.iterdir()) == ["events.jsonl", "previous"]
+    assert sorted(p.name for p in wd.iterdir() if p.name != ".watchdog.lock") == ["events.jsonl", "previous"]

@@ -144,6 +144,8 @@ class Run:
         self._report_events: list[Event] = []  # the events report.json is built from
         self._event_log_reported = False
         self._event_log_lost = 0
+        self._dir_lock: ReportDirLock | None = None
+        self.shared_report_dir: dict[str, Any] | None = None  # set when a live run held report_dir
 
     # -- findings ------------------------------------------------------------------------------------
     @property
@@ -302,6 +304,8 @@ class Run:
         self.started_at = time.time()
         start_metadata = self._start_metadata()
         self._open_report_dir()
+        if self.shared_report_dir is not None:
+            start_metadata["shared_report_dir"] = self.shared_report_dir
         self.emit("run_start", start_metadata)
         for check_class in ALL_CHECKS:
             try:
@@ -337,6 +341,7 @@ class Run:
         if log is not None:
             with contextlib.suppress(Exception):
                 log.discard()
+        self._release_report_dir()
 
     def stop(self, exc: BaseException | None = None, status: str | None = None) -> None:
         """End the run: close passes, undo patches, finish checks, write the report. Never raises."""
@@ -362,6 +367,8 @@ class Run:
             self.write_reports()
         except Exception as error:
             say(f"watchdog: could not write the report to {self.report_dir}: {error}")
+        finally:
+            self._release_report_dir()
 
     def _close_probes(self) -> None:
         self._run_boundaries()
@@ -421,6 +428,7 @@ class Run:
                 f"cannot write to the report directory {str(directory)!r}. "
                 "Choose a writable place with report_dir=... or --report-dir DIR."
             )
+        directory = self._lock_report_dir(directory)
         try:
             log = EventLog.prepare(directory / EVENT_LOG_NAME)
         except OSError as exc:
@@ -434,6 +442,36 @@ class Run:
             log.discard()
             raise
         self.log = log
+
+    def _lock_report_dir(self, directory: Path) -> Path:
+        """Hold ``directory``'s lock for this run; if a live run holds it, use ``DIR/run-<id>/``.
+
+        The lock is an advisory ``flock`` on ``DIR/.watchdog.lock`` (which names the holder's pid):
+        the kernel drops it when its process dies, so a crashed run's lock is taken over as is.
+        """
+        try:
+            self._dir_lock, holder = ReportDirLock.try_acquire(directory)
+            if self._dir_lock is not None:
+                return directory
+            own = directory / f"run-{_safe_name(self.run_id)}"
+            own.mkdir()
+            self._dir_lock, _ = ReportDirLock.try_acquire(own)
+        except OSError as exc:
+            raise WatchdogStartError(
+                f"cannot lock the report directory {str(directory)!r}: {exc.strerror or exc}"
+            ) from None
+        who = f"pid {holder}" if holder else "another process"
+        self.shared_report_dir = {"dir": str(directory), "held_by_pid": holder, "report_dir": str(own)}
+        say(f"watchdog: {str(directory)!r} is in use by a running watchdog run ({who}); "
+            f"this run's report goes to {str(own)!r}")
+        self.report_dir = own
+        return own
+
+    def _release_report_dir(self) -> None:
+        lock, self._dir_lock = self._dir_lock, None
+        if lock is not None:
+            with contextlib.suppress(Exception):
+                lock.release()
 
     # -- metadata ------------------------------------------------------------------------------------
     def _start_metadata(self) -> dict[str, Any]:
@@ -577,6 +615,51 @@ def _devices() -> dict[str, Any]:
     except Exception:
         pass
     return devices
+
+
+class ReportDirLock:
+    """An exclusive advisory lock on a report directory, held by the run writing there."""
+
+    NAME = ".watchdog.lock"
+
+    def __init__(self, fd: int | None):
+        self._fd = fd
+
+    @classmethod
+    def try_acquire(cls, directory: Path) -> "tuple[ReportDirLock | None, int | None]":
+        """``(lock, None)``, or ``(None, holder pid)`` when a live process holds it."""
+        try:
+            import fcntl
+        except ImportError:  # no flock (Windows): no protection, as before
+            return cls(None), None
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(directory / cls.NAME, flags, 0o666)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+                os.close(fd)
+                return None, int(text) if text.isdigit() else None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            raise
+        return cls(fd), None
+
+    def release(self) -> None:
+        """Unlock (for forked workers sharing the descriptor too) and close. Idempotent."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
 
 
 def _safe_name(text: str) -> str:
