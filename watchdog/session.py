@@ -30,6 +30,7 @@ from .findings import SEVERITIES, Finding, WatchdogStop, severity_at_least
 from .patching import PatchStack
 from .redact import redact_argv
 from .report.jsonreport import REPORT_EVENT_KINDS
+from .report.text import terminal_safe
 
 DEFAULT_REPORT_DIR = "watchdog-report"
 REPORT_FILES = ("report.json", EVENT_LOG_NAME, "report.html")
@@ -583,7 +584,7 @@ def say(message: str) -> None:
     try:
         stream = sys.stderr
         if stream is not None:
-            stream.write(message + "\n")
+            stream.write(terminal_safe(message) + "\n")
             stream.flush()
     except Exception:
         pass

@@ -7,7 +7,6 @@ log failed to write are not lost; ``watchdog report DIR`` builds it from ``DIR/e
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -61,10 +60,6 @@ def build_report(events: Iterable[Event]) -> dict[str, Any]:
 
 
 def write_report_json(directory: Path, report: dict[str, Any]) -> Path:
-    path = Path(directory) / "report.json"
-    tmp = path.with_suffix(".json.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2, default=str)
-        f.write("\n")
-    os.replace(tmp, path)
-    return path
+    from .files import write_text_atomically
+
+    return write_text_atomically(Path(directory) / "report.json", json.dumps(report, indent=2, default=str) + "\n")
