@@ -188,12 +188,14 @@ def test_bad_options_get_a_clear_message(kwargs, message):
     assert message in str(raised.value)
 
 
-def test_unwritable_report_dir_is_a_clear_error(tmp_path):
+def test_an_uncreatable_report_dir_runs_the_loop_unwatched_with_a_clear_message(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    with pytest.raises(watchdog.WatchdogUsageError, match="cannot create the report directory"):
-        with watchdog.watch(report_dir=blocker / "sub"):
-            pass
+    with watchdog.watch(report_dir=blocker / "sub") as run:
+        ran = True
+    assert ran and run.status == "unwatched"
+    err = capsys.readouterr().err
+    assert "cannot create the report directory" in err and "Traceback" not in err
 
 
 def test_a_later_run_never_overwrites_an_earlier_report(report_dir):

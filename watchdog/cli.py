@@ -3,7 +3,8 @@
 Exit status of ``watchdog run``: the script's own (0, its ``sys.exit`` code, 1 for an uncaught
 exception, death by SIGINT for Ctrl-C), except that a run whose findings reach ``--fail-on`` exits
 with ``EXIT_FINDINGS`` (86) when the script itself succeeded or was stopped by watchdog.
-``EXIT_USAGE`` (2) means watchdog could not start (bad options, unreadable script).
+``EXIT_USAGE`` (2) means a usage error (bad options, unreadable script). When watching cannot start
+(an unusable report directory), the script runs unwatched with one line on stderr saying why.
 """
 
 from __future__ import annotations

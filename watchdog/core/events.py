@@ -8,14 +8,17 @@ handle it (as torchtnt's callback handler does), so an event nobody handles cost
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 EVENT_LOG_NAME = "events.jsonl"
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 # The kinds the core emits. Features declare theirs in their package's ``EVENTS``; together they are
 # the log format (``registry.event_kinds()``): add kinds, never rename one.
@@ -57,23 +60,86 @@ def _json_fallback(value: Any) -> Any:
 
 
 class EventLog:
-    """Append-only JSON-lines file. Only the process that opened it writes (forked workers don't)."""
+    """Append-only JSON-lines file. Only the process that opened it writes (forked workers don't).
 
-    def __init__(self, path: Path):
+    ``EventLog.prepare(path)`` opens a new log under a fresh temporary name beside ``path`` (never
+    following a link planted there); ``commit()`` renames it into place once the run is sure to
+    start, ``discard()`` removes it when the start fails, so a failed start leaves no log behind.
+    """
+
+    def __init__(self, path: Path, file: Any, pending: Path | None = None):
         self.path = path
         self._pid = os.getpid()
-        self._file = open(path, "a", encoding="utf-8")
+        self._file = file
+        self._pending = pending  # the temporary name, until commit()
+        self._closed = False
+        self.lost = 0  # lines that could not be written (a full disk, an I/O error)
+
+    @classmethod
+    def prepare(cls, path: Path) -> "EventLog":
+        path = Path(path)
+        pending = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        fd = os.open(pending, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | _O_NOFOLLOW, 0o666)
+        try:
+            file = os.fdopen(fd, "a", encoding="utf-8")
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(pending)
+            raise
+        return cls(path, file, pending)
+
+    def commit(self) -> None:
+        if self._pending is not None:
+            os.replace(self._pending, self.path)
+            self._pending = None
+
+    def discard(self) -> None:
+        """Close, and remove the file if it was never committed."""
+        self.close()
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(pending)
 
     def write(self, event: Event) -> None:
-        if self._file is None or os.getpid() != self._pid:
+        """Append one line; on failure count it lost, raise, and reopen the file at the next write.
+
+        A full disk is often transient (a checkpoint deleted, a quota raised): one failed write
+        must not end the log. The failed write may have left part of its line: the first line
+        after a reopen starts on a fresh line, so only the torn one is unreadable.
+        """
+        if self._closed or os.getpid() != self._pid:
             return
-        self._file.write(event.to_json() + "\n")
-        self._file.flush()
+        try:
+            line = event.to_json() + "\n"
+            if self._file is None:
+                self._file = self._open_append()
+                line = "\n" + line
+            self._file.write(line)
+            self._file.flush()
+        except BaseException:
+            self.lost += 1
+            file, self._file = self._file, None
+            if file is not None:
+                with contextlib.suppress(Exception):
+                    file.close()  # its buffer holds the failed line: dropped with it
+            raise
+
+    def _open_append(self) -> Any:
+        target = self._pending or self.path
+        fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _O_NOFOLLOW, 0o666)
+        try:
+            return os.fdopen(fd, "a", encoding="utf-8")
+        except BaseException:
+            os.close(fd)
+            raise
 
     def close(self) -> None:
-        if self._file is not None and os.getpid() == self._pid:
-            self._file.close()
-        self._file = None
+        self._closed = True
+        file, self._file = self._file, None
+        if file is not None and os.getpid() == self._pid:
+            file.close()
 
 
 def read_events(path: Path, on_bad_line: Callable[[], None] | None = None) -> Iterator[Event]:

@@ -34,6 +34,8 @@ from .format import most_severe_first
 from .patching import PatchStack
 from .redact import redact_argv
 from . import registry
+from ..report.jsonreport import REPORT_EVENT_KINDS
+from ..report.text import terminal_safe
 
 DEFAULT_REPORT_DIR = "watchdog-report"
 REPORT_FILES = ("report.json", EVENT_LOG_NAME, "report.html")
@@ -42,6 +44,10 @@ FAIL_ON_CHOICES = ("never", "warning", "error")
 
 class WatchdogUsageError(ValueError):
     """A bad argument to watchdog itself (never raised from inside the training loop)."""
+
+
+class WatchdogStartError(Exception):
+    """Watching cannot start (the report directory is unusable): the loop then runs unwatched."""
 
 
 @dataclass
@@ -108,7 +114,7 @@ class Run:
 
     def __init__(self, options: WatchOptions, argv: list[str] | None = None):
         self.options = options
-        self.argv = list(sys.argv if argv is None else argv)
+        self.argv = [_argv_text(a) for a in (sys.argv if argv is None else argv)]
         self.pid = os.getpid()
         self.run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{self.pid}"
         self.report_dir = Path(options.report_dir or os.environ.get("WATCHDOG_REPORT_DIR") or DEFAULT_REPORT_DIR)
@@ -150,6 +156,11 @@ class Run:
         self._pending_stop: WatchdogStop | None = None
         self._stop_raised = False
         self._previous_sigterm: Any = None
+        self._report_events: list[Event] = []  # the events report.json is built from
+        self._event_log_reported = False
+        self._event_log_lost = 0
+        self._dir_lock: ReportDirLock | None = None
+        self.shared_report_dir: dict[str, Any] | None = None  # set when a live run held report_dir
 
     # -- DataLoader passes in progress ------------------------------------------------------------------
     @property
@@ -260,13 +271,28 @@ class Run:
             if self.log is not None:
                 try:
                     self.log.write(event)
-                except Exception as exc:  # a full disk must not stop training
-                    log, self.log = self.log, None
-                    with contextlib.suppress(Exception):
-                        log.close()
-                    self.internal_error("event-log", exc)
+                except Exception as exc:  # a full disk must not stop training; the log reopens
+                    self._event_log_failed(exc)
+            if kind in REPORT_EVENT_KINDS:
+                self._report_events.append(Event(kind, data, None, event.t))
             self.bus.dispatch(event)
         return event
+
+    def _event_log_failed(self, exc: BaseException) -> None:
+        """Say once that events.jsonl misses lines; report.json is built from memory regardless."""
+        if self._event_log_reported:
+            return
+        self._event_log_reported = True
+        path = self.log.path if self.log is not None else self.report_dir / EVENT_LOG_NAME
+        self.report(Finding(
+            code="watchdog/event-log-write-failed",
+            severity="warning",
+            message=f"watchdog could not write to its event log {str(path)!r} ({type(exc).__name__}: {exc}); "
+                    "it retries at each later event. report.json holds everything the run saw, but the "
+                    "event log (and so report.html and `watchdog report`) misses the lines that failed.",
+            fix="Free space on that disk, or choose another report directory (report_dir=... / --report-dir).",
+            evidence={"path": str(path), "exception": type(exc).__name__, "detail": str(exc)[:500]},
+        ))
 
     def add_boundary(self, fn: Callable[[], Any]) -> None:
         """``fn`` runs at safe points (epoch marks, run end); it may return a pending stop."""
@@ -322,8 +348,11 @@ class Run:
     def start(self) -> "Run":
         self.status = "running"
         self.started_at = time.time()
+        start_metadata = self._start_metadata()
         self._open_report_dir()
-        self.emit("run_start", self._start_metadata())
+        if self.shared_report_dir is not None:
+            start_metadata["shared_report_dir"] = self.shared_report_dir
+        self.emit("run_start", start_metadata)
         for check_class in registry.all_checks():
             try:
                 check = check_class(self)
@@ -341,8 +370,24 @@ class Run:
             self.patches.undo_all()
             self.probes.clear()
             self.internal_error(f"probe:{getattr(probe_class, 'name', probe_class.__name__)}", exc)
-        self._install_sigterm_handler()
+        try:
+            self._install_sigterm_handler()
+        except Exception as exc:
+            self.internal_error("sigterm-handler", exc)
         return self
+
+    def abandon_start(self) -> None:
+        """Undo a start that could not complete: the loop runs unwatched. Never raises."""
+        self.status = "unwatched"
+        with contextlib.suppress(Exception):
+            self.patches.undo_all()
+        with contextlib.suppress(Exception):
+            self._restore_sigterm_handler()
+        log, self.log = self.log, None
+        if log is not None:
+            with contextlib.suppress(Exception):
+                log.discard()
+        self._release_report_dir()
 
     def stop(self, exc: BaseException | None = None, status: str | None = None) -> None:
         """End the run: close passes, undo patches, finish checks, write the report.
@@ -375,12 +420,15 @@ class Run:
             self._restore_sigterm_handler()
         log, self.log = self.log, None
         if log is not None:
+            self._event_log_lost = log.lost
             with contextlib.suppress(Exception):
                 log.close()
         try:
             self.write_reports()
         except Exception as error:
-            print(f"watchdog: could not write the report to {self.report_dir}: {error}", file=sys.stderr)
+            say(f"watchdog: could not write the report to {self.report_dir}: {error}")
+        finally:
+            self._release_report_dir()
         if interrupted is not None:
             raise interrupted
 
@@ -417,33 +465,81 @@ class Run:
         from ..report.jsonreport import build_report, write_report_json
         from ..report.terminal import print_summary
 
-        report = build_report(read_events(self.report_dir / EVENT_LOG_NAME))
+        report = build_report(self._report_events)  # what the run saw, whatever reached the disk
+        if self._event_log_lost:
+            report["run"]["event_log_lost_lines"] = self._event_log_lost
         write_report_json(self.report_dir, report)
         for writer in _extra_report_writers:
             try:
                 writer(self.report_dir, report)
             except Exception as exc:
-                print(f"watchdog: {getattr(writer, '__name__', writer)} failed: {exc}", file=sys.stderr)
+                say(f"watchdog: {getattr(writer, '__name__', writer)} failed: {exc}")
         if self.options.summary:
-            print_summary(report, self.report_dir, archived_to=self.archived_to)
+            try:
+                print_summary(report, self.report_dir, archived_to=self.archived_to)
+            except Exception:
+                pass  # stderr closed or on a full disk: the report files are written, nothing to say it on
 
     # -- report directory ----------------------------------------------------------------------------
     def _open_report_dir(self) -> None:
+        """Open this run's event log; archive an earlier report only once nothing else can fail."""
         directory = self.report_dir
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise WatchdogUsageError(
-                f"watchdog cannot create the report directory {str(directory)!r}: {exc.strerror or exc}. "
+            raise WatchdogStartError(
+                f"cannot create the report directory {str(directory)!r}: {exc.strerror or exc}. "
                 "Choose a writable place with report_dir=... or --report-dir DIR."
             ) from None
         if not os.access(directory, os.W_OK):
-            raise WatchdogUsageError(
-                f"watchdog cannot write to the report directory {str(directory)!r}. "
+            raise WatchdogStartError(
+                f"cannot write to the report directory {str(directory)!r}. "
                 "Choose a writable place with report_dir=... or --report-dir DIR."
             )
-        self.archived_to = archive_previous_report(directory)
-        self.log = EventLog(directory / EVENT_LOG_NAME)
+        directory = self._lock_report_dir(directory)
+        try:
+            log = EventLog.prepare(directory / EVENT_LOG_NAME)
+        except OSError as exc:
+            raise WatchdogStartError(
+                f"cannot open the event log in {str(directory)!r}: {exc.strerror or exc}"
+            ) from None
+        try:
+            self.archived_to = archive_previous_report(directory)
+            log.commit()
+        except BaseException:
+            log.discard()
+            raise
+        self.log = log
+
+    def _lock_report_dir(self, directory: Path) -> Path:
+        """Hold ``directory``'s lock for this run; if a live run holds it, use ``DIR/run-<id>/``.
+
+        The lock is an advisory ``flock`` on ``DIR/.watchdog.lock`` (which names the holder's pid):
+        the kernel drops it when its process dies, so a crashed run's lock is taken over as is.
+        """
+        try:
+            self._dir_lock, holder = ReportDirLock.try_acquire(directory)
+            if self._dir_lock is not None:
+                return directory
+            own = directory / f"run-{_safe_name(self.run_id)}"
+            own.mkdir()
+            self._dir_lock, _ = ReportDirLock.try_acquire(own)
+        except OSError as exc:
+            raise WatchdogStartError(
+                f"cannot lock the report directory {str(directory)!r}: {exc.strerror or exc}"
+            ) from None
+        who = f"pid {holder}" if holder else "another process"
+        self.shared_report_dir = {"dir": str(directory), "held_by_pid": holder, "report_dir": str(own)}
+        say(f"watchdog: {str(directory)!r} is in use by a running watchdog run ({who}); "
+            f"this run's report goes to {str(own)!r}")
+        self.report_dir = own
+        return own
+
+    def _release_report_dir(self) -> None:
+        lock, self._dir_lock = self._dir_lock, None
+        if lock is not None:
+            with contextlib.suppress(Exception):
+                lock.release()
 
     # -- metadata ------------------------------------------------------------------------------------
     def _start_metadata(self) -> dict[str, Any]:
@@ -454,7 +550,7 @@ class Run:
             "run_id": self.run_id,
             "watchdog": __version__,
             "argv": redact_argv(self.argv),
-            "cwd": os.getcwd(),
+            "cwd": _cwd(),
             "pid": self.pid,
             "python": platform.python_version(),
             "torch": torch.__version__,
@@ -524,6 +620,44 @@ class Run:
 _extra_report_writers: list[Callable[[Path, dict], None]] = []
 
 
+def _argv_text(arg: Any) -> str:
+    """An argv entry as text (programs put ``pathlib.Path`` objects in ``sys.argv`` too)."""
+    if isinstance(arg, str):
+        return arg
+    try:
+        return os.fsdecode(arg) if isinstance(arg, (bytes, os.PathLike)) else str(arg)
+    except Exception:
+        return f"<{type(arg).__name__}>"
+
+
+def _cwd() -> str | None:
+    """The working directory, or None when it was deleted."""
+    try:
+        return os.getcwd()
+    except OSError:
+        return None
+
+
+def describe_start_failure(exc: BaseException) -> str:
+    if isinstance(exc, WatchdogStartError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def say(message: str) -> None:
+    """One line on stderr for the user; nothing when stderr is closed, None or on a full disk."""
+    try:
+        stream = sys.stderr
+        if stream is not None:
+            stream.write(terminal_safe(message) + "\n")
+            stream.flush()
+    except Exception:
+        pass
+
+
 def _status_for(exc: BaseException | None) -> str:
     if exc is None:
         return "ok"
@@ -552,6 +686,57 @@ def _devices() -> dict[str, Any]:
     return devices
 
 
+class ReportDirLock:
+    """An exclusive advisory lock on a report directory, held by the run writing there."""
+
+    NAME = ".watchdog.lock"
+
+    def __init__(self, fd: int | None):
+        self._fd = fd
+
+    @classmethod
+    def try_acquire(cls, directory: Path) -> "tuple[ReportDirLock | None, int | None]":
+        """``(lock, None)``, or ``(None, holder pid)`` when a live process holds it."""
+        try:
+            import fcntl
+        except ImportError:  # no flock (Windows): no protection, as before
+            return cls(None), None
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(directory / cls.NAME, flags, 0o666)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+                os.close(fd)
+                return None, int(text) if text.isdigit() else None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            raise
+        return cls(fd), None
+
+    def release(self) -> None:
+        """Unlock (for forked workers sharing the descriptor too) and close. Idempotent."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+
+def _safe_name(text: str) -> str:
+    """A run id read from an old log, usable as one directory name (no separators, no '..')."""
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:100].strip(".")
+    return name or "run"
+
+
 def archive_previous_report(directory: Path) -> Path | None:
     """Move an earlier run's report files into ``directory/previous/<its run id>/``; never overwrite."""
     present = [name for name in REPORT_FILES if (directory / name).exists()]
@@ -564,12 +749,21 @@ def archive_previous_report(directory: Path) -> Path | None:
     if not run_id:
         newest = max((directory / name).stat().st_mtime for name in present)
         run_id = time.strftime("%Y%m%d-%H%M%S", time.localtime(newest))
-    target = directory / "previous" / str(run_id)
+    previous = directory / "previous"
+    if os.path.lexists(previous) and (previous.is_symlink() or not previous.is_dir()):
+        kind = "a link" if previous.is_symlink() else "not a directory"
+        raise WatchdogStartError(
+            f"{str(previous)!r} is {kind}, so the earlier report in {str(directory)!r} cannot be kept "
+            "there. Move it away, or choose another report directory."
+        )
+    run_id = _safe_name(str(run_id))
+    target = previous / run_id
     suffix = 1
-    while target.exists():
+    while os.path.lexists(target):
         suffix += 1
-        target = directory / "previous" / f"{run_id}.{suffix}"
-    target.mkdir(parents=True)
+        target = previous / f"{run_id}.{suffix}"
+    previous.mkdir(exist_ok=True)
+    target.mkdir()
     for name in present:
         shutil.move(str(directory / name), str(target / name))
     return target
@@ -646,11 +840,16 @@ class watch:
             _active_run = run
         try:
             run.start()
-        except BaseException:
+        except BaseException as exc:
+            run.abandon_start()
             with _active_lock:
                 _active_run = None
-            run.patches.undo_all()
-            raise
+            if not isinstance(exc, Exception):
+                raise  # Ctrl-C during the start
+            say(f"watchdog: not watching this run: {describe_start_failure(exc)} "
+                "(the training runs unwatched)")
+            self._runs.append((run, False))
+            return run
         self._runs.append((run, True))
         return run
 
@@ -658,7 +857,8 @@ class watch:
         global _active_run
         run, owner = self._runs.pop()
         if not owner:
-            run.depth -= 1
+            if run.status != "unwatched":
+                run.depth -= 1
             return False
         try:
             run.stop(exc)

@@ -33,6 +33,8 @@ from .panels import DashboardRenderable, epoch_line
 from .fold import CheckStatus, RunView
 
 MAX_REFRESH_HZ = 2.0
+# How long stop() waits for another thread that is printing an epoch line (never for its own thread).
+STOP_WAIT_SECONDS = 2.0
 
 
 def in_jupyter() -> bool:
@@ -117,6 +119,8 @@ class Dashboard:
         self._pending_epoch_line = False
         self._pending_source: Any = None
         self._lines_lock = threading.Lock()
+        self._lines_owner: int | None = None  # the thread folding events in lines mode
+        self._deferred_errors: deque = deque()  # reported once no display lock is held
         self.frames = 0
         self.render_seconds = 0.0
         self._pid = os.getpid()
@@ -172,17 +176,43 @@ class Dashboard:
 
     # ------------------------------------------------------------------ event intake
     def on_event(self, event: Any) -> None:
-        """Bus listener, called on the emitting (training) thread: O(1), never raises."""
+        """Bus listener, called on the emitting thread: O(1), never raises, never blocks."""
         if self._stopped or self._failed or os.getpid() != self._pid:  # forked worker: not ours
             return
         try:
+            self._queue.append(event)
             if self.mode == "lines":
-                # Events may come from other threads too (the memory sampler): one at a time.
-                with self._lines_lock:
-                    self._lines_event(event)
-            else:
-                self._queue.append(event)
+                self._fold_lines()
         except Exception as exc:  # pragma: no cover - defensive
+            self._failed = True
+            self._deferred_errors.append(exc)
+        self._report_deferred_errors()
+
+    def _fold_lines(self) -> None:
+        """Lines mode: fold queued events (printing epoch lines), one thread at a time.
+
+        Events may come from several threads (the memory sampler). A thread that finds another
+        one folding leaves its event queued for it instead of waiting: the bus never blocks on
+        the display, whatever the display's stream does.
+        """
+        while self._queue and not self._failed:
+            if not self._lines_lock.acquire(blocking=False):
+                return  # the thread folding now picks our event up before it releases
+            self._lines_owner = threading.get_ident()
+            try:
+                while self._queue and not self._failed:
+                    self._lines_event(self._queue.popleft())
+            finally:
+                self._lines_owner = None
+                self._lines_lock.release()
+
+    def _report_deferred_errors(self) -> None:
+        """Report display failures, outside any display lock (the report re-enters `on_event`)."""
+        while self._deferred_errors:
+            try:
+                exc = self._deferred_errors.popleft()
+            except IndexError:
+                return
             self._error(exc)
 
     # ------------------------------------------------------------------ lifecycle
@@ -232,9 +262,7 @@ class Dashboard:
         if t is not None and t is not threading.current_thread():
             t.join(timeout=5.0)
         if self.mode == "lines":
-            with self._lines_lock:
-                if self._pending_epoch_line:
-                    self._print_epoch_line()
+            self._finish_lines()
             return
         try:
             self._drain()
@@ -250,6 +278,31 @@ class Dashboard:
             self._error(exc)
         finally:
             self._teardown_live()
+
+    def _finish_lines(self) -> None:
+        """Print the last epoch's line, unless that means waiting on the display.
+
+        stop() may run inside a SIGTERM handler that interrupted this very thread while it was
+        printing (the lock is ours: waiting would never end), or while another thread is stuck
+        writing to a blocked stream: the line is then dropped, the report is what matters.
+        """
+        if self._lines_owner == threading.get_ident():
+            return
+        if not self._lines_lock.acquire(timeout=STOP_WAIT_SECONDS):
+            return
+        self._lines_owner = threading.get_ident()
+        try:
+            while self._queue and not self._failed:
+                self._lines_event(self._queue.popleft())
+            if self._pending_epoch_line and not self._failed:
+                self._print_epoch_line()
+        except Exception as exc:
+            self._failed = True
+            self._deferred_errors.append(exc)
+        finally:
+            self._lines_owner = None
+            self._lines_lock.release()
+        self._report_deferred_errors()
 
     def __enter__(self) -> "Dashboard":
         return self.start()
@@ -412,7 +465,10 @@ class Dashboard:
             stream.write(epoch_line(self.view) + "\n")
             stream.flush()
         except Exception as exc:
-            self._error(exc)
+            # A stream that cannot take a line (closed, None, a full disk) will not take the next:
+            # the display switches itself off; the error is reported once the lock is released.
+            self._failed = True
+            self._deferred_errors.append(exc)
 
     # ------------------------------------------------------------------ logging streams
     def _swap_logging_streams(self, old_out: Any, old_err: Any) -> None:

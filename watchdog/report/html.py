@@ -92,20 +92,9 @@ def write_html(view: RunView, report_dir: str | os.PathLike, name: str = "report
     """Write the report atomically next to report.json; returns its path."""
     d = pathlib.Path(report_dir)
     d.mkdir(parents=True, exist_ok=True)
-    path = d / name
-    text = render_html(view)
-    tmp = d / f".{name}.{os.getpid()}.tmp"  # same directory: the rename is atomic
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:  # permissions as any file the user writes
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
+    from .files import write_text_atomically
+
+    return write_text_atomically(d / name, render_html(view))
 
 
 # ---------------------------------------------------------------------- sections

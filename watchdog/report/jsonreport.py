@@ -1,9 +1,12 @@
-"""``report.json``: built from the event log alone, so a crashed run's log gives the same report."""
+"""``report.json``: built from events alone, so a crashed run's log gives the same report.
+
+A live run builds it from the events it kept in memory (``REPORT_EVENT_KINDS``), so lines its event
+log failed to write are not lost; ``watchdog report DIR`` builds it from ``DIR/events.jsonl``.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -11,6 +14,8 @@ from ..core.events import Event
 from ..core.format import SEVERITIES, most_severe_first
 
 SCHEMA_VERSION = 1
+# The event kinds build_report reads.
+REPORT_EVENT_KINDS = frozenset({"run_start", "run_end", "finding", "epoch_end", "loader_pass_end"})
 
 
 def build_report(events: Iterable[Event]) -> dict[str, Any]:
@@ -54,10 +59,6 @@ def build_report(events: Iterable[Event]) -> dict[str, Any]:
 
 
 def write_report_json(directory: Path, report: dict[str, Any]) -> Path:
-    path = Path(directory) / "report.json"
-    tmp = path.with_suffix(".json.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2, default=str)
-        f.write("\n")
-    os.replace(tmp, path)
-    return path
+    from .files import write_text_atomically
+
+    return write_text_atomically(Path(directory) / "report.json", json.dumps(report, indent=2, default=str) + "\n")

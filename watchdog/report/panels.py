@@ -16,6 +16,7 @@ from rich.text import Text
 
 from ..core.format import DASH, fmt_bytes
 from .fold import RunView, fmt_value, is_bytes_series
+from .text import terminal_safe
 
 SPARKS = "▁▂▃▄▅▆▇█"
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan", "ok": "green",
@@ -81,10 +82,10 @@ def header(view: RunView) -> Text:
     phase_style = {"train": "bold green", "eval": "bold blue", "done": "bold"}.get(view.phase, "")
     t.append(view.phase, style=phase_style)
     if view.current_loader:
-        t.append(f" ({view.current_loader})", style="dim")
+        t.append(f" ({terminal_safe(view.current_loader)})", style="dim")
     if view.phase != "done" and (view.loss is not None or view.loss_note):
         t.append("   loss ", style="dim")
-        t.append(f"{view.loss:.4g}" if view.loss is not None else f"({view.loss_note})")
+        t.append(f"{view.loss:.4g}" if view.loss is not None else f"({terminal_safe(view.loss_note)})")
     t.append("   elapsed ", style="dim")
     t.append(fmt_duration(view.elapsed))
     return t
@@ -108,7 +109,7 @@ def memory_table(view: RunView, max_rows: int = 6) -> Table:
         if len(vals) >= 2:
             d = (vals[-1] - vals[0]) / (len(vals) - 1)
             delta = ("+" if d >= 0 else "") + (fmt_bytes(d) if is_bytes_series(name) else f"{d:,.0f}")
-        table.add_row(escape(name), Text(sparkline(vals), style="cyan"), fmt_value(name, vals[-1]), delta)
+        table.add_row(escape(terminal_safe(name)), Text(sparkline(vals), style="cyan"), fmt_value(name, vals[-1]), delta)
     if len(series) > max_rows:
         table.add_row(Text(f"+{len(series) - max_rows} more", style="dim"), "", "", "")
     return table
@@ -125,11 +126,11 @@ def checks_table(view: RunView) -> Table:
     for name in sorted(view.checks):
         st = view.checks[name]
         style = SEVERITY_STYLE.get(st.severity, "")
-        status = Text(st.severity, style=style)
+        status = Text(terminal_safe(st.severity), style=style)
         if st.message:
             status.append("  ")
-            status.append(st.message.splitlines()[0] if st.message else "", style="")
-        table.add_row(Text(SEVERITY_MARK.get(st.severity, "?"), style=style), Text(name), status)
+            status.append(terminal_safe(st.message.splitlines()[0]) if st.message else "", style="")
+        table.add_row(Text(SEVERITY_MARK.get(st.severity, "?"), style=style), Text(terminal_safe(name)), status)
     return table
 
 
@@ -145,8 +146,9 @@ def findings_table(view: RunView, limit: int = 5) -> Table:
         table.add_row("", Text("none", style="green"), "", "")
     for f in recent:
         when = f"ep {f.epoch}" if f.epoch is not None else DASH
-        table.add_row(when, Text(f.severity, style=SEVERITY_STYLE.get(f.severity, "")),
-                      Text(f.code), Text((f.message or "").splitlines()[0] if f.message else DASH))
+        table.add_row(when, Text(terminal_safe(f.severity), style=SEVERITY_STYLE.get(f.severity, "")),
+                      Text(terminal_safe(f.code)),
+                      Text(terminal_safe(f.message.splitlines()[0]) if f.message else DASH))
     return table
 
 
@@ -172,8 +174,9 @@ class DashboardRenderable:
         parts.append(findings_table(v))
         c = v.counts()
         subtitle = (f"{c['error']} error · {c['warning']} warning · {c['info']} info")
-        run = f" · run {v.run_id}" if v.run_id else ""
-        return Panel(Group(*parts), title=f"[bold]{escape(self.title)}[/]{escape(run)} · {escape(v.status)}",
+        run = f" · run {terminal_safe(v.run_id)}" if v.run_id else ""
+        return Panel(Group(*parts), title=f"[bold]{escape(terminal_safe(self.title))}[/]{escape(run)} · "
+                                          f"{escape(terminal_safe(v.status))}",
                      title_align="left", subtitle=subtitle, subtitle_align="right", border_style="blue")
 
 
@@ -198,7 +201,7 @@ def epoch_line(view: RunView, now: float | None = None) -> str:
     mem = ""
     series = view.memory_series()
     for name in source_order(series)[:2]:
-        mem += f" {name}={fmt_value(name, series[name][-1][1])}"
+        mem += f" {terminal_safe(name)}={fmt_value(name, series[name][-1][1])}"
     evals = 0
     for row in view.eval_cadence()[-1:]:
         evals = row["eval"]

@@ -22,6 +22,7 @@ def render_report(directory: str | Path, *, console: Any = None) -> int:
     from .html import write_html_report
     from .jsonreport import build_report, write_report_json
     from .terminal import print_summary
+    from .text import terminal_safe
 
     d = Path(directory)
     log = d / EVENT_LOG_NAME
@@ -52,5 +53,5 @@ def render_report(directory: str | Path, *, console: Any = None) -> int:
     from rich.console import Console
     from rich.markup import escape
 
-    (console or Console(stderr=True)).print(f"[dim]watchdog: HTML report written to {escape(str(html_path))}[/dim]")
+    (console or Console(stderr=True)).print(f"[dim]watchdog: HTML report written to {escape(terminal_safe(html_path))}[/dim]")
     return EXIT_OK

@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .text import terminal_safe
+
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
 
@@ -19,12 +21,13 @@ def summary_table(report: dict[str, Any]) -> Table:
     table.add_column("finding and fix", overflow="fold")
     for finding in report.get("findings", []):
         severity = finding.get("severity", "?")
-        text = escape(str(finding.get("message", "")))
+        text = escape(terminal_safe(finding.get("message", ""), keep_newlines=True))
         if finding.get("where"):
-            text += f"\n[dim]at {escape(str(finding['where']))}[/dim]"
+            text += f"\n[dim]at {escape(terminal_safe(finding['where']))}[/dim]"
         if finding.get("fix"):
-            text += f"\n[bold]Fix:[/bold] {escape(str(finding['fix']))}"
-        table.add_row(f"[{_STYLE.get(severity, '')}]{severity}[/]", escape(str(finding.get("code", "?"))), text)
+            text += f"\n[bold]Fix:[/bold] {escape(terminal_safe(finding['fix'], keep_newlines=True))}"
+        table.add_row(f"[{_STYLE.get(severity, '')}]{escape(terminal_safe(severity))}[/]",
+                      escape(terminal_safe(finding.get("code", "?"))), text)
     return table
 
 
@@ -39,9 +42,9 @@ def headline(report: dict[str, Any]) -> str:
 def print_summary(report: dict[str, Any], report_dir: Path | str, archived_to: Path | None = None,
                   console: Console | None = None) -> None:
     console = console or Console(stderr=True)
-    console.print(escape(headline(report)), highlight=False)
+    console.print(escape(terminal_safe(headline(report))), highlight=False)
     if report.get("findings"):
         console.print(summary_table(report))
     if archived_to is not None:
-        console.print(f"[dim]watchdog: the earlier report in this directory was moved to {escape(str(archived_to))}[/dim]")
-    console.print(f"[dim]watchdog: report written to {escape(str(Path(report_dir) / 'report.json'))}[/dim]")
+        console.print(f"[dim]watchdog: the earlier report in this directory was moved to {escape(terminal_safe(archived_to))}[/dim]")
+    console.print(f"[dim]watchdog: report written to {escape(terminal_safe(Path(report_dir) / 'report.json'))}[/dim]")
