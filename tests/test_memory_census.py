@@ -16,6 +16,7 @@ from watchdog.memory.growth import MB, EpochSample, EpochSeries, THRESHOLDS, ste
 def _drive(loop, epochs):
     """Runs ``loop``, taking a census at every epoch end; returns the series, the verdicts at each
     epoch, and the holders found at the first epoch with a tensor verdict."""
+    gc.collect()  # earlier tests' cyclic garbage, collected mid-loop, would make the counts dip
     series = EpochSeries()
     seen = {"verdict_epochs": [], "holders": None, "diff": None}
     state = {"prev": None}
