@@ -74,3 +74,19 @@ def test_no_secret_reaches_any_report_file(report_dir, monkeypatch):
             assert secret not in text, (path.name, secret)
         if path.suffix in (".json", ".jsonl"):
             assert "ada" in text and "--author" in text
+
+
+def test_the_live_dashboard_starts_from_the_redacted_argv(tmp_path, monkeypatch):
+    import io
+    import sys
+
+    import watchdog
+    from watchdog.report.dashboard import Dashboard
+
+    secret = "sk-" + "a1B2c3D4" * 5
+    monkeypatch.setattr(sys, "argv", ["train.py", "--api-key", secret, "--epochs", "3"])
+    with watchdog.watch(report_dir=tmp_path / "wd", summary=False, dashboard=False) as run:
+        view = Dashboard(run, mode="lines", line_stream=io.StringIO()).view
+    assert view.argv[:2] == ["train.py", "--api-key"] and view.argv[3:] == ["--epochs", "3"]
+    assert secret not in " ".join(view.argv)
+    assert view.run_id == run.run_id and {c.name for c in run.checks} <= set(view.checks)

@@ -161,6 +161,7 @@ class Run:
         self._event_log_lost = 0
         self._dir_lock: ReportDirLock | None = None
         self.shared_report_dir: dict[str, Any] | None = None  # set when a live run held report_dir
+        self.start_metadata: dict[str, Any] = {}  # the run_start event's data (argv redacted)
 
     # -- DataLoader passes in progress ------------------------------------------------------------------
     @property
@@ -352,6 +353,7 @@ class Run:
         self._open_report_dir()
         if self.shared_report_dir is not None:
             start_metadata["shared_report_dir"] = self.shared_report_dir
+        self.start_metadata = start_metadata  # as logged: argv redacted (the dashboard starts from it)
         self.emit("run_start", start_metadata)
         for check_class in registry.all_checks():
             try:

@@ -159,20 +159,9 @@ class Dashboard:
 
     def _seed_from_run(self, run: Any) -> None:
         """What the run_start event said (it is emitted before the dashboard subscribes)."""
-        v = self.view
-        v.run_id = getattr(run, "run_id", None)
-        argv = getattr(run, "argv", None)
-        v.argv = [str(a) for a in argv] if isinstance(argv, list) else None
-        v.pid = getattr(run, "pid", None)
-        started = getattr(run, "started_at", None)
-        if isinstance(started, (int, float)):
-            v.t_start = float(started)
-            v.rate_samples.append((float(started), 0))
-        for check in list(getattr(run, "checks", []) or []):
-            name = getattr(check, "name", None)
-            if isinstance(name, str):
-                v.checks.setdefault(name, CheckStatus(name))
-        v.status = "running"
+        data = getattr(run, "start_metadata", None)  # a Run; tests drive the dashboard with bare counters
+        if isinstance(data, dict) and data:
+            self.view.apply({"kind": "run_start", "t": getattr(run, "started_at", None), "data": data})
 
     # ------------------------------------------------------------------ event intake
     def on_event(self, event: Any) -> None:
