@@ -6,6 +6,7 @@ undo that fails does not stop the others from running.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 _MISSING = object()
@@ -50,6 +51,75 @@ def set_attribute(owner: Any, name: str, value: Any) -> Undo:
     return Undo(restore, f"{getattr(owner, '__qualname__', type(owner).__name__)}.{name}")
 
 
+Hook = Callable[[tuple, dict], None]
+
+
+class FunctionPatch:
+    """One wrapper around ``owner.name`` that runs a list of pre-hooks, each removable by its own undo.
+
+    However many parts of watchdog watch a function (``torch.autograd.backward``: the training
+    probe's backward counter, the dashboard's loss), it is wrapped once. A hook gets the call's
+    ``(args, kwargs)`` before the function runs and cannot change them. A hook that raises is removed
+    and its ``on_error`` is told; the other hooks and the call itself go on. The function runs
+    exactly once per call, outside any ``try``: its exceptions reach the caller unchanged.
+
+    Removing the last hook puts the original back only if ``owner.name`` is still this wrapper; if
+    someone patched the function after watchdog, their patch stays and this wrapper, now without
+    hooks, is a plain pass-through inside it (``torch.utils.hooks.RemovableHandle`` removes only
+    its own registration in the same way).
+    """
+
+    _active: dict[tuple[int, str], "FunctionPatch"] = {}
+
+    def __init__(self, owner: Any, name: str):
+        self.owner, self.name = owner, name
+        self._had_own = name in owner.__dict__ if isinstance(owner, type) else True
+        self.original = getattr(owner, name)
+        self.hooks: dict[int, tuple[Hook, Callable[[BaseException], None]]] = {}
+        self._next_key = 0
+        hooks, original = self.hooks, self.original
+
+        @functools.wraps(original)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if hooks:
+                for key, (hook, on_error) in tuple(hooks.items()):
+                    try:
+                        hook(args, kwargs)
+                    except Exception as exc:  # watchdog's own error: this hook goes, the call does not
+                        hooks.pop(key, None)
+                        try:
+                            on_error(exc)
+                        except Exception:
+                            pass
+            return original(*args, **kwargs)
+
+        self.wrapper = wrapper
+
+    @classmethod
+    def hook(cls, owner: Any, name: str, hook: Hook, on_error: Callable[[BaseException], None]) -> Undo:
+        """Add ``hook`` to the one wrapper of ``owner.name`` (created on first use)."""
+        patch = cls._active.get((id(owner), name))
+        if patch is None:
+            patch = cls(owner, name)
+            setattr(owner, name, patch.wrapper)
+            cls._active[(id(owner), name)] = patch
+        key = patch._next_key
+        patch._next_key += 1
+        patch.hooks[key] = (hook, on_error)
+        return Undo(lambda: patch._remove(key), f"hook on {getattr(owner, '__name__', type(owner).__name__)}.{name}")
+
+    def _remove(self, key: int) -> None:
+        self.hooks.pop(key, None)
+        if self.hooks:
+            return
+        FunctionPatch._active.pop((id(self.owner), self.name), None)
+        if getattr(self.owner, self.name, None) is self.wrapper:
+            if self._had_own:
+                setattr(self.owner, self.name, self.original)
+            else:
+                delattr(self.owner, self.name)
+
+
 class PatchStack:
     """The undos of one run, undone last-in first-out."""
 
@@ -65,6 +135,10 @@ class PatchStack:
 
     def setattr(self, owner: Any, name: str, value: Any) -> Undo:
         return self.push(set_attribute(owner, name, value))
+
+    def hook(self, owner: Any, name: str, hook: Hook, on_error: Callable[[BaseException], None]) -> Undo:
+        """Run ``hook(args, kwargs)`` before each call of ``owner.name`` (one wrapper per function)."""
+        return self.push(FunctionPatch.hook(owner, name, hook, on_error))
 
     def add_undo(self, fn: Callable[[], None], description: str = "") -> Undo:
         return self.push(Undo(fn, description))

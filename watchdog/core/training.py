@@ -176,7 +176,6 @@ class TrainingProbe:
     def install(self, run: "Run") -> None:
         self.run = run
         self.counting_steps = True  # switched off (a pass-through) by an error in count_step
-        self.counting_backwards = True
         self.counting_forwards = True
         self._alarms: list[tuple[int, int, Any]] = []
         self._alarm_seq = itertools.count()
@@ -196,19 +195,8 @@ class TrainingProbe:
         handle = register_optimizer_step_post_hook(after_optimizer_step)
         run.patches.handle(handle, "optimizer step post-hook")
 
-        original_backward = torch.autograd.backward
-
-        @functools.wraps(original_backward)
-        def backward(*args: Any, **kwargs: Any) -> Any:
-            if probe.counting_backwards:
-                try:
-                    probe.count_backward()
-                except Exception as exc:
-                    probe.counting_backwards = False
-                    run.internal_error(BACKWARDS_COMPONENT, exc)
-            return original_backward(*args, **kwargs)
-
-        run.patches.setattr(torch.autograd, "backward", backward)
+        run.patches.hook(torch.autograd, "backward", lambda args, kwargs: probe.count_backward(),
+                         on_error=lambda exc: run.internal_error(BACKWARDS_COMPONENT, exc))
         run.patches.setattr(nn.Module, "__getstate__", _getstate_without_watchdog_hooks(nn.Module.__getstate__, run))
         run.discover_models = self.discover_models  # used by other probes at their boundaries
 

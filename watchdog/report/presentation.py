@@ -6,7 +6,6 @@ the HTML report off with an internal-error finding; it never stops the run from 
 """
 from __future__ import annotations
 
-import functools
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +27,6 @@ class PresentationProbe:
 
     def __init__(self) -> None:
         self.dashboard = None  # the run's Dashboard, when one was attached
-        self.watching_loss = True  # False once noting the loss failed: backward() passes through
 
     def install(self, run: "Run") -> None:
         try:
@@ -57,21 +55,9 @@ class PresentationProbe:
         """
         import torch
 
-        original = torch.autograd.backward
         holder = dashboard.loss_ref
-        probe = self
-
-        @functools.wraps(original)
-        def backward(*args: Any, **kwargs: Any) -> Any:
-            if probe.watching_loss:
-                try:
-                    probe.note_loss(holder, args, kwargs)
-                except Exception as exc:
-                    probe.watching_loss = False
-                    run.internal_error("dashboard:loss", exc)
-            return original(*args, **kwargs)
-
-        run.patches.setattr(torch.autograd, "backward", backward)
+        run.patches.hook(torch.autograd, "backward", lambda args, kwargs: self.note_loss(holder, args, kwargs),
+                         on_error=lambda exc: run.internal_error("dashboard:loss", exc))
 
     @staticmethod
     def note_loss(holder: list, args: tuple, kwargs: dict) -> None:
