@@ -224,7 +224,7 @@ def test_post_load_step_hook_is_removed_after_a_few_steps(tmp_path):
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
-        while run.steps < ARMED_STEPS + 4:
+        while run.loop.steps < ARMED_STEPS + 4:
             train_epoch(model, opt, loader())
         assert len(hooks) == before  # steady-state training pays nothing
     assert codes(run) == []

@@ -34,7 +34,7 @@ def test_a_torchscript_model_disables_only_model_hooking(report_dir):
     assert len(not_hooked) == 1 and not_hooked[0].severity == "info"
     assert "`model`" in not_hooked[0].message or "model" in not_hooked[0].evidence["names"]
     assert "watchdog/internal-error" not in codes
-    assert run.epoch == 2
+    assert run.loop.epoch == 2
 
 
 def test_a_torchscript_model_with_a_correct_split_has_only_the_info(report_dir):
@@ -66,7 +66,7 @@ def test_a_decorated_generator_is_watched_for_its_whole_life(report_dir):
     assert list(epochs) == [0, 1]
     run = training.watchdog_run
     assert watchdog.current_run() is None and run.status != "running"
-    assert run.epoch == 2
+    assert run.loop.epoch == 2
     assert [f.code for f in run.findings] == ["overlap/train-eval"]
 
 
@@ -105,7 +105,7 @@ def test_a_decorated_coroutine_is_watched_while_awaited(report_dir):
 
     assert asyncio.run(training(2)) == "done"
     run = training.watchdog_run
-    assert run.epoch == 2 and run.steps > 0
+    assert run.loop.epoch == 2 and run.loop.steps > 0
     assert [f.code for f in run.findings] == ["overlap/train-eval"]
     assert watchdog.current_run() is None
 

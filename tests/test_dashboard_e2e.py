@@ -176,6 +176,10 @@ def test_ctrl_c_stops_the_dashboard_thread(tmp_path, monkeypatch, capsys):
 def test_frames_are_rendered_off_the_training_thread(monkeypatch):
     class Run:
         steps = epoch = 0
+        loop = property(lambda self: self)
+
+        def all_open_passes(self):
+            return []
 
     import io
     from rich.console import Console

@@ -28,12 +28,16 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 class Counters:
-    """Stands in for a Run: the dashboard only reads `steps` and `epoch`."""
+    """Stands in for a Run and its loop state: the dashboard reads `loop.steps`, `loop.epoch` and the open passes."""
 
     def __init__(self):
         self.steps = 0
         self.epoch = 0
         self.errors = []
+        self.loop = self
+
+    def all_open_passes(self):
+        return []
 
     def internal_error(self, component, exc):
         self.errors.append((component, exc))
@@ -209,7 +213,10 @@ SCRIPT = textwrap.dedent("""
     from watchdog.report.dashboard import Dashboard
     sys.path.insert(0, {tests!r})
     from fixtures import fixture_events
-    class Run: steps = 0; epoch = 0
+    class Run:
+        steps = 0; epoch = 0
+        loop = property(lambda self: self)
+        def all_open_passes(self): return []
     run = Run()
     d = Dashboard(run, refresh_hz=2)
     print("MODE", d.mode)

@@ -56,7 +56,7 @@ def test_validation_every_epoch_is_clean(tmp_path):
         for _ in range(4):
             train_one_epoch(model, train_loader, optimizer, criterion)
             evaluate(model, val_loader, criterion)
-    assert run.epoch == 4
+    assert run.loop.epoch == 4
     assert run.findings == []
 
 
@@ -129,7 +129,7 @@ def test_mid_epoch_validation_with_a_val_loader_counts_for_that_epoch(tmp_path):
                 optimizer.step()
                 if i == 2:
                     evaluate(model, val_loader, criterion, restore=True)
-    assert run.epoch == 3
+    assert run.loop.epoch == 3
     assert run.findings == []
 
 
@@ -176,7 +176,7 @@ def tensor_loop(epochs, eval_each_epoch, tmp_path):
 
 def test_explicit_epoch_marks_with_evaluation_are_clean(tmp_path):
     run = tensor_loop(4, True, tmp_path)
-    assert run.epoch == 4 and run.epoch_source == "mark"
+    assert run.loop.epoch == 4 and run.loop.epoch_source == "mark"
     assert eval_codes(run) == []
 
 
@@ -233,7 +233,7 @@ def nanogpt_loop(tmp_path, max_iters, eval_interval, *, eval_at_end=False, eval_
 
 def test_step_based_loop_with_periodic_evaluation_is_clean(tmp_path):
     run = nanogpt_loop(tmp_path, max_iters=1200, eval_interval=250)
-    assert run.epoch == 0 and run.steps == 1201
+    assert run.loop.epoch == 0 and run.loop.steps == 1201
     assert eval_codes(run) == []
 
 
@@ -270,7 +270,7 @@ def test_mark_epoch_after_a_training_loader_pass_does_not_count_the_epoch_twice(
             train_one_epoch(model, train_loader, optimizer, criterion)
             evaluate(model, val_loader, criterion)
             watchdog.mark_epoch()
-    assert run.epoch == 3 and run.epoch_source == "mark"
+    assert run.loop.epoch == 3 and run.loop.epoch_source == "mark"
     assert run.findings == []
 
 
@@ -325,7 +325,7 @@ def test_a_single_epoch_without_evaluation_is_not_judged(tmp_path):
     model, train_loader, val_loader, optimizer, criterion = setup()
     with watch(tmp_path) as run:
         train_one_epoch(model, train_loader, optimizer, criterion)
-    assert run.epoch == 1 and run.findings == []
+    assert run.loop.epoch == 1 and run.findings == []
 
 
 def test_two_epochs_without_evaluation_are(tmp_path):
@@ -367,6 +367,6 @@ def test_one_long_epoch_evaluated_only_at_the_end_is_judged_by_steps(tmp_path):
     with watch(tmp_path) as run:
         train_one_epoch(model, train_loader, optimizer, criterion)
         evaluate(model, val_loader, criterion)
-    assert run.epoch == 1 and run.steps == 1100
+    assert run.loop.epoch == 1 and run.loop.steps == 1100
     assert finding(run, "eval/only-at-end").severity == "error"
     assert eval_codes(run) == ["eval/only-at-end"]

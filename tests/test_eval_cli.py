@@ -54,4 +54,4 @@ def test_strict_raises_watchdog_stop_into_the_loop(tmp_path):
                 train_one_epoch(model, train_loader, optimizer, criterion, set_train=False)
                 evaluate(model, val_loader, criterion)
     assert stopped.value.finding.code == "eval/train-in-eval-mode"
-    assert run.epoch == 2 and run.status == "stopped"
+    assert run.loop.epoch == 2 and run.status == "stopped"

@@ -43,7 +43,7 @@ def fit(tmp_path, eval_every, check_val_every_n_epoch):
 
 def test_lightning_validating_every_other_epoch_is_clean_with_eval_every_2(tmp_path):
     run = fit(tmp_path, eval_every=2, check_val_every_n_epoch=2)
-    assert run.steps == 24
+    assert run.loop.steps == 24
     assert eval_codes(run) == []
 
 

@@ -197,9 +197,9 @@ def test_step_alarms_are_removed_with_the_run(tmp_path):
     model, train_loader, val_loader, optimizer, criterion = setup()
     with watch(tmp_path) as run:
         train_one_epoch(model, train_loader, optimizer, criterion)
-    steps = run.steps
+    steps = run.loop.steps
     train_one_epoch(model, train_loader, optimizer, criterion)  # unwatched: nothing counts any more
-    assert run.steps == steps
+    assert run.loop.steps == steps
     assert not model._forward_pre_hooks
 
 
@@ -215,7 +215,7 @@ def test_a_failing_eval_check_is_switched_off_and_the_loop_is_unaffected(tmp_pat
         for _ in range(3):
             train_one_epoch(model, train_loader, optimizer, criterion, set_train=False)
             evaluate(model, val_loader, criterion)
-    assert run.steps == 18 and run.status == "ok"
+    assert run.loop.steps == 18 and run.status == "ok"
     f = finding(run, "watchdog/internal-error")
     assert f.evidence["component"] == "check:eval-mode" and "boom inside the check" in f.message
     assert codes(run) == ["watchdog/internal-error"]
@@ -254,7 +254,7 @@ def test_gan_discriminator_in_eval_mode_during_the_generator_step_is_clean(tmp_p
             opt_g.zero_grad()
             (-disc(gen(torch.randn(8, 4))).mean()).backward()
             opt_g.step()
-    assert run.steps == 80
+    assert run.loop.steps == 80
     assert eval_codes(run) == []
 
 
@@ -266,7 +266,7 @@ def test_step_alarms_ring_once_each_in_order_with_the_stepping_optimizer(tmp_pat
     rang = []
     with watch(tmp_path) as run:
         for step in (5, 3, 3, 9):
-            run.at_step(step, lambda step=step: rang.append((step, run.steps, run.stepping_optimizer is optimizer)))
+            run.loop.at_step(step, lambda step=step: rang.append((step, run.loop.steps, run.loop.stepping_optimizer is optimizer)))
         train_one_epoch(model, train_loader, optimizer, criterion)
-        assert run.stepping_optimizer is None
+        assert run.loop.stepping_optimizer is None
     assert rang == [(3, 3, True), (3, 3, True), (5, 5, True)]  # step 9 never came (6 steps)

@@ -37,7 +37,8 @@ from watchdog.core.registry import all_checks, all_probes
 EPOCHS = 3
 LATER_CALL = 3
 ALL_CHECKS, ALL_PROBES = all_checks(), all_probes()
-PROBE_MODULES = tuple(sorted({probe.__module__ for probe in ALL_PROBES}))  # the modules that hold the probes
+# The modules that hold the probes, and the loop state they write (its step alarms ring on the hot path).
+PROBE_MODULES = tuple(sorted({probe.__module__ for probe in ALL_PROBES} | {"watchdog.core.loop"}))
 DASHBOARD_MODULE = "watchdog.report.dashboard"
 
 # Called directly by torch, Python or a thread (not from inside a watchdog guard): they are the guards.
@@ -51,6 +52,7 @@ ENTRY_POINTS = {
     "watchdog.report.dashboard:LineProxy.write",  # the user's print()
     "watchdog.report.dashboard:LineProxy.flush",
     "watchdog.report.dashboard:_detach_after_fork",  # os.register_at_fork
+    "watchdog.core.loop:LoopState.__init__",  # built with the Run by watch(), before anything is installed
 }
 
 
@@ -123,7 +125,7 @@ def test_the_targets_cover_every_probe_check_and_the_dashboard():
         assert f"{probe.__module__}:{probe.__name__}.install" in ids
     for hot in ("TrainingProbe.count_step", "TrainingProbe.count_backward", "TrainingProbe.count_forward",
                 "DataLoaderProbe.count_batch", "DataLoaderProbe.note_sampled", "DataLoaderProbe.fingerprint",
-                "_without_watchdog_hooks", "TrainingProbe._ring_alarms", "CheckpointProbe.step_after_load",
+                "_without_watchdog_hooks", "LoopState._ring_alarms", "CheckpointProbe.step_after_load",
                 "PresentationProbe.note_loss"):
         assert any(i.endswith(":" + hot) for i in ids), hot
     assert "watchdog.report.dashboard:FrozenFrame.__rich_console__" in ids  # the redraw on print()

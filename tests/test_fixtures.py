@@ -107,7 +107,7 @@ def emitted_kinds(package: pathlib.Path = PACKAGE) -> tuple[set[str], list[str]]
     unresolved: list[str] = []
     for path, visitor in modules:
         for call, stack in visitor.calls:
-            if _callee(call) != "emit" or not isinstance(call.func, ast.Attribute) or len(call.args) < 2:
+            if _callee(call) not in ("emit", "_emit") or not isinstance(call.func, ast.Attribute) or len(call.args) < 2:
                 continue   # logging's Handler.emit(record) takes one argument
             found = resolve(call.args[0], stack, 0)
             if found is None:

@@ -65,7 +65,7 @@ def test_correct_split_has_no_findings(report_dir):
     with watchdog.watch(report_dir=report_dir, summary=False) as run:
         fit(make_model(), loader(train_ds, shuffle=True), loader(val_ds), epochs=3)
     assert run.findings == []
-    assert run.epoch == 3 and run.steps == 3 * 25
+    assert run.loop.epoch == 3 and run.loop.steps == 3 * 25
     report = json.loads((report_dir / "report.json").read_text())
     assert report["findings"] == [] and report["summary"]["epochs"] == 3
 

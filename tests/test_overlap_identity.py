@@ -49,7 +49,7 @@ def test_datasets_rebuilt_each_epoch_at_reused_addresses_give_no_findings(report
     assert len(set(dataset_ids)) < len(dataset_ids), dataset_ids
     assert [f for f in run.findings if f.severity in ("error", "warning")] == [], [str(f) for f in run.findings]
     assert not any(f.code.startswith("overlap/") for f in run.findings)
-    assert run.epoch == 12  # each rebuilt training loader carries the epochs on
+    assert run.loop.epoch == 12  # each rebuilt training loader carries the epochs on
     overlap = next(c for c in run.checks if c.name == "overlap")
     assert len(overlap.train_union) <= 1 and len(overlap.eval_by_loader) <= 1  # freed datasets forgotten
 
@@ -153,5 +153,5 @@ def test_two_threads_with_their_own_loops_are_kept_apart(report_dir):
             t.join(timeout=60)
         assert not any(t.is_alive() for t in threads)
     assert errors == []
-    assert run.steps == 2 * 2 * 3
+    assert run.loop.steps == 2 * 2 * 3
     assert [str(f) for f in run.findings if f.code.startswith("overlap/")] == []

@@ -1,6 +1,7 @@
 """One wrapper per patched function, hooks removable by their own undo (issue 10, item 4)."""
 from __future__ import annotations
 
+import json
 import types
 
 import pytest
@@ -86,6 +87,9 @@ def test_a_watched_run_wraps_backward_once_and_puts_it_back(tmp_path):
     with watchdog.watch(report_dir=tmp_path / "wd", summary=False, dashboard=False) as run:
         wrapper = torch.autograd.backward
         assert wrapper.__wrapped__ is original
-        train_epoch(make_model(), loader(make_dataset(64)), torch.optim.SGD(make_model().parameters(), lr=0.1))
-        assert run.backwards == 2
+        model = make_model()
+        train_epoch(model, loader(make_dataset(64)), torch.optim.SGD(model.parameters(), lr=0.1))
     assert torch.autograd.backward is original
+    events = [json.loads(line) for line in (tmp_path / "wd" / "events.jsonl").read_text().splitlines()]
+    [train_pass] = [e["data"] for e in events if e["kind"] == "loader_pass_end"]
+    assert train_pass["backwards"] == 2 and train_pass["steps"] == 2  # counted once per backward()

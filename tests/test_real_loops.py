@@ -47,7 +47,7 @@ def test_lightning_fit_with_validation_and_checkpoints_is_clean(tmp_path):
                          enable_model_summary=False, default_root_dir=str(tmp_path))
     with watchdog.watch(report_dir=tmp_path / "wd", summary=False) as run:
         trainer.fit(Classifier(), DataLoader(train_ds, batch_size=32, shuffle=True), DataLoader(val_ds, batch_size=32))
-    assert run.steps == 3 * 14 and run.epoch == 3
+    assert run.loop.steps == 3 * 14 and run.loop.epoch == 3
     assert problems(run) == []
 
 
@@ -119,6 +119,6 @@ def test_nanogpt_style_iteration_loop_is_clean(tmp_path):
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
-    assert run.steps == max_iters + 1
+    assert run.loop.steps == max_iters + 1
     assert problems(run) == []
     assert {f.code for f in run.findings} <= {"overlap/unchecked"}

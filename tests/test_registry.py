@@ -23,7 +23,7 @@ def emitted_kinds() -> set[str]:
     kinds = set()
     for path in PACKAGE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "emit" and node.args \
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) in ("emit", "_emit") and node.args \
                     and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
                 kinds.add(node.args[0].value)
     return kinds

@@ -51,7 +51,7 @@ def test_watched_training_is_bitwise_identical_to_unwatched(report_dir):
     plain_params, plain_rng, plain_next = run_training(7)
     with watchdog.watch(report_dir=report_dir, summary=False) as run:
         watched_params, watched_rng, watched_next = run_training(7)
-    assert run.steps == 3 * 12 and run.findings == []
+    assert run.loop.steps == 3 * 12 and run.findings == []
     for a, b in zip(plain_params, watched_params):
         assert torch.equal(a, b)
     assert torch.equal(plain_rng, watched_rng) and torch.equal(plain_next, watched_next)
@@ -78,7 +78,7 @@ def test_decorator_forms_and_findings_after_exit(report_dir):
     finally:
         os.chdir(cwd)
     assert (report_dir.parent / "watchdog-report" / "report.json").exists()  # the documented default
-    assert bare.watchdog_run.findings == [] and bare.watchdog_run.steps == 4
+    assert bare.watchdog_run.findings == [] and bare.watchdog_run.loop.steps == 4
     assert configured(make_model()) == "configured"
     first = configured.watchdog_run
     assert [f.code for f in first.findings] == ["overlap/same-loader"]
@@ -153,7 +153,7 @@ def test_a_failing_check_is_disabled_and_reported_while_training_goes_on(report_
     assert internal.severity == "warning" and internal.evidence["component"] == "check:exploding"
     assert internal.evidence["exception"] == "RuntimeError"
     assert "overlap/same-loader" in by_code  # the other checks kept working
-    assert run.steps == 2 * 7
+    assert run.loop.steps == 2 * 7
 
 
 class BrokenProbe:
@@ -280,7 +280,7 @@ def test_a_broken_dataloader_probe_is_switched_off_once(report_dir, monkeypatch)
             train_epoch(model, loader(ds), optimizer)
     assert len(calls) == 1  # switched off after the first failure
     assert [f.evidence["component"] for f in run.findings] == ["probe:dataloader"]
-    assert run.steps == 3 * 4
+    assert run.loop.steps == 3 * 4
 
 
 def test_torchrun_ranks_write_separate_reports(tmp_path, monkeypatch):
@@ -300,7 +300,7 @@ def test_watched_models_stay_picklable_and_load_without_watchdog(report_dir, tmp
     path = tmp_path / "whole.pt"
     with watchdog.watch(report_dir=report_dir, summary=False) as run:
         train_epoch(model, loader(make_dataset(64)), optimizer)
-        assert id(model) in run.models  # hooked
+        assert id(model) in run.loop.models  # hooked
         ema = copy.deepcopy(model)
         torch.save(model, path)
     assert not any("watchdog" in type(h).__module__ for h in ema._forward_pre_hooks.values())

@@ -114,7 +114,7 @@ class PassRecord:
         self.expected: int | None = None  # len(iterator): a loop may stop there without StopIteration
         self.where: str | None = None
         self.t0 = time.time()
-        self.epoch0 = run.epoch
+        self.epoch0 = run.loop.epoch
         self.explicit_role: str | None = None
         self.unchecked: str | None = loader.unchecked
         self.fingerprints: list[np.ndarray] | None = [] if run.options.fingerprint and self.unchecked is None else None
@@ -184,7 +184,6 @@ class DataLoaderProbe:
         self.deferred: list[PassRecord] = []
         self._loader_numbers = 0
         self.recording = True  # False once watchdog's own bookkeeping failed: the wrappers pass through
-        run.loader_resolver = self.resolver
         run.add_boundary(self.process_deferred)
         base = torch_dataloader._BaseDataLoaderIter
         original_init, original_reset, original_next = base.__init__, base._reset, base.__next__
@@ -282,11 +281,11 @@ class DataLoaderProbe:
         self.recording = False
         run = self.run
         try:
-            for record in list(run.open_passes):
+            for record in list(run.loop.open_passes):
                 record.closed = True
                 record.sampled = _Discard()
                 record.fingerprints = None
-            run.open_passes.clear()
+            run.loop.open_passes.clear()
             self.deferred.clear()
         except Exception:  # never raise from here: this runs inside the wrappers' guards
             pass
@@ -294,11 +293,11 @@ class DataLoaderProbe:
 
     # -- pass start --------------------------------------------------------------------------------
     def loader_info(self, loader: Any) -> LoaderInfo:
-        info = self.run.loaders.get(id(loader))
+        info = self.run.loop.loaders.get(id(loader))
         if info is None or info.ref() is not loader:
             self._loader_numbers += 1
             info = LoaderInfo(loader, self._loader_numbers, self.resolver.key_of(loader.dataset))
-            self.run.loaders[id(loader)] = info
+            self.run.loop._loaders[id(loader)] = info
         return info
 
     def begin_pass(self, it: Any, loader: Any) -> None:
@@ -330,8 +329,7 @@ class DataLoaderProbe:
         for name in names:
             if name not in info.names:
                 info.names.append(name)
-        if run.discover_models is not None:
-            run.discover_models(frames)
+        run.loop.discover_models(frames)
         if info.passes == 0:
             self._name_bases(loader, frames)
 
@@ -340,7 +338,7 @@ class DataLoaderProbe:
         info.where = info.where or record.where
         record.explicit_role = _explicit_roles.get(loader)
         record.eval_models_at_start = sum(
-            1 for m in run.models.values() if (mod := m.ref()) is not None and not mod.training
+            1 for m in run.loop.models.values() if (mod := m.ref()) is not None and not mod.training
         )
         try:
             record.expected = len(it)
@@ -349,11 +347,11 @@ class DataLoaderProbe:
         it.__dict__["_wd_pass"] = record
         if record.unchecked is None:
             self._wrap_sampler(it, record)
-        record.stack = run.open_passes
+        record.stack = run.loop.open_passes
         record.stack.append(record)
         run.emit("loader_pass_start", {"loader": info.label, "loader_id": info.loader_id,
                                        "pass_index": record.index, "where": record.where,
-                                       "epochs_completed": run.epoch, "step": run.steps},
+                                       "epochs_completed": run.loop.epoch, "step": run.loop.steps},
                  refs={"record": record})
         return stop
 
@@ -467,12 +465,12 @@ class DataLoaderProbe:
                 "forwards": record.forwards, "nograd_forwards": record.nograd_forwards,
                 "eval_mode_forwards": record.eval_mode_forwards, "nograd_batches": record.nograd_batches,
                 "complete": not record.abandoned, "unchecked": record.unchecked, "where": record.where,
-                "epochs_completed": record.epoch0, "step": run.steps, "seconds": round(time.time() - record.t0, 3),
+                "epochs_completed": record.epoch0, "step": run.loop.steps, "seconds": round(time.time() - record.t0, 3),
             },
             refs={"record": record, "served": record.served, "bases": bases, "loader_info": info},
         )
         if role == "train":
-            run.training_pass_ended(info)
+            run.loop.training_pass_ended(info)
 
     def process_deferred(self) -> None:
         """Close passes that ended without ``StopIteration``, at the next boundary.
@@ -492,7 +490,7 @@ class DataLoaderProbe:
     def finish(self) -> None:
         """Run end: close what is still open (a pass cut short, or the exception's pass)."""
         self.process_deferred()
-        for record in reversed(self.run.all_open_passes()):
+        for record in reversed(self.run.loop.all_open_passes()):
             record.abandoned = True
             self._end_pass(record)
         self.run.take_pending_stop()  # too late to stop anything: the findings stand

@@ -34,6 +34,7 @@ from .format import most_severe_first
 from .patching import PatchStack
 from .redact import redact_argv
 from . import registry
+from .loop import LoopState
 from ..report.jsonreport import REPORT_EVENT_KINDS
 from ..report.text import terminal_safe
 
@@ -103,12 +104,6 @@ def current_run() -> "Run | None":
     return _active_run
 
 
-class PassStack(list):
-    """One thread's open DataLoader passes (a list that can be weakly referenced)."""
-
-    __slots__ = ("__weakref__",)
-
-
 class Run:
     """One watched run: live state for checks, the event bus, and the findings."""
 
@@ -134,24 +129,8 @@ class Run:
         self.disabled: set[str] = set()
         self.depth = 0
         self.archived_to: Path | None = None
-        # Live state the probes keep and the checks read.
-        self.steps = 0
-        self.backwards = 0
-        self.epoch = 0
-        self.epoch_source: str | None = None  # "loader" | "mark"
-        self.primary_train_loader: Any = None
-        self.forward_calls = 0
-        self.nograd_forward_calls = 0
-        self.eval_mode_forward_calls = 0
-        self.optimizers: dict[int, Any] = {}
-        self.models: dict[int, Any] = {}
-        self.loaders: dict[int, Any] = {}
-        self._thread_passes = threading.local()  # .stack: this thread's open DataLoader passes
-        self._pass_stacks: "weakref.WeakValueDictionary[int, PassStack]" = weakref.WeakValueDictionary()
-        self._pass_stacks_lock = threading.Lock()
-        self._pass_stack_numbers = itertools.count()  # stacks in the order their threads opened them
-        self.discover_models: Callable[[list], None] | None = None
-        self.loader_resolver: Any = None
+        # The loop's state: written only by the loop probes, read by everyone (core/loop.py).
+        self.loop = LoopState(self.emit, self.internal_error)
         self._boundaries: list[Callable[[], Any]] = []
         self._pending_stop: WatchdogStop | None = None
         self._stop_raised = False
@@ -163,27 +142,13 @@ class Run:
         self.shared_report_dir: dict[str, Any] | None = None  # set when a live run held report_dir
         self.start_metadata: dict[str, Any] = {}  # the run_start event's data (argv redacted)
 
-    # -- DataLoader passes in progress ------------------------------------------------------------------
-    @property
-    def open_passes(self) -> "PassStack":
-        """This thread's DataLoader passes in progress, innermost last.
-
-        One stack per thread: steps, ``backward()`` calls and forwards are counted on the innermost
-        pass of the thread that makes them, so threads training their own loops stay apart.
-        """
-        try:
-            return self._thread_passes.stack
-        except AttributeError:
-            stack = self._thread_passes.stack = PassStack()
-            with self._pass_stacks_lock:
-                self._pass_stacks[next(self._pass_stack_numbers)] = stack
-            return stack
-
-    def all_open_passes(self) -> list[Any]:
-        """The open passes of every thread (each thread's innermost last), for the run end and display."""
-        with self._pass_stacks_lock:
-            stacks = [stack for _, stack in sorted(self._pass_stacks.items(), key=lambda item: item[0])]
-        return [record for stack in stacks for record in list(stack)]
+    # -- the loop's state, read-only (transitional: checks read run.loop) ----------------------------
+    steps = property(lambda self: self.loop.steps)
+    epoch = property(lambda self: self.loop.epoch)
+    epoch_source = property(lambda self: self.loop.epoch_source)
+    optimizers = property(lambda self: self.loop.optimizers)
+    models = property(lambda self: self.loop.models)
+    loaders = property(lambda self: self.loop.loaders)
 
     # -- findings ------------------------------------------------------------------------------------
     @property
@@ -207,8 +172,8 @@ class Run:
                 self.emit("finding", {**existing.to_dict(), "update": True})
                 current = existing
             else:
-                finding.epoch = self.epoch if finding.epoch is None else finding.epoch
-                finding.step = self.steps if finding.step is None else finding.step
+                finding.epoch = self.loop.epoch if finding.epoch is None else finding.epoch
+                finding.step = self.loop.steps if finding.step is None else finding.step
                 finding.time = time.time()
                 self._findings[finding.identity] = finding
                 self.emit("finding", {**finding.to_dict(), "update": False})
@@ -307,43 +272,13 @@ class Run:
                 self.internal_error("boundary", exc)
 
     # -- epochs ----------------------------------------------------------------------------------------
-    def training_pass_ended(self, loader_info: Any) -> None:
-        """A pass over a training loader ended: an epoch, unless the user marks epochs explicitly."""
-        if self.epoch_source == "mark":
-            return
-        if self.primary_train_loader is None:
-            self.primary_train_loader = loader_info
-            self.epoch_source = "loader"
-        primary = self.primary_train_loader
-        if primary.ref() is None and primary.dataset_ref() is None and primary.where == loader_info.where is not None:
-            self.primary_train_loader = primary = loader_info  # rebuilt in the epoch loop: its successor
-        if loader_info is primary or loader_info.dataset_id == primary.dataset_id:
-            self._end_epoch("loader", loader_info.label)
-
     def mark_epoch(self) -> None:
-        """The user's explicit epoch boundary (loops without DataLoaders).
-
-        From the first mark on, epochs are counted by marks only (training-loader passes no longer
-        end epochs). A first mark that follows a loader-ended epoch with no optimizer step since
-        confirms that epoch instead of counting it twice.
-        """
-        confirms = (self.epoch_source == "loader" and self.epoch > 0
-                    and getattr(self, "_last_epoch_end_steps", None) == self.steps)
-        if self.epoch_source != "mark":
-            self.epoch_source = "mark"
-        self._run_boundaries()
-        if not confirms:
-            self._end_epoch("mark", None)
+        """The user's explicit epoch boundary (``watchdog.mark_epoch()``): the run's boundaries run,
+        the epoch ends (the rule is ``LoopState.mark_epoch``), and a pending ``strict`` stop is raised."""
+        self.loop.mark_epoch(before_epoch_end=self._run_boundaries)
         stop = self.take_pending_stop()
         if stop is not None:
             raise stop
-
-    def _end_epoch(self, source: str, loader: str | None) -> None:
-        epoch = self.epoch
-        self.epoch += 1
-        self._last_epoch_end_steps = self.steps
-        self.emit("epoch_end", {"epoch": epoch, "epochs_completed": self.epoch, "steps": self.steps,
-                                "source": source, "loader": loader})
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> "Run":
@@ -415,7 +350,7 @@ class Run:
             end = self._end_metadata(exc)
         except Exception as error:  # the run still ends in the log, with what is sure
             self.internal_error("shutdown:run-end", error)
-            end = {"status": self.status, "epochs": self.epoch, "steps": self.steps}
+            end = {"status": self.status, "epochs": self.loop.epoch, "steps": self.loop.steps}
         with contextlib.suppress(Exception):
             self.emit("run_end", end)
         with contextlib.suppress(Exception):
@@ -568,14 +503,14 @@ class Run:
             "status": self.status,
             "ended_at": _iso(self.ended_at),
             "seconds": round((self.ended_at or time.time()) - (self.started_at or time.time()), 3),
-            "epochs": self.epoch,
-            "steps": self.steps,
-            "epoch_source": self.epoch_source,
+            "epochs": self.loop.epoch,
+            "steps": self.loop.steps,
+            "epoch_source": self.loop.epoch_source,
             "exception": None if exc is None or isinstance(exc, SystemExit) else type(exc).__name__,
             "devices": _devices(),
-            "optimizers": [{"name": o.label, "type": o.type_name, "steps": o.steps} for o in self.optimizers.values()],
-            "models": [{"name": m.label, "type": m.type_name} for m in self.models.values()],
-            "loaders": [info.to_dict() for info in self.loaders.values()],
+            "optimizers": [{"name": o.label, "type": o.type_name, "steps": o.steps} for o in self.loop.optimizers.values()],
+            "models": [{"name": m.label, "type": m.type_name} for m in self.loop.models.values()],
+            "loaders": [info.to_dict() for info in self.loop.loaders.values()],
             "disabled": sorted(self.disabled),
         }
 
@@ -615,7 +550,7 @@ class Run:
 
     def __repr__(self) -> str:
         counts = {s: sum(1 for f in self._findings.values() if f.severity == s) for s in SEVERITIES}
-        return f"<watchdog.Run {self.run_id} {self.status} epochs={self.epoch} steps={self.steps} findings={counts}>"
+        return f"<watchdog.Run {self.run_id} {self.status} epochs={self.loop.epoch} steps={self.loop.steps} findings={counts}>"
 
 
 # Reporters that other modules add (the HTML report): writer(report_dir, report_dict).

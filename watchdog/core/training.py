@@ -11,18 +11,14 @@ in which grad mode and module mode, for the innermost open pass. Evaluation-like
 ``no_grad`` while no DataLoader pass is open, or under ``no_grad`` in eval mode inside one) also note,
 per model, the step count at which they ran; training forwards (grad on) never take that branch.
 
-Step alarms: ``run.at_step(step, fn)`` calls ``fn()`` right after the optimizer step that brings
-``run.steps`` to ``step``, with ``run.stepping_optimizer`` set to the optimizer that stepped (the
-only per-step cost is comparing ``run.steps`` with ``run.next_step_alarm``). Checks use it to look at a boundary that has no event of its own: the first
-step of a new epoch, or every so many steps in loops without epochs.
+What it counts is written into the run's ``LoopState`` (``run.loop``, core/loop.py), which this probe
+and the DataLoader probe own. Step alarms (``run.loop.at_step(step, fn)``) ring from ``count_step``:
+the only per-step cost is comparing the step count with the next alarm's step.
 """
 
 from __future__ import annotations
 
 import functools
-import heapq
-import itertools
-import sys
 import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -69,7 +65,7 @@ class ModelInfo:
     ref: Any = field(repr=False)
     type_name: str
     names: list[str] = field(default_factory=list)
-    # Evaluation forwards: the distinct values of run.steps at which this model ran forwards under
+    # Evaluation forwards: the distinct step counts at which this model ran forwards under
     # no_grad/inference_mode while no DataLoader pass was open, or in eval mode under no_grad inside
     # a pass; and, outside passes, how many no_grad forwards ran (in train mode).
     eval_steps: list[int] = field(default_factory=list, repr=False)
@@ -177,11 +173,7 @@ class TrainingProbe:
         self.run = run
         self.counting_steps = True  # switched off (a pass-through) by an error in count_step
         self.counting_forwards = True
-        self._alarms: list[tuple[int, int, Any]] = []
-        self._alarm_seq = itertools.count()
-        run.next_step_alarm = sys.maxsize
-        run.stepping_optimizer = None
-        run.at_step = self.at_step
+        self.loop = loop = run.loop
         probe = self
 
         def after_optimizer_step(optimizer: Any, args: Any, kwargs: Any) -> None:
@@ -198,33 +190,31 @@ class TrainingProbe:
         run.patches.hook(torch.autograd, "backward", lambda args, kwargs: probe.count_backward(),
                          on_error=lambda exc: run.internal_error(BACKWARDS_COMPONENT, exc))
         run.patches.setattr(nn.Module, "__getstate__", _getstate_without_watchdog_hooks(nn.Module.__getstate__, run))
-        run.discover_models = self.discover_models  # used by other probes at their boundaries
+        loop._model_discovery = self.discover_models  # used by other probes at their boundaries
 
     # -- per step (called inside the guards above: an error here never reaches the user) ---------
     def count_step(self, optimizer: Any) -> None:
-        run = self.run
-        run.steps += 1
-        if run.steps >= run.next_step_alarm:
-            self._ring_alarms(optimizer)
-        passes = run.open_passes
+        loop = self.loop
+        loop._steps += 1
+        if loop._steps >= loop._next_step_alarm:
+            loop._ring_alarms(optimizer)
+        passes = loop.open_passes
         if passes:
             passes[-1].steps += 1
-        info = run.optimizers.get(id(optimizer))
+        info = loop._optimizers.get(id(optimizer))
         if info is None or info.ref() is not optimizer:
             try:
                 self._first_step(optimizer)
             except Exception as exc:
-                run.internal_error("probe:training:optimizers", exc)
+                self.run.internal_error("probe:training:optimizers", exc)
                 # Recorded anyway, so the first-step work is not retried at every step.
-                run.optimizers[id(optimizer)] = OptimizerInfo(weakref.ref(optimizer), type(optimizer).__name__,
-                                                              run.steps, 1)
+                loop._optimizers[id(optimizer)] = OptimizerInfo(weakref.ref(optimizer), type(optimizer).__name__,
+                                                                loop._steps, 1)
         else:
             info.steps += 1
 
     def count_backward(self) -> None:
-        run = self.run
-        run.backwards += 1
-        passes = run.open_passes
+        passes = self.loop.open_passes
         if passes:
             passes[-1].backwards += 1
 
@@ -234,48 +224,26 @@ class TrainingProbe:
 
         frames = user_frames(4)
         names = names_in_frames({id(optimizer): optimizer}, frames).get(id(optimizer), [])
-        if run.discover_models is not None:
-            try:  # loops without DataLoaders: the model is in the stepping frame
-                run.discover_models(frames)
-            except Exception as exc:  # the optimizer is still recorded, so this runs once, not per step
-                run.internal_error("probe:training:models", exc)
-        info = OptimizerInfo(weakref.ref(optimizer), type(optimizer).__name__, run.steps, 1, names)
-        run.optimizers[id(optimizer)] = info
+        try:  # loops without DataLoaders: the model is in the stepping frame
+            self.discover_models(frames)
+        except Exception as exc:  # the optimizer is still recorded, so this runs once, not per step
+            run.internal_error("probe:training:models", exc)
+        info = OptimizerInfo(weakref.ref(optimizer), type(optimizer).__name__, self.loop.steps, 1, names)
+        self.loop._optimizers[id(optimizer)] = info
         run.emit(
             "optimizer_first_step",
-            {"optimizer": info.label, "type": info.type_name, "step": run.steps,
+            {"optimizer": info.label, "type": info.type_name, "step": self.loop.steps,
              "param_tensors": sum(len(g["params"]) for g in optimizer.param_groups)},
             refs={"optimizer": optimizer},
         )
 
-    # -- step alarms ------------------------------------------------------------------------------
-    def at_step(self, step: int, fn: Any) -> None:
-        """Call ``fn()`` right after the optimizer step that brings ``run.steps`` to ``step`` (or later)."""
-        heapq.heappush(self._alarms, (int(step), next(self._alarm_seq), fn))
-        self.run.next_step_alarm = self._alarms[0][0]
-
-    def _ring_alarms(self, optimizer: Any) -> None:
-        run = self.run
-        alarms = self._alarms
-        run.stepping_optimizer = optimizer  # which optimizer's step rang, for the alarm callbacks
-        try:
-            while alarms and alarms[0][0] <= run.steps:
-                _, _, fn = heapq.heappop(alarms)
-                try:
-                    fn()
-                except Exception as exc:
-                    run.internal_error(f"alarm:{getattr(fn, '__qualname__', fn)}", exc)
-        finally:
-            run.stepping_optimizer = None
-            run.next_step_alarm = alarms[0][0] if alarms else sys.maxsize
-
     # -- boundaries -----------------------------------------------------------------------------
     def discover_models(self, frames: list[UserFrame]) -> None:
         """Hook root models (modules with parameters, not inside another found model) in ``frames``."""
-        run = self.run
+        models = self.loop._models
         found = objects_in_frames(nn.Module, frames)
         for obj_id, (module, name) in found.items():
-            known = run.models.get(obj_id)
+            known = models.get(obj_id)
             if known is not None and known.ref() is module:
                 if name not in known.names:
                     known.names.append(name)
@@ -283,12 +251,12 @@ class TrainingProbe:
             if not _has_parameters(module) or self._inside_known_model(module):
                 continue
             info = ModelInfo(weakref.ref(module), type(module).__name__, [name])
-            run.models[obj_id] = info
+            models[obj_id] = info
             try:
                 self._count_forwards(module, info, name)
             except Exception as exc:  # a ScriptModule, say: only this model goes uncounted
                 self._report_not_hooked(info, exc)
-        for info in list(run.models.values()):  # a hooked model compiled in place since
+        for info in list(models.values()):  # a hooked model compiled in place since
             module = info.ref()
             if module is not None and info.counting == "hook" and _compiled_in_place(module):
                 info.stop_counting()
@@ -322,7 +290,7 @@ class TrainingProbe:
                 module.register_forward_pre_hook(count), f"forward pre-hook on {name}")
 
     def _inside_known_model(self, module: nn.Module) -> bool:
-        for info in list(self.run.models.values()):
+        for info in list(self.loop.models.values()):
             root = info.ref()
             if root is not None and root is not module and any(m is module for m in root.modules()):
                 return True
@@ -332,29 +300,24 @@ class TrainingProbe:
         """One forward of a root model: counted for the run and the innermost open pass."""
         if _is_compiling():
             return
-        run = self.run
+        loop = self.loop
         grad = _is_grad_enabled()
         training = module.training
-        run.forward_calls += 1
-        if not grad:
-            run.nograd_forward_calls += 1
-        if not training:
-            run.eval_mode_forward_calls += 1
-        passes = run.open_passes
+        passes = loop.open_passes
         if passes:
             current = passes[-1]
             current.forwards += 1
             if not grad:
                 current.nograd_forwards += 1
                 if not training:  # eval mode + no_grad: evaluation, even inside a training pass
-                    _note_eval_step(info, run.steps)
+                    _note_eval_step(info, loop.steps)
             if not training:
                 current.eval_mode_forwards += 1
         elif not grad:  # evaluation outside any DataLoader pass (not the training hot path)
             info.nograd_forwards_outside += 1
             if training:
                 info.nograd_train_mode_forwards_outside += 1
-            _note_eval_step(info, run.steps)
+            _note_eval_step(info, loop.steps)
 
 
 def _note_eval_step(info: ModelInfo, now: int) -> None:

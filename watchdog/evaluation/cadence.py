@@ -253,7 +253,7 @@ class EvalCadenceCheck(Check):
                 "no_evaluation": never,
                 "final": final,
             },
-            where=getattr(run.primary_train_loader, "where", None),
+            where=getattr(run.loop.primary_train_loader, "where", None),
             key="epochs",
         ))
 

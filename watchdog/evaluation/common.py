@@ -129,9 +129,7 @@ def at_step(check: Any, step: int, fn: Any) -> bool:
     """Schedule ``fn`` at ``step`` through the training probe's step alarms, guarded like a handler:
     an exception disables ``check`` (unsubscribed, no ``finish``) and becomes an internal-error finding."""
     run = check.run
-    schedule = getattr(run, "at_step", None)
-    if schedule is None:
-        return False
+    schedule = run.loop.at_step
     component = f"check:{check.name}"
 
     def guarded() -> None:

@@ -83,7 +83,7 @@ class EvalModeCheck(Check):
     def _sample_mode(self) -> None:
         """Called right after an optimizer step: is a root model that this optimizer steps in eval mode?"""
         run = self.run
-        for info in self.trained.stepped_by(getattr(run, "stepping_optimizer", None)):
+        for info in self.trained.stepped_by(run.loop.stepping_optimizer):
             root = info.ref()
             if root is None:
                 continue

@@ -5,7 +5,7 @@ decides *whether* and *when* to draw it.
 
 Costs on the training thread: the bus listener appends each event to a deque (events come at
 boundaries: loader passes, epoch ends, findings; never per step). Everything else (folding events
-into the view, sampling `run.steps`/`run.epoch`, rendering ≈ 5 ms a frame) happens on the
+into the view, sampling `run.loop.steps`/`run.loop.epoch`, rendering ≈ 5 ms a frame) happens on the
 dashboard's own thread at `refresh_hz` ≤ 2. No tensor is read, so no host-device sync is added.
 
 Modes (`display_mode()`):
@@ -362,14 +362,13 @@ class Dashboard:
         run = self.run
         if run is None:
             return
-        steps = getattr(run, "steps", None)
-        epoch = getattr(run, "epoch", None)
+        loop = run.loop
+        steps, epoch = loop.steps, loop.epoch
         v = self.view
         v.sample(self._clock(), steps if isinstance(steps, int) else None,
                  epoch if isinstance(epoch, int) else None)
         self._sample_loss()
-        all_open_passes = getattr(run, "all_open_passes", None)
-        passes = all_open_passes() if callable(all_open_passes) else None
+        passes = loop.all_open_passes()
         record = passes[-1] if passes else None
         if record is None or v.phase == "done":
             v.current_batches = None
