@@ -27,6 +27,8 @@ from .roundtrip import Unverifiable, compare, crc_changes, leaf_crcs, read_back
 
 @dataclass
 class FileRecord:
+    """A file this run saved: (size, mtime) as written, its entries' fingerprints if it was read back."""
+
     stat: tuple[int, int]
     crcs: dict[str, str]
     steps: int
