@@ -9,7 +9,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import watchdog
-from watchdog.checkpoint.check import fmt
+from watchdog.core.format import fmt_number as fmt
 from watchdog.checkpoint.resume import lr_at
 
 from tests.ckpt_loops import X, Y, codes, loader, make, train_epoch, watch  # noqa: E402,F401

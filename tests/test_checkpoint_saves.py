@@ -12,7 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import watchdog
-from watchdog.checkpoint.check import fmt
+from watchdog.core.format import fmt_number as fmt
 from watchdog.core.events import read_events
 
 from tests.ckpt_loops import X, Y, codes, loader, make, train_epoch, watch  # noqa: E402,F401
@@ -339,8 +339,25 @@ def test_internal_failure_is_contained(tmp_path):
         train_epoch(model, opt, loader())  # training goes on
     assert buf.tell() > 0
     (f,) = [f for f in run.findings if f.code == "watchdog/internal-error"]
-    assert f.evidence["component"] == "check:checkpoint" and "cannot read back" in f.message
+    assert f.evidence["component"] == "check:checkpoint-integrity" and "cannot read back" in f.message
 
+
+
+def test_a_failing_read_back_switches_off_only_the_integrity_check(tmp_path):
+    class BrokenReadBack(io.BytesIO):
+        def getvalue(self):  # watchdog's read-back uses it; torch.save does not
+            raise RuntimeError("cannot read back")
+
+    model, opt, _ = make()
+    with watch(tmp_path) as run:
+        train_epoch(model, opt, loader())
+        torch.save({"model": model.state_dict(), "epoch": 0}, BrokenReadBack())  # no optimizer state
+        train_epoch(model, opt, loader())
+    (internal,) = [f for f in run.findings if f.code == "watchdog/internal-error"]
+    assert internal.evidence["component"] == "check:checkpoint-integrity"
+    # what the save left out is still judged: completeness is a check of its own
+    (missing,) = [f for f in run.findings if f.code == "checkpoint/missing-optimizer-state"]
+    assert missing.check == "checkpoint-completeness" and missing.evidence["checkpoint"] == "<bytesio>"
 
 def test_object_that_does_not_pickle_what_it_holds_is_a_roundtrip_mismatch(tmp_path):
     import collections
@@ -404,9 +421,9 @@ def test_unverified_rewrite_noticed_at_load(tmp_path):
 
 
 def test_checkpoint_too_large_for_free_memory_is_not_read_back(tmp_path, monkeypatch):
-    import watchdog.checkpoint.check as check_module
+    import watchdog.checkpoint.integrity as integrity_module
 
-    monkeypatch.setattr(check_module, "MAX_READBACK_FRACTION", 1e-12)  # as if memory were nearly full
+    monkeypatch.setattr(integrity_module, "MAX_READBACK_FRACTION", 1e-12)  # as if memory were nearly full
     model, opt, _ = make()
     with watch(tmp_path) as run:
         train_epoch(model, opt, loader())

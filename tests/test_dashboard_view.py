@@ -34,15 +34,16 @@ def epoch_end_samples(events: list[dict]) -> list[dict]:
 # `print(render_text(RunView.from_events(fixture_events("memory_leak"))))` and read the diff.
 EXPECTED_100 = """\
 ╭─ watchdog · run 20231114-221320-4242 · ok ───────────────────────────────────────────────────────╮
-│ epoch 6   steps 150   rate 110 steps/s   phase done   elapsed 00:01                              │
+│ epoch 6   steps 150   rate 102 steps/s   phase done   elapsed 00:01                              │
 │                                                                                                  │
 │ memory per epoch                             checks                                              │
-│ source         chart       last    Δ/epoch   ✔  checkpoint    ok                                 │
-│ rss_bytes      ▁▁▂▃▇█   320 MiB   +951 KiB   ▲  eval-cadence  warning  eval/missing-epochs: Epo… │
-│ tensor_bytes   ▁▂▄▅▇█   152 KiB  +12.6 KiB   ✔  eval-mode     ok                                 │
-│ tensors        ▁▂▄▅▇█       324        +50   ▲  memory        warning  memory/tensor-growth: Li… │
-│ graph_bytes    ▁▂▄▅▇█  75.6 KiB  +12.6 KiB   ✔  overlap       ok                                 │
-│ graph_tensors  ▁▂▄▅▇█       300        +50   ✔  resume        ok                                 │
+│ source         chart       last    Δ/epoch   ✔  checkpoint-comp…  ok                             │
+│ rss_bytes      ▁▂▂▂▇█   319 MiB   +716 KiB   ✔  checkpoint-inte…  ok                             │
+│ tensor_bytes   ▁▂▄▅▇█   152 KiB  +12.6 KiB   ▲  eval-cadence      warning  eval/missing-epochs:… │
+│ tensors        ▁▂▄▅▇█       324        +50   ✔  eval-mode         ok                             │
+│ graph_bytes    ▁▂▄▅▇█  75.6 KiB  +12.6 KiB   ▲  memory            warning  memory/tensor-growth… │
+│ graph_tensors  ▁▂▄▅▇█       300        +50   ✔  overlap           ok                             │
+│                                              ✔  resume            ok                             │
 │                                                                                                  │
 │ newest findings                                                                                  │
 │ ep 1       warning  eval/missing-epochs   Epochs 0–5 of 6 had no evaluation; no evaluation ran … │
@@ -84,7 +85,8 @@ def test_view_of_the_leaking_run_shows_the_epoch_end_census_growing():
     assert [b - a for a, b in zip(graphs, graphs[1:])] == [50.0] * 5
     assert view.checks["memory"].severity == "warning"
     assert view.checks["eval-cadence"].severity == "warning"      # the example never evaluates
-    assert view.checks["overlap"].severity == view.checks["checkpoint"].severity == "ok"
+    assert view.checks["overlap"].severity == "ok"
+    assert view.checks["checkpoint-completeness"].severity == view.checks["checkpoint-integrity"].severity == "ok"
     assert [r["eval"] for r in view.eval_cadence()] == [0] * 6
     assert view.overlaps() == [] and view.checkpoints == []
 
@@ -130,7 +132,8 @@ def test_view_of_the_checkpoint_runs_shows_what_each_save_held():
         assert ck.codes == {"checkpoint/missing-optimizer-state": "error", "checkpoint/missing-scheduler-state": "error"}
     # read back once (checkpoint_verify="first"), and equal
     assert [ck.verified for ck in view.checkpoints] == [True, None, None]
-    assert view.checks["checkpoint"].severity == "error"
+    assert view.checks["checkpoint-completeness"].severity == "error"  # the saves leave optimizer and scheduler out
+    assert view.checks["checkpoint-integrity"].severity == "ok"        # and read back equal
 
     resume = RunView.from_events(fixture_events("checkpoint_seed_resume"))
     assert resume.checks["resume"].severity == "error"

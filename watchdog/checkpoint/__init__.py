@@ -1,10 +1,13 @@
 """Checkpoints that do not round-trip, and resumes that restore only part of the training state."""
-from .check import CheckpointCheck
+from .completeness import CheckpointCompletenessCheck
+from .integrity import CheckpointIntegrityCheck
 from .probe import CheckpointProbe
 from .resume import ResumeCheck
 
 PROBES = (CheckpointProbe,)
-CHECKS = (CheckpointCheck, ResumeCheck)
+# Completeness before integrity: a save first closes the previous checkpoint (its missing-state
+# findings), then is read back (its round-trip findings), as one check used to do it.
+CHECKS = (CheckpointCompletenessCheck, CheckpointIntegrityCheck, ResumeCheck)
 EVENTS = {
     "checkpoint_saved": "target (path/bytesio/file), path, bytes, steps, where, holds; refs: obj, inventory",
     "checkpoint_loaded": "a torch.load: path, target, steps, holds; refs: inventory",

@@ -36,7 +36,7 @@ from ..core.frames import names_in_frames, user_frames
 from .statetree import Inventory
 from ..core.check import Check
 from ..core.format import fmt_count, fmt_number as fmt
-from .check import live_scalers, live_schedulers
+from .live import live_scalers, live_schedulers
 
 MAX_SIM_STEPS = 1_000_000
 
