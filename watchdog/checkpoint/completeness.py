@@ -24,7 +24,7 @@ from ..core.check import Check
 from ..core.findings import Finding
 from ..core.format import fmt_count, fmt_number as fmt
 from ..core.frames import names_in_frames, user_frames
-from .live import (LiveOptimizer, LiveScaler, LiveScheduler, SaveRecord, describe_live_optimizer, live_scalers,
+from .live import (LiveOptimizer, LiveScaler, LiveScheduler, SaveRecord, describe_live_optimizer, SeenObjects, live_scalers,
                    live_schedulers, name_of, scaler_scale)
 
 
@@ -50,6 +50,7 @@ class CheckpointCompletenessCheck(Check):
 
     def __init__(self, run: Any):
         super().__init__(run)
+        self.seen = SeenObjects()  # schedulers and scalers the probe saw
         self.group: SaveGroup | None = None
         self.weight_exports: list[str] = []
         self.optimizer_state_saved: set[str] = set()  # labels of live optimizers whose state was saved
@@ -57,11 +58,17 @@ class CheckpointCompletenessCheck(Check):
         self.counts: dict[tuple[str, str], int] = {}
 
     # -- events ---------------------------------------------------------------------------------------
+    def on_scheduler_seen(self, event: Any) -> None:
+        self.seen.note(event)
+
+    def on_scaler_seen(self, event: Any) -> None:
+        self.seen.note(event)
+
     def on_checkpoint_saved(self, event: Any) -> None:
         data, refs = event.data, event.refs or {}
         record = SaveRecord.from_event(event)
         key = data.get("dir") or (data.get("path") or f"<{data.get('target')}>")
-        if self.group is not None and (self.group.key != key or self.group.steps != self.run.steps):
+        if self.group is not None and (self.group.key != key or self.group.steps != self.run.loop.steps):
             self._close_group()
         if record.inv.whole_modules:
             self._whole_module(record)
@@ -79,18 +86,18 @@ class CheckpointCompletenessCheck(Check):
 
     # -- the live state a checkpoint is judged against ------------------------------------------------
     def _open_group(self, key: str, nearby: list[Any]) -> SaveGroup:
-        group = SaveGroup(key, self.run.steps)
+        group = SaveGroup(key, self.run.loop.steps)
         live: dict[int, Any] = {}
-        for info in list(self.run.optimizers.values()):
+        for info in list(self.run.loop.optimizers.values()):
             opt = info.ref()
             if opt is None:
                 continue
             live[id(opt)] = opt
             group.optimizers.append(describe_live_optimizer(info, opt))
-        labels = {id(info.ref()): info.label for info in self.run.optimizers.values() if info.ref() is not None}
+        labels = {id(info.ref()): info.label for info in self.run.loop.optimizers.values() if info.ref() is not None}
         frames = user_frames(8)
-        sched_objs = live_schedulers(self.run, nearby, live)
-        scaler_objs = live_scalers(self.run, nearby)
+        sched_objs = live_schedulers(self.seen, nearby, live)
+        scaler_objs = live_scalers(self.seen, nearby)
         names = names_in_frames({id(o): o for o in sched_objs + scaler_objs}, frames)
         for s in sched_objs:
             group.schedulers.append(LiveScheduler(
@@ -233,7 +240,7 @@ class CheckpointCompletenessCheck(Check):
         ))
 
     def _whole_module(self, record: SaveRecord) -> None:
-        live = [info for info in self.run.optimizers.values() if info.ref() is not None]
+        live = [info for info in self.run.loop.optimizers.values() if info.ref() is not None]
         if not live:
             return
         module = record.inv.whole_modules[0]

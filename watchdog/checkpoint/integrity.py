@@ -111,7 +111,7 @@ class CheckpointIntegrityCheck(Check):
         if record.path and data.get("target") == "path":
             st = _stat(record.path)
             if st is not None:
-                self.files[record.path] = FileRecord(st, {}, self.run.steps, record.label)
+                self.files[record.path] = FileRecord(st, {}, self.run.loop.steps, record.label)
         if policy == "off" or source is None:
             return
         layout = (tuple(sorted(w.path for w in record.inv.weights)), tuple(o.path for o in record.inv.optimizers),
@@ -146,7 +146,7 @@ class CheckpointIntegrityCheck(Check):
         if record.path:
             st = _stat(record.path)
             if st is not None:
-                self.files[record.path] = FileRecord(st, crcs, self.run.steps, record.label)
+                self.files[record.path] = FileRecord(st, crcs, self.run.loop.steps, record.label)
         if total:
             shown = "; ".join(f"{d.path}: {d.detail}" for d in diffs[:3])
             if data.get("main_thread") is False:

@@ -9,6 +9,8 @@ Shared by the completeness, integrity and resume checks.
 
 from __future__ import annotations
 
+import weakref
+
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -79,10 +81,25 @@ def name_of(obj: Any, frames_names: dict[int, list[str]]) -> str | None:
     return names[-1] if names else None
 
 
-def live_schedulers(run: Any, nearby: list[Any], optimizers: dict[int, Any]) -> list[Any]:
+class SeenObjects:
+    """The LR schedulers and grad scalers the checkpoint probe saw (its ``scheduler_seen`` /
+    ``scaler_seen`` events), weakly: a check that needs them keeps one and feeds it those events."""
+
+    def __init__(self) -> None:
+        self.schedulers: dict[int, Any] = {}  # id -> weakref
+        self.scalers: dict[int, Any] = {}
+
+    def note(self, event: Any) -> None:
+        obj = (event.refs or {}).get("object")
+        if obj is not None:
+            registry = self.schedulers if event.kind == "scheduler_seen" else self.scalers
+            registry[id(obj)] = weakref.ref(obj)
+
+
+def live_schedulers(seen: SeenObjects, nearby: list[Any], optimizers: dict[int, Any]) -> list[Any]:
     """LR schedulers attached to the given optimizers (by id), children of chained ones excluded."""
     found: dict[int, Any] = {}
-    for ref in list(getattr(run, "schedulers", {}).values()):
+    for ref in list(seen.schedulers.values()):
         s = ref()
         if s is not None:
             found[id(s)] = s
@@ -100,10 +117,10 @@ def live_schedulers(run: Any, nearby: list[Any], optimizers: dict[int, Any]) -> 
     ]
 
 
-def live_scalers(run: Any, nearby: list[Any]) -> list[Any]:
+def live_scalers(seen: SeenObjects, nearby: list[Any]) -> list[Any]:
     """Grad scalers seen updating this run or near the user's frames."""
     found: dict[int, Any] = {}
-    for ref in list(getattr(run, "scalers", {}).values()):
+    for ref in list(seen.scalers.values()):
         s = ref()
         if s is not None:
             found[id(s)] = s

@@ -11,7 +11,7 @@ Patches, while a run is watched:
 * ``load_state_dict`` of ``Optimizer``, every ``LRScheduler`` class that defines one,
   ``torch.amp.GradScaler`` and ``nn.Module`` → ``state_loaded`` (outermost call only).
 * ``LRScheduler.step`` (and overrides) and ``GradScaler.update``: first-sight registration into
-  ``run.schedulers`` / ``run.scalers`` (a dict lookup per call after the first), event
+  its ``schedulers`` / ``scalers`` registries (a dict lookup per call after the first), event
   ``scheduler_seen`` / ``scaler_seen``.
 * After a load that holds training state, a global optimizer post-step hook is armed for a few
   steps: the first step of each optimizer after the load becomes ``optimizer_step_after_load``.
@@ -93,8 +93,8 @@ class CheckpointProbe:
         self._armed = False
         self._steps_after_load = 0
         self._seen_after_load: set[int] = set()
-        run.schedulers = {}  # id -> weakref, LR schedulers seen stepping or near a save
-        run.scalers = {}  # id -> weakref, GradScalers seen updating or near a save
+        self.schedulers: dict[int, Any] = {}  # id -> weakref, LR schedulers seen stepping or near a save
+        self.scalers: dict[int, Any] = {}  # id -> weakref, GradScalers seen updating or near a save
 
         patches = run.patches
         patches.setattr(torch, "save", self._wrap_save(torch.save))
@@ -109,10 +109,10 @@ class CheckpointProbe:
             if "load_state_dict" in cls.__dict__:
                 patches.setattr(cls, "load_state_dict", self._wrap_load_state_dict(cls.__dict__["load_state_dict"], "scheduler"))
             if "step" in cls.__dict__:
-                patches.setattr(cls, "step", self._wrap_first_sight(cls.__dict__["step"], run.schedulers, "scheduler_seen"))
+                patches.setattr(cls, "step", self._wrap_first_sight(cls.__dict__["step"], self.schedulers, "scheduler_seen"))
         scaler_cls = torch.amp.GradScaler
         patches.setattr(scaler_cls, "load_state_dict", self._wrap_load_state_dict(scaler_cls.__dict__["load_state_dict"], "scaler"))
-        patches.setattr(scaler_cls, "update", self._wrap_first_sight(scaler_cls.__dict__["update"], run.scalers, "scaler_seen"))
+        patches.setattr(scaler_cls, "update", self._wrap_first_sight(scaler_cls.__dict__["update"], self.scalers, "scaler_seen"))
         patches.setattr(
             torch.nn.Module,
             "load_state_dict",
@@ -151,9 +151,9 @@ class CheckpointProbe:
         out = []
         for obj, _name in found.values():
             if isinstance(obj, torch.amp.GradScaler):
-                self.register(self.run.scalers, obj, "scaler_seen")
+                self.register(self.scalers, obj, "scaler_seen")
             else:
-                self.register(self.run.schedulers, obj, "scheduler_seen")
+                self.register(self.schedulers, obj, "scheduler_seen")
             out.append(obj)
         return out
 
@@ -238,7 +238,7 @@ class CheckpointProbe:
                 "path": dest["path"],
                 "dir": os.path.dirname(dest["path"]) if dest["path"] else None,
                 "bytes": size,
-                "steps": self.run.steps,
+                "steps": self.run.loop.steps,
                 "where": where,
                 "thread": threading.current_thread().name,
                 "main_thread": threading.current_thread() is threading.main_thread(),
@@ -286,7 +286,7 @@ class CheckpointProbe:
         self.nearby(frames)
         self.run.emit(
             "checkpoint_loaded",
-            {"path": path, "target": "path" if path else type(f).__name__, "steps": self.run.steps,
+            {"path": path, "target": "path" if path else type(f).__name__, "steps": self.run.loop.steps,
              "where": frames[0].where if frames else None, "holds": inv.summary()},
             refs={"obj": result, "inventory": inv},
         )
@@ -316,16 +316,16 @@ class CheckpointProbe:
         return load_state_dict
 
     def _state_loaded(self, obj: Any, state_dict: Any, target: str) -> None:
-        data: dict[str, Any] = {"target": target, "type": type(obj).__name__, "id": id(obj), "steps": self.run.steps}
+        data: dict[str, Any] = {"target": target, "type": type(obj).__name__, "id": id(obj), "steps": self.run.loop.steps}
         if target == "optimizer":
             state = getattr(obj, "state", {})
             data["params_with_state"] = sum(1 for v in state.values() if v)
             data["lrs"] = [float(g["lr"]) for g in obj.param_groups if isinstance(g.get("lr"), (int, float))]
         elif target == "scheduler":
-            self.register(self.run.schedulers, obj, "scheduler_seen")
+            self.register(self.schedulers, obj, "scheduler_seen")
             data["last_epoch"] = getattr(obj, "last_epoch", None)
         elif target == "scaler":
-            self.register(self.run.scalers, obj, "scaler_seen")
+            self.register(self.scalers, obj, "scaler_seen")
         self.run.emit("state_loaded", data, refs={"target": obj, "state": state_dict})
 
     # -- first sight of schedulers and scalers -------------------------------------------------------
@@ -387,7 +387,7 @@ class CheckpointProbe:
             nearby = self.nearby(frames)
             self.run.emit(
                 "optimizer_step_after_load",
-                {"type": type(optimizer).__name__, "id": id(optimizer), "steps": self.run.steps,
+                {"type": type(optimizer).__name__, "id": id(optimizer), "steps": self.run.loop.steps,
                  "lrs": [float(g["lr"]) for g in optimizer.param_groups if isinstance(g.get("lr"), (int, float))],
                  "where": frames[0].where if frames else None},
                 refs={"optimizer": optimizer, "nearby": nearby},

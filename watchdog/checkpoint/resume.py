@@ -36,7 +36,7 @@ from ..core.frames import names_in_frames, user_frames
 from .statetree import Inventory
 from ..core.check import Check
 from ..core.format import fmt_count, fmt_number as fmt
-from .live import live_scalers, live_schedulers
+from .live import SeenObjects, live_scalers, live_schedulers
 
 MAX_SIM_STEPS = 1_000_000
 
@@ -131,12 +131,19 @@ class ResumeCheck(Check):
 
     def __init__(self, run: Any):
         super().__init__(run)
+        self.seen = SeenObjects()  # schedulers and scalers the probe saw
         self.loads: list[LoadRecord] = []
         self.restored: dict[int, Any] = {}  # id -> weakref of objects whose load_state_dict ran
         self.judged: set[int] = set()
         self.loads_judged = False  # a step was judged against the current loads: the next load starts afresh
 
     # -- events ---------------------------------------------------------------------------------------
+    def on_scheduler_seen(self, event: Any) -> None:
+        self.seen.note(event)
+
+    def on_scaler_seen(self, event: Any) -> None:
+        self.seen.note(event)
+
     def on_checkpoint_loaded(self, event: Any) -> None:
         refs = event.refs or {}
         inv = refs.get("inventory")
@@ -172,7 +179,7 @@ class ResumeCheck(Check):
         return ref is not None and ref() is obj
 
     def _label(self, opt: Any) -> tuple[str, str | None]:
-        info = self.run.optimizers.get(id(opt))
+        info = self.run.loop.optimizers.get(id(opt))
         if info is not None and info.ref() is opt:
             names = getattr(info, "names", None) or []
             return info.label, (names[-1] if names else None)
@@ -193,7 +200,7 @@ class ResumeCheck(Check):
         counters = [c for l in loads for c in l.inv.counters]
         label, var = self._label(opt)
         n_params = sum(len(g["params"]) for g in opt.param_groups)
-        info = self.run.optimizers.get(id(opt))
+        info = self.run.loop.optimizers.get(id(opt))
         first_step = info.first_step if info is not None and info.ref() is opt else None
         saved_opts = [(l, o) for l in loads for o in l.inv.optimizers]
         match = next(((l, o) for l, o in saved_opts if o.n_params == n_params and o.n_with_state > 0), None)
@@ -274,7 +281,7 @@ class ResumeCheck(Check):
         if not r.fresh:
             return False
         restarted = False
-        for sched in live_schedulers(self.run, r.nearby, {id(r.opt): r.opt}):
+        for sched in live_schedulers(self.seen, r.nearby, {id(r.opt): r.opt}):
             if id(sched) in self.judged or self._was_restored(sched):
                 continue
             self.judged.add(id(sched))
@@ -332,7 +339,7 @@ class ResumeCheck(Check):
 
     def _judge_scalers(self, r: "Resume") -> None:
         """``resume/scaler-not-restored`` for each enabled GradScaler near the step that was not loaded."""
-        for scaler in live_scalers(self.run, r.nearby):
+        for scaler in live_scalers(self.seen, r.nearby):
             if id(scaler) in self.judged or self._was_restored(scaler) or not scaler.is_enabled():
                 continue
             self.judged.add(id(scaler))

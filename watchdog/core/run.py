@@ -142,14 +142,6 @@ class Run:
         self.shared_report_dir: dict[str, Any] | None = None  # set when a live run held report_dir
         self.start_metadata: dict[str, Any] = {}  # the run_start event's data (argv redacted)
 
-    # -- the loop's state, read-only (transitional: checks read run.loop) ----------------------------
-    steps = property(lambda self: self.loop.steps)
-    epoch = property(lambda self: self.loop.epoch)
-    epoch_source = property(lambda self: self.loop.epoch_source)
-    optimizers = property(lambda self: self.loop.optimizers)
-    models = property(lambda self: self.loop.models)
-    loaders = property(lambda self: self.loop.loaders)
-
     # -- findings ------------------------------------------------------------------------------------
     @property
     def findings(self) -> list[Finding]:

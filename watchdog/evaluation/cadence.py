@@ -2,11 +2,11 @@
 
 **Epochs.** Loops with a training DataLoader: epoch ``e`` runs from the start of the training
 loader's pass ``e`` to the start of its pass ``e+1`` (or the end of the run), so its boundary ``B_e``
-is ``run.steps`` when the next training pass starts. Passes are counted from their start, not their
+is ``run.loop.steps`` when the next training pass starts. Passes are counted from their start, not their
 end, because frameworks that prefetch or know the length (Lightning) never exhaust the iterator and
 its end is seen late; whatever happens between two training passes (validation) belongs to the
 epoch before. The training loader is the first one whose pass trained (optimizer steps). Loops that
-call ``watchdog.mark_epoch()`` use the ``epoch_end`` events instead: ``B_e`` is ``run.steps`` at mark
+call ``watchdog.mark_epoch()`` use the ``epoch_end`` events instead: ``B_e`` is ``run.loop.steps`` at mark
 ``e`` (a first mark right after a loader-ended epoch confirms that epoch). Epochs
 are numbered among the windows that trained (had optimizer steps); a pass with no step (peeking at
 one batch) is no epoch.
@@ -78,9 +78,9 @@ class EvalCadenceCheck(Check):
     def __init__(self, run: Any):
         super().__init__(run)
         self.trained = TrainedModels(run)
-        self.pass_starts: dict[str, list[int]] = {}  # loader id -> run.steps at each pass start
+        self.pass_starts: dict[str, list[int]] = {}  # loader id -> run.loop.steps at each pass start
         self.train_loader_id: str | None = None  # the first loader whose pass trained
-        self.epoch_end_steps: list[int] = []  # run.steps at each epoch_end (the boundaries once epochs are marked)
+        self.epoch_end_steps: list[int] = []  # run.loop.steps at each epoch_end (the boundaries once epochs are marked)
         self.eval_pass_steps: list[int] = []  # step counts at which evaluation passes ended
         self.eval_pass_loaders: list[str] = []  # the loader of each of those passes
         self.judged = 0  # windows closed so far
@@ -99,7 +99,7 @@ class EvalCadenceCheck(Check):
     def on_loader_pass_start(self, event: Any) -> None:
         data = event.data
         starts = self.pass_starts.setdefault(str(data.get("loader_id")), [])
-        starts.append(int(data.get("step", self.run.steps)))
+        starts.append(int(data.get("step", self.run.loop.steps)))
         if data.get("loader_id") == self.train_loader_id and len(starts) > 1:
             at_step(self, starts[-1] + 1, self._next_epoch_started)  # the previous epoch is over
 
@@ -107,32 +107,32 @@ class EvalCadenceCheck(Check):
         data = event.data
         role = data.get("role")
         if role == "eval" and data.get("batches", 0) > 0:
-            self.eval_pass_steps.append(int(data.get("step", self.run.steps)))
+            self.eval_pass_steps.append(int(data.get("step", self.run.loop.steps)))
             self.eval_pass_loaders.append(str(data.get("loader")))
         elif role == "train" and self.train_loader_id is None:
             self.train_loader_id = str(data.get("loader_id"))
-            self._close_windows(self.run.steps)  # known late (Lightning): earlier epochs may be over
+            self._close_windows(self.run.loop.steps)  # known late (Lightning): earlier epochs may be over
 
     def on_epoch_end(self, event: Any) -> None:
         steps = int(event.data["steps"])
         self.epoch_end_steps.append(steps)
-        if self.run.epoch_source == "mark":
-            self._close_windows(self.run.steps)
+        if self.run.loop.epoch_source == "mark":
+            self._close_windows(self.run.loop.steps)
             at_step(self, steps + 1, self._next_epoch_started)
 
     def _next_epoch_started(self) -> None:
-        self._close_windows(self.run.steps)
+        self._close_windows(self.run.loop.steps)
 
     def finish(self) -> None:
         # A run cut short (exception, Ctrl-C, SIGTERM, stopped by watchdog) never reached the evaluation
         # of its last epoch, or the next periodic one: only windows closed by a later step are judged.
         completed = self.run.status == "ok"
-        self._close_windows(self.run.steps, final=completed)
+        self._close_windows(self.run.loop.steps, final=completed)
         self.final_epochs = len(self.epoch_steps)
         if len(self.evaluated) >= MIN_TRAINED_EPOCHS:
             if self.missing:
                 self._report_missing(final=True)
-        elif self.run.steps > 0 and completed:
+        elif self.run.loop.steps > 0 and completed:
             self._judge_step_based()  # no epochs, or a single one: judged by optimizer steps
 
     # -- epochs and evaluation points ------------------------------------------------------------------
@@ -140,11 +140,11 @@ class EvalCadenceCheck(Check):
         if self.train_loader_id is None:
             return []
         bounds = self.pass_starts.get(self.train_loader_id, [])[1:]
-        return bounds + [self.run.steps] if final else list(bounds)
+        return bounds + [self.run.loop.steps] if final else list(bounds)
 
     def boundaries(self, final: bool) -> list[int]:
         """B_e of every epoch window known so far (with ``final``, the open last one ends now)."""
-        if self.run.epoch_source == "mark":
+        if self.run.loop.epoch_source == "mark":
             return list(self.epoch_end_steps)  # the session keeps loader epochs and marks consistent
         return self._loader_boundaries(final)
 
@@ -185,7 +185,7 @@ class EvalCadenceCheck(Check):
             self.run.emit("eval_window", {
                 "epoch": epoch, "first_step": start + 1, "last_step": end, "evaluated": evaluated,
                 "by": sorted({what for _, what in sources[first_after:last_in]}),
-                "eval_every": self.every, "epoch_source": self.run.epoch_source})
+                "eval_every": self.every, "epoch_source": self.run.loop.epoch_source})
             if evaluated:
                 self.gap = []
                 self.trailing_missing = []
@@ -208,7 +208,7 @@ class EvalCadenceCheck(Check):
         total = len(self.epoch_steps)
         points = self.eval_points()
         during = [s for s in points if s > 0]
-        steps = run.steps
+        steps = run.loop.steps
         ranges = fmt_ranges(missing)
         plural = "epochs" if len(missing) > 1 else "epoch"
         evaluated = sorted(e for e, ok in self.evaluated.items() if ok)
@@ -245,7 +245,7 @@ class EvalCadenceCheck(Check):
                 "epochs": total,
                 "evaluated_epochs": evaluated[:EVIDENCE_CAP],
                 "eval_every": self.every,
-                "epoch_source": run.epoch_source,
+                "epoch_source": run.loop.epoch_source,
                 "epoch_end_steps": self.epoch_steps[:EVIDENCE_CAP],
                 "eval_steps": sorted(set(points))[:EVIDENCE_CAP],
                 "steps": steps,
@@ -259,7 +259,7 @@ class EvalCadenceCheck(Check):
 
     # -- loops without epochs ----------------------------------------------------------------------------
     def _judge_step_based(self) -> None:
-        steps = self.run.steps
+        steps = self.run.loop.steps
         points = self.eval_points()
         during = [s for s in points if 0 < s < steps]
         if during or steps < STEP_RUN_MIN_STEPS:

@@ -83,12 +83,12 @@ class TrainedModels:
     def infos(self, alive: bool = True) -> list[Any]:
         """ModelInfos of trained models (only those still alive, unless ``alive=False``)."""
         run = self.run
-        key = (len(run.optimizers), len(run.models))
+        key = (len(run.loop.optimizers), len(run.loop.models))
         if key != self._seen:
             self._seen = key
             self._update()
         out = []
-        for info in list(run.models.values()):
+        for info in list(run.loop.models.values()):
             if not self._trained.get(id(info), True):
                 continue
             if alive and info.ref() is None:
@@ -111,7 +111,7 @@ class TrainedModels:
 
     def _update(self) -> None:
         params: set[int] = set()
-        for opt in list(self.run.optimizers.values()):
+        for opt in list(self.run.loop.optimizers.values()):
             optimizer = opt.ref()
             if optimizer is None:
                 continue
@@ -119,7 +119,7 @@ class TrainedModels:
                 params.update(id(p) for p in group["params"])
         if not params:
             return
-        for info in list(self.run.models.values()):
+        for info in list(self.run.loop.models.values()):
             module = info.ref()
             if module is not None:
                 self._trained[id(info)] = any(id(p) in params for p in module.parameters())

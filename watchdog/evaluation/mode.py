@@ -64,7 +64,7 @@ class EvalModeCheck(Check):
     def on_optimizer_first_step(self, event: Any) -> None:
         if self.scheduled:
             return
-        self.scheduled = at_step(self, _next_alarm(self.run.steps), self._on_alarm)
+        self.scheduled = at_step(self, _next_alarm(self.run.loop.steps), self._on_alarm)
         self._sample_mode()
 
     def on_epoch_end(self, event: Any) -> None:
@@ -73,10 +73,10 @@ class EvalModeCheck(Check):
 
     def on_loader_pass_start(self, event: Any) -> None:
         if self.scheduled:  # the first step after any pass starts: after evaluation, or a new epoch
-            at_step(self, int(event.data.get("step", self.run.steps)) + 1, self._sample_mode)
+            at_step(self, int(event.data.get("step", self.run.loop.steps)) + 1, self._sample_mode)
 
     def _on_alarm(self) -> None:
-        at_step(self, _next_alarm(self.run.steps), self._on_alarm)
+        at_step(self, _next_alarm(self.run.loop.steps), self._on_alarm)
         self._sample_mode()
         self._judge_outside_eval()
 
@@ -90,7 +90,7 @@ class EvalModeCheck(Check):
             state = self.eval_mode_training.get(id(info))
             if root.training:
                 if state is not None:
-                    state["train_mode_seen_at_step"] = run.steps
+                    state["train_mode_seen_at_step"] = run.loop.steps
                 continue
             frozen = mode_dependent_modules(root, training=False)
             if not frozen:
@@ -98,11 +98,11 @@ class EvalModeCheck(Check):
             if state is None:
                 frames = user_frames(4)
                 state = self.eval_mode_training[id(info)] = {
-                    "first_step": run.steps, "first_epoch": run.epoch, "samples_in_eval_mode": 0,
+                    "first_step": run.loop.steps, "first_epoch": run.loop.epoch, "samples_in_eval_mode": 0,
                     "where": frames[0].where if frames else None,
                 }
             state["samples_in_eval_mode"] += 1
-            state["last_step"] = run.steps
+            state["last_step"] = run.loop.steps
             state.pop("train_mode_seen_at_step", None)
             self._report_train_in_eval(info, frozen, state)
 
@@ -172,7 +172,7 @@ class EvalModeCheck(Check):
 
     def _judge_outside_eval(self, final: bool = False) -> None:
         """Forwards under no_grad outside DataLoader passes with the model in train mode (nanoGPT-style eval)."""
-        steps = self.run.steps
+        steps = self.run.loop.steps
         if steps < PART_OF_STEP_MIN_STEPS and not final:
             return  # too early to tell evaluation from a per-step no_grad forward
         for info in self.trained.infos():

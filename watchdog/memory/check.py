@@ -419,7 +419,7 @@ class MemoryCheck(Check):
                 series.setdefault("rss", []).append((step, s["rss"]))
             for c in s.get("cuda") or []:
                 series.setdefault(f"cuda:{c['device']}", []).append((step, c["allocated"]))
-        first_epoch = self.run.epoch == 0
+        first_epoch = self.run.loop.epoch == 0
         for name, samples in series.items():
             if (name, first_epoch) in self.within_reported:
                 continue
@@ -432,7 +432,7 @@ class MemoryCheck(Check):
                 continue
             per_step, start = found
             self.within_reported.add((name, first_epoch))
-            epoch = self.run.epoch + 1
+            epoch = self.run.loop.epoch + 1
             steps_per_epoch = self.last_epoch_steps or None
             text = f"+{fmt_bytes(per_step * 100)} per 100 steps"
             if steps_per_epoch:

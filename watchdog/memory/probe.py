@@ -129,8 +129,8 @@ class MemoryProbe:
             cuda_dicts.append(d)
         data: dict[str, Any] = {
             "at": "epoch_end",
-            "epoch": event.data.get("epochs_completed", run.epoch),
-            "steps": run.steps,
+            "epoch": event.data.get("epochs_completed", run.loop.epoch),
+            "steps": run.loop.steps,
             "rss": self.rss.read() if self.rss is not None else None,
             "cuda": cuda_dicts,
         }
@@ -192,7 +192,7 @@ class MemoryProbe:
             if run is None or run.is_disabled("probe:memory"):
                 return
             try:
-                steps = run.steps
+                steps = run.loop.steps
                 if steps == self._last_sampled_step:
                     continue
                 self._last_sampled_step = steps
@@ -202,7 +202,7 @@ class MemoryProbe:
                         self._sampled_max[m.device] = m.allocated
                 data: dict[str, Any] = {
                     "at": "sampler",
-                    "epoch": run.epoch,
+                    "epoch": run.loop.epoch,
                     "steps": steps,
                     "rss": self.rss.read() if self.rss is not None else None,
                     "cuda": [{"device": m.device, "allocated": m.allocated, "reserved": m.reserved} for m in cuda],

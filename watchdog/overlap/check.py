@@ -86,15 +86,15 @@ class OverlapCheck(Check):
             self._compare_content(loader_id)
 
     def finish(self) -> None:
-        if self.run.steps > 0 and not self.run.loaders:
+        if self.run.loop.steps > 0 and not self.run.loop.loaders:
             self.report(Finding(
                 code="overlap/unchecked",
                 severity="info",
-                message=f"No DataLoader was iterated during this run ({self.run.steps} optimizer steps), so "
+                message=f"No DataLoader was iterated during this run ({self.run.loop.steps} optimizer steps), so "
                         "which samples were trained on and which were evaluated on could not be seen.",
                 fix="Nothing to change if your pipeline keeps splits apart by construction; iterate a "
                     "torch DataLoader to have train/eval overlap checked.",
-                evidence={"reason": "no-dataloader", "steps": self.run.steps},
+                evidence={"reason": "no-dataloader", "steps": self.run.loop.steps},
                 key="no-dataloader",
             ))
 
