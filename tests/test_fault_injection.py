@@ -107,7 +107,7 @@ def all_targets() -> list[Target]:
     # step alarm, a boundary, the teardown; the finding names the part that was switched off.
     probe_family = ("probe:", "check:", "alarm:", "boundary", "undo:", "shutdown")
     for module_name in PROBE_MODULES:
-        extra = ("dashboard", "html-report") if module_name == "watchdog.report.presentation" else ()
+        extra = ("dashboard",) if module_name == "watchdog.report.presentation" else ()
         targets += _functions_of(module_name, probe_family + extra)
     targets += _functions_of(DASHBOARD_MODULE, ("dashboard", "undo:dashboard", "probe:presentation",
                                                 "listener:Dashboard."))

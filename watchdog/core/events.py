@@ -34,6 +34,11 @@ CORE_EVENTS: dict[str, str] = {
 }
 
 
+# The kinds report.json is built from: a live run keeps these events in memory, so its report holds
+# everything it saw even when lines of the log were lost.
+REPORT_EVENT_KINDS = frozenset({"run_start", "run_end", "finding", "epoch_end", "loader_pass_end"})
+
+
 class UnknownEventKind(ValueError):
     """An event kind no feature declares: a misspelt ``on_<kind>`` handler or ``emit`` call."""
 

@@ -83,3 +83,35 @@ def fmt_ranges(numbers: Iterable[int]) -> str:
         parts.append(str(values[i]) if i == j else f"{values[i]}–{values[j]}")
         i = j + 1
     return ", ".join(parts)
+
+
+# -- text from the user's program, for a terminal ----------------------------------------------------
+# Names, paths, argv and exception messages come from the user's program. Printed raw, a control
+# character could move the cursor, clear the screen, retitle the terminal or reorder text (bidi
+# overrides): the terminal summary, the dashboard and watchdog's stderr lines print them through this.
+# Bidirectional overrides, embeddings and isolates, and the marks that reorder text.
+_BIDI = frozenset([0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+
+
+def _unsafe(code: int) -> bool:
+    return code < 0x20 or 0x7F <= code < 0xA0 or code in _BIDI
+
+
+def terminal_safe(text: Any, *, keep_newlines: bool = False) -> str:
+    """``text`` with each control character written as a visible escape (``\\x1b``, ``\\u202e``).
+
+    ``keep_newlines`` keeps ``\\n`` (a finding's multi-line message); nothing else is kept.
+    """
+    text = text if isinstance(text, str) else str(text)
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if not _unsafe(code) or (keep_newlines and ch == "\n"):
+            out.append(ch)
+        elif code < 0x100:
+            out.append(f"\\x{code:02x}")
+        else:
+            out.append(f"\\u{code:04x}")
+    return "".join(out)

@@ -32,6 +32,11 @@ def all_probes() -> list[Any]:
     return _declared("PROBES")
 
 
+def write_reports(report_dir: Any, events: Any, **options: Any) -> Any:
+    """The end-of-run reports (``watchdog.report.reports.write_reports``)."""
+    return importlib.import_module("watchdog.report.reports").write_reports(report_dir, events, **options)
+
+
 def event_kinds() -> dict[str, str]:
     """Every event kind the log can hold (the core's and each feature's ``EVENTS``), with what it carries."""
     from .events import CORE_EVENTS

@@ -28,15 +28,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .._version import __version__
-from .events import EVENT_LOG_NAME, Event, EventBus, EventLog, UnknownEventKind, read_events
+from .events import EVENT_LOG_NAME, REPORT_EVENT_KINDS, Event, EventBus, EventLog, UnknownEventKind, read_events
 from .findings import SEVERITIES, Finding, WatchdogStop, severity_at_least
-from .format import most_severe_first
+from .format import most_severe_first, terminal_safe
 from .patching import PatchStack
 from .redact import redact_argv
 from . import registry
 from .loop import LoopState
-from ..report.jsonreport import REPORT_EVENT_KINDS
-from ..report.text import terminal_safe
 
 DEFAULT_REPORT_DIR = "watchdog-report"
 REPORT_FILES = ("report.json", EVENT_LOG_NAME, "report.html")
@@ -391,23 +389,10 @@ class Run:
                 self.internal_error(f"check:{check.name}", exc)
 
     def write_reports(self) -> None:
-        from ..report.jsonreport import build_report, write_report_json
-        from ..report.terminal import print_summary
-
-        report = build_report(self._report_events)  # what the run saw, whatever reached the disk
-        if self._event_log_lost:
-            report["run"]["event_log_lost_lines"] = self._event_log_lost
-        write_report_json(self.report_dir, report)
-        for writer in _extra_report_writers:
-            try:
-                writer(self.report_dir, report)
-            except Exception as exc:
-                say(f"watchdog: {getattr(writer, '__name__', writer)} failed: {exc}")
-        if self.options.summary:
-            try:
-                print_summary(report, self.report_dir, archived_to=self.archived_to)
-            except Exception:
-                pass  # stderr closed or on a full disk: the report files are written, nothing to say it on
+        """report.json from the events the run kept (everything it saw, whatever reached the disk),
+        report.html from the log, and the terminal summary: written by the reporters (registry)."""
+        registry.write_reports(self.report_dir, self._report_events, lost_lines=self._event_log_lost,
+                               summary=self.options.summary, archived_to=self.archived_to)
 
     # -- report directory ----------------------------------------------------------------------------
     def _open_report_dir(self) -> None:
@@ -545,8 +530,6 @@ class Run:
         return f"<watchdog.Run {self.run_id} {self.status} epochs={self.loop.epoch} steps={self.loop.steps} findings={counts}>"
 
 
-# Reporters that other modules add (the HTML report): writer(report_dir, report_dict).
-_extra_report_writers: list[Callable[[Path, dict], None]] = []
 
 
 def _argv_text(arg: Any) -> str:

@@ -471,7 +471,7 @@ def _ticks(x0: int, x1: int, most: int = 8) -> list[int]:
 
 
 def write_html_report(directory: str | os.PathLike, report: Any = None) -> pathlib.Path:
-    """A report writer (`session._extra_report_writers`): DIR/report.html from DIR/events.jsonl.
+    """DIR/report.html from DIR/events.jsonl (called by `reports.write_reports` and `watchdog report`).
 
     Built from the event log rather than from `report`, so a live run and `watchdog report DIR`
     go through the same RunView.

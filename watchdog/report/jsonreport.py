@@ -15,7 +15,7 @@ from ..core.format import SEVERITIES, most_severe_first
 
 SCHEMA_VERSION = 1
 # The event kinds build_report reads.
-REPORT_EVENT_KINDS = frozenset({"run_start", "run_end", "finding", "epoch_end", "loader_pass_end"})
+from ..core.events import REPORT_EVENT_KINDS  # noqa: E402 - re-exported: the kinds build_report reads
 
 
 def build_report(events: Iterable[Event]) -> dict[str, Any]:

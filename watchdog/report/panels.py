@@ -16,7 +16,7 @@ from rich.text import Text
 
 from ..core.format import DASH, fmt_bytes
 from .fold import RunView, fmt_value, is_bytes_series
-from .text import terminal_safe
+from ..core.format import terminal_safe
 
 SPARKS = "▁▂▃▄▅▆▇█"
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan", "ok": "green",

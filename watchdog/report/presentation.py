@@ -1,8 +1,7 @@
 """Presentation probe: patches nothing in torch; attaches what shows the run to the user.
 
-Installed last (so undone first): the live dashboard, subscribed to the run's events, and the HTML
-report writer, added once to the session's report writers. A failure here switches the dashboard or
-the HTML report off with an internal-error finding; it never stops the run from being watched.
+Installed last (so undone first): the live dashboard, subscribed to the run's events. A failure here
+switches the dashboard off with an internal-error finding; it never stops the run from being watched.
 """
 from __future__ import annotations
 
@@ -13,15 +12,6 @@ if TYPE_CHECKING:
     from ..core.run import Run
 
 
-def register_html_writer() -> None:
-    """Add the HTML report to the report writers (idempotent)."""
-    from ..core import run as session
-    from .html import write_html_report
-
-    if write_html_report not in session._extra_report_writers:
-        session._extra_report_writers.append(write_html_report)
-
-
 class PresentationProbe:
     name = "presentation"
 
@@ -29,10 +19,6 @@ class PresentationProbe:
         self.dashboard = None  # the run's Dashboard, when one was attached
 
     def install(self, run: "Run") -> None:
-        try:
-            register_html_writer()
-        except Exception as exc:
-            run.internal_error("html-report", exc)
         try:
             from .dashboard import Dashboard
 

@@ -18,11 +18,10 @@ EXIT_USAGE = 2
 def render_report(directory: str | Path, *, console: Any = None) -> int:
     """Re-render DIR's reports from DIR/events.jsonl. Returns the exit status (0 ok, 2 no usable log)."""
     from ..core.events import EVENT_LOG_NAME, read_events
-    from ..core.run import _extra_report_writers
     from .html import write_html_report
     from .jsonreport import build_report, write_report_json
     from .terminal import print_summary
-    from .text import terminal_safe
+    from ..core.format import terminal_safe
 
     d = Path(directory)
     log = d / EVENT_LOG_NAME
@@ -42,13 +41,6 @@ def render_report(directory: str | Path, *, console: Any = None) -> int:
         print(f"watchdog report: cannot write into {str(d)!r}: {exc.strerror or exc}. "
               "Make the directory writable, or copy it somewhere that is.", file=sys.stderr)
         return EXIT_USAGE
-    for writer in list(_extra_report_writers):
-        if writer is write_html_report:
-            continue
-        try:
-            writer(d, report)
-        except Exception as exc:
-            print(f"watchdog report: {getattr(writer, '__name__', writer)} failed: {exc}", file=sys.stderr)
     print_summary(report, d, console=console)
     from rich.console import Console
     from rich.markup import escape

@@ -1,0 +1,45 @@
+"""The end-of-run reports: ``report.json``, ``report.html`` and the terminal summary.
+
+The run hands over the events it kept (``build_report`` folds them); the HTML is rendered from the
+event log, as ``watchdog report DIR`` does. Each report is written on its own: one that fails is
+said on stderr and the others are still written.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..core.format import terminal_safe
+
+
+def _say(message: str) -> None:
+    try:
+        if sys.stderr is not None:
+            sys.stderr.write(terminal_safe(message) + "\n")
+    except Exception:
+        pass
+
+
+def write_reports(report_dir: Path, events: Iterable[Any], *, lost_lines: int = 0, summary: bool = True,
+                  archived_to: Path | None = None) -> dict[str, Any]:
+    """Write DIR/report.json and DIR/report.html, then print the summary; returns the report."""
+    from .html import write_html_report
+    from .jsonreport import build_report, write_report_json
+
+    report = build_report(events)
+    if lost_lines:
+        report["run"]["event_log_lost_lines"] = lost_lines
+    write_report_json(report_dir, report)  # the contract: its failure is the run's to report
+    try:
+        write_html_report(report_dir, report)
+    except Exception as exc:
+        _say(f"watchdog: the HTML report could not be written ({type(exc).__name__}: {exc})")
+    if summary:
+        try:
+            from .terminal import print_summary
+
+            print_summary(report, report_dir, archived_to=archived_to)
+        except Exception:
+            pass  # stderr closed or on a full disk: the report files are written, nothing to say it on
+    return report
