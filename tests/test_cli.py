@@ -159,3 +159,37 @@ def test_our_package_over_the_filesystem_one_warns(tmp_path):
     proc = subprocess.run([sys.executable, "-W", "always", "-c", "import watchdog; print(watchdog.watch)"],
                           cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0 and "RuntimeWarning" in proc.stderr and "filesystem-events" in proc.stderr
+
+
+def _previous_report(tmp_path):
+    """A report directory holding an earlier run's report, as a finished run leaves it."""
+    (tmp_path / "earlier.py").write_text("print('earlier')\n")
+    subprocess.run([sys.executable, "-m", "watchdog", "run", "--report-dir", str(tmp_path / "wd"), "--quiet",
+                    "--no-dashboard", "earlier.py"], cwd=tmp_path, capture_output=True, env=ENV, timeout=120,
+                   check=True)
+    return {p.relative_to(tmp_path / "wd"): p.read_bytes() for p in sorted((tmp_path / "wd").rglob("*"))
+            if p.is_file()}
+
+
+def test_a_syntax_error_is_python_s_own_and_starts_nothing(tmp_path):
+    before = _previous_report(tmp_path)
+    (tmp_path / "bad.py").write_text("import os\nx = (\n")
+    plain = subprocess.run([sys.executable, "bad.py"], cwd=tmp_path, capture_output=True, text=True, env=ENV,
+                           timeout=120)
+    watched = subprocess.run([sys.executable, "-m", "watchdog", "run", "--report-dir", str(tmp_path / "wd"),
+                              "bad.py"], cwd=tmp_path, capture_output=True, text=True, env=ENV, timeout=120)
+    assert plain.returncode == watched.returncode == 1
+    assert watched.stderr == plain.stderr and "SyntaxError" in watched.stderr
+    after = {p.relative_to(tmp_path / "wd"): p.read_bytes() for p in sorted((tmp_path / "wd").rglob("*"))
+             if p.is_file()}
+    assert after == before  # nothing archived, nothing written
+
+
+def test_a_missing_script_starts_nothing(tmp_path):
+    before = _previous_report(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "watchdog", "run", "--report-dir", str(tmp_path / "wd"),
+                           "missing.py"], cwd=tmp_path, capture_output=True, text=True, env=ENV, timeout=120)
+    assert proc.returncode == 2 and "can't open file" in proc.stderr and "Traceback" not in proc.stderr
+    after = {p.relative_to(tmp_path / "wd"): p.read_bytes() for p in sorted((tmp_path / "wd").rglob("*"))
+             if p.is_file()}
+    assert after == before

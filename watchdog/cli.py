@@ -3,7 +3,9 @@
 Exit status of ``watchdog run``: the script's own (0, its ``sys.exit`` code, 1 for an uncaught
 exception, death by SIGINT for Ctrl-C), except that a run whose findings reach ``--fail-on`` exits
 with ``EXIT_FINDINGS`` (86) when the script itself succeeded or was stopped by watchdog.
-``EXIT_USAGE`` (2) means a usage error (bad options, unreadable script). When watching cannot start
+``EXIT_USAGE`` (2) means a usage error (bad options, a script that cannot be opened); a script with a
+syntax error exits with status 1 and Python's own message. Either writes and archives nothing: the
+script is found and compiled before the run starts. When watching cannot start
 (an unusable report directory), the script runs unwatched with one line on stderr saying why.
 """
 
@@ -11,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from . import _import_name
 
@@ -81,11 +82,14 @@ def _run(ns: argparse.Namespace) -> int:
     if ns.eval_every < 1:
         print(f"watchdog run: --eval-every {ns.eval_every}: expected a whole number >= 1", file=sys.stderr)
         return EXIT_USAGE
-    script = Path(ns.script)
-    if not script.exists():
-        print(f"watchdog run: can't open file {str(script.absolute())!r}: no such file. "
-              "Give the path of a Python script: watchdog run train.py [args...]", file=sys.stderr)
-        return EXIT_USAGE
+    try:  # found and compiled before the run starts: a refused start writes and archives nothing
+        program = runner.prepare_script(ns.script, list(ns.args))
+    except runner.StartRefused as refused:
+        if refused.error is not None:
+            runner.print_uncaught(refused.error)  # a syntax error, printed as Python prints it
+        else:
+            print(f"watchdog run: {refused.message}", file=sys.stderr)
+        return refused.status
     options = dict(
         report_dir=ns.report_dir,
         dashboard=False if ns.no_dashboard else None,
@@ -97,7 +101,7 @@ def _run(ns: argparse.Namespace) -> int:
         summary=not ns.quiet,
     )
     saved_argv = sys.argv
-    sys.argv = [ns.script, *ns.args]  # what the report records, as the script will see it
+    sys.argv = list(program.argv)  # what the report records, as the script will see it
     try:
         session = watch(**options)
         run = session.__enter__()
@@ -108,7 +112,7 @@ def _run(ns: argparse.Namespace) -> int:
         sys.argv = saved_argv
     error: BaseException | None = None
     try:
-        runner.run_script(ns.script, list(ns.args))
+        runner.run_program(program)
     except BaseException as exc:  # noqa: BLE001 - we re-create Python's own handling below
         error = exc
     if error is not None and not isinstance(error, (SystemExit, WatchdogStop)):

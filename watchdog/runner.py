@@ -1,9 +1,14 @@
 """Run a script as ``__main__`` exactly as ``python script.py args...`` would.
 
-``sys.argv`` is ``[script, *args]`` (the path as given), ``sys.path[0]`` the script's directory,
-``__file__`` its absolute path, ``__name__ == "__main__"`` (so DataLoader workers started with
-``spawn`` re-import it as Python does). An uncaught exception is printed through ``sys.excepthook``
-with watchdog's and runpy's frames trimmed off, as Python would print it.
+``sys.argv`` is ``[script, *args]`` (the path as given), ``sys.path[0]`` the script's directory (links
+resolved), ``__file__`` its path joined to the working directory, ``__name__ == "__main__"`` (so
+DataLoader workers started with ``spawn`` re-import it as Python does). An uncaught exception is
+printed through ``sys.excepthook`` with watchdog's and runpy's frames trimmed off, as Python would
+print it.
+
+Running is two steps: ``prepare_script`` finds and compiles the program before any run starts (a
+missing file or a syntax error is refused as Python refuses it, and nothing is written or archived),
+then ``run_program`` executes it.
 """
 
 from __future__ import annotations
@@ -16,47 +21,85 @@ import signal
 import sys
 import types
 import zipfile
+from dataclasses import dataclass, field
 from importlib.machinery import SourceFileLoader
-from types import TracebackType
+from types import CodeType, TracebackType
+from typing import Any
 
 from .core.frames import is_user_file
 
 
-class ScriptNotFound(Exception):
-    pass
+class StartRefused(Exception):
+    """Python itself would not start this program: it prints ``message`` (or ``error`` as an uncaught
+    exception, for a syntax error) and exits with ``status``."""
+
+    def __init__(self, status: int, message: str | None = None, error: BaseException | None = None):
+        super().__init__(message or str(error))
+        self.status = status
+        self.message = message
+        self.error = error
 
 
-def run_script(script: str, args: list[str]) -> None:
-    """Execute ``script``; exceptions (``SystemExit`` included) propagate to the caller."""
-    path = os.path.abspath(script)
-    if not os.path.exists(path):
-        raise ScriptNotFound(f"can't open file {path!r}: [Errno 2] No such file or directory")
-    saved_argv, saved_path0 = sys.argv, sys.path[0] if sys.path else None
-    sys.argv = [script, *args]
-    directory = path if os.path.isdir(path) else os.path.dirname(path)
-    if sys.path:
-        sys.path[0] = directory
-    else:
-        sys.path.insert(0, directory)
+@dataclass
+class MainProgram:
+    """A program found and compiled, ready to run as ``__main__``."""
+
+    argv: list[str]  # sys.argv as the program sees it
+    path0: str  # sys.path[0] while it runs
+    code: CodeType | None  # None: runpy runs ``run_path`` (a directory or zip with __main__.py)
+    main_attrs: dict[str, Any] = field(default_factory=dict)  # the fresh __main__ module's attributes
+    run_path: str | None = None
+
+
+def _python_abspath(path: str) -> str:
+    """The path joined to the working directory, unnormalised, as Python makes a script's ``__file__``."""
+    return path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
+
+
+def prepare_script(script: str, args: list[str]) -> MainProgram:
+    """What ``python script args...`` would run; raises ``StartRefused`` where Python refuses to start."""
+    path = _python_abspath(script)
+    if os.path.isdir(path) or not path.endswith((".py", ".pyw")) and zipfile.is_zipfile(path):
+        return MainProgram(argv=[script, *args], path0=path, code=None, run_path=path)
     try:
-        if os.path.isdir(path) or not path.endswith((".py", ".pyw")) and zipfile.is_zipfile(path):
-            runpy.run_path(path, run_name="__main__")  # a directory or zip with __main__.py
+        with io.open_code(path) as f:
+            source = f.read()
+    except OSError as exc:
+        raise StartRefused(2, f"can't open file {path!r}: [Errno {exc.errno}] {exc.strerror}") from None
+    try:
+        code = compile(source, path, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as exc:  # ValueError: null bytes in the source (Python < 3.12)
+        exc.__traceback__ = None  # Python prints a syntax error of the main script without frames
+        raise StartRefused(1, error=exc) from None
+    attrs = dict(__file__=path, __loader__=SourceFileLoader("__main__", path), __spec__=None, __cached__=None,
+                 __package__=None)
+    return MainProgram(argv=[script, *args], path0=os.path.dirname(os.path.realpath(path)), code=code,
+                       main_attrs=attrs)
+
+
+def run_program(program: MainProgram) -> None:
+    """Execute ``program`` as ``__main__``; exceptions (``SystemExit`` included) propagate to the caller."""
+    saved_argv, saved_path0 = sys.argv, sys.path[0] if sys.path else None
+    sys.argv = list(program.argv)
+    if sys.path:
+        sys.path[0] = program.path0
+    else:
+        sys.path.insert(0, program.path0)
+    try:
+        if program.code is None:
+            runpy.run_path(program.run_path or program.path0, run_name="__main__")
         else:
-            _exec_as_main(path)
+            _exec_as_main(program.code, program.main_attrs)
     finally:
         sys.argv = saved_argv
-        if saved_path0 is not None and sys.path and sys.path[0] == directory:
+        if saved_path0 is not None and sys.path and sys.path[0] == program.path0:
             sys.path[0] = saved_path0
 
 
-def _exec_as_main(path: str) -> None:
-    """What ``python path`` does: a fresh ``__main__`` module, the file compiled under its own name."""
-    with io.open_code(path) as f:
-        source = f.read()
-    code = compile(source, path, "exec", dont_inherit=True)
+def _exec_as_main(code: CodeType, attrs: dict[str, Any]) -> None:
+    """What Python does with its main program: a fresh ``__main__`` module, the code run in it."""
     main = types.ModuleType("__main__")
-    main.__dict__.update(__file__=path, __builtins__=builtins, __loader__=SourceFileLoader("__main__", path),
-                         __spec__=None, __cached__=None, __package__=None)
+    main.__dict__.update(attrs, __builtins__=builtins)
     saved_main = sys.modules.get("__main__")
     sys.modules["__main__"] = main
     try:
@@ -95,4 +138,3 @@ def die_by_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGINT)
     raise SystemExit(130)  # only if the signal could not be delivered
-
