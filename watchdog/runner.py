@@ -1,12 +1,16 @@
-"""Run a script as ``__main__`` exactly as ``python script.py args...`` would.
+"""Run a script as ``__main__`` exactly as ``python script.py args...`` would (or a module, as
+``python -m module args...`` would).
 
 ``sys.argv`` is ``[script, *args]`` (the path as given), ``sys.path[0]`` the script's directory (links
 resolved), ``__file__`` its path joined to the working directory, ``__name__ == "__main__"`` (so
 DataLoader workers started with ``spawn`` re-import it as Python does). An uncaught exception is
 printed through ``sys.excepthook`` with watchdog's and runpy's frames trimmed off, as Python would
-print it.
+print it. A directory or zip file runs its ``__main__.py`` (``sys.path[0]`` is then the directory or
+zip itself). A module (``-m pkg.module``) runs with ``sys.argv[0]`` its file's path, ``sys.path[0]``
+the working directory, and ``__spec__`` its spec (its parent packages are imported while it is
+looked up, before the run starts, as Python imports them before running it).
 
-Running is two steps: ``prepare_script`` finds and compiles the program before any run starts (a
+Running is two steps: ``prepare_script`` (or ``prepare_module``) finds and compiles the program before any run starts (a
 missing file or a syntax error is refused as Python refuses it, and nothing is written or archived),
 then ``run_program`` executes it.
 """
@@ -16,11 +20,11 @@ from __future__ import annotations
 import builtins
 import io
 import os
+import pkgutil
 import runpy
 import signal
 import sys
 import types
-import zipfile
 from dataclasses import dataclass, field
 from importlib.machinery import SourceFileLoader
 from types import CodeType, TracebackType
@@ -46,9 +50,8 @@ class MainProgram:
 
     argv: list[str]  # sys.argv as the program sees it
     path0: str  # sys.path[0] while it runs
-    code: CodeType | None  # None: runpy runs ``run_path`` (a directory or zip with __main__.py)
+    code: CodeType
     main_attrs: dict[str, Any] = field(default_factory=dict)  # the fresh __main__ module's attributes
-    run_path: str | None = None
 
 
 def _python_abspath(path: str) -> str:
@@ -56,11 +59,17 @@ def _python_abspath(path: str) -> str:
     return path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
 
 
+def _refused_syntax(exc: BaseException) -> StartRefused:
+    exc.__traceback__ = None  # Python prints a syntax error in the program it starts without frames
+    return StartRefused(1, error=exc)
+
+
 def prepare_script(script: str, args: list[str]) -> MainProgram:
     """What ``python script args...`` would run; raises ``StartRefused`` where Python refuses to start."""
     path = _python_abspath(script)
-    if os.path.isdir(path) or not path.endswith((".py", ".pyw")) and zipfile.is_zipfile(path):
-        return MainProgram(argv=[script, *args], path0=path, code=None, run_path=path)
+    importer = pkgutil.get_importer(path)  # a directory or a zip file: its __main__ runs, as with python
+    if importer is not None:
+        return _prepare_main_of(importer, path, [script, *args])
     try:
         with io.open_code(path) as f:
             source = f.read()
@@ -69,12 +78,62 @@ def prepare_script(script: str, args: list[str]) -> MainProgram:
     try:
         code = compile(source, path, "exec", dont_inherit=True)
     except (SyntaxError, ValueError) as exc:  # ValueError: null bytes in the source (Python < 3.12)
-        exc.__traceback__ = None  # Python prints a syntax error of the main script without frames
-        raise StartRefused(1, error=exc) from None
+        raise _refused_syntax(exc) from None
     attrs = dict(__file__=path, __loader__=SourceFileLoader("__main__", path), __spec__=None, __cached__=None,
                  __package__=None)
     return MainProgram(argv=[script, *args], path0=os.path.dirname(os.path.realpath(path)), code=code,
                        main_attrs=attrs)
+
+
+def _prepare_main_of(importer: Any, path: str, argv: list[str]) -> MainProgram:
+    """A directory's or zip file's ``__main__`` module, as ``python DIR`` finds it."""
+    try:
+        spec = importer.find_spec("__main__")
+    except Exception:
+        spec = None
+    if spec is None or spec.loader is None:
+        raise StartRefused(1, f"can't find '__main__' module in {path!r}")
+    try:
+        code = spec.loader.get_code("__main__")
+    except (SyntaxError, ValueError) as exc:
+        raise _refused_syntax(exc) from None
+    except OSError as exc:
+        raise StartRefused(1, f"can't read '__main__' module in {path!r}: {exc.strerror or exc}") from None
+    if code is None:
+        raise StartRefused(1, f"can't find '__main__' module in {path!r}")
+    attrs = dict(__file__=spec.origin, __cached__=spec.cached, __loader__=spec.loader, __package__="",
+                 __spec__=spec)
+    return MainProgram(argv=argv, path0=path, code=code, main_attrs=attrs)
+
+
+class _ModuleNotRunnable(Exception):
+    """runpy's lookup error, with Python's own message (no module, a package without __main__...)."""
+
+
+def prepare_module(module: str, args: list[str]) -> MainProgram:
+    """What ``python -m module args...`` would run; raises ``StartRefused`` where Python refuses to start."""
+    path0 = os.getcwd()
+    saved_path0 = sys.path[0] if sys.path else None
+    if sys.path:
+        sys.path[0] = path0
+    else:
+        sys.path.insert(0, path0)
+    try:
+        # The lookup `python -m` itself makes (pdb uses it too): parent packages imported, a package's
+        # __main__ found, the code compiled; its errors carry Python's own messages.
+        _, spec, code = runpy._get_module_details(module, _ModuleNotRunnable)  # type: ignore[attr-defined]
+    except _ModuleNotRunnable as exc:
+        raise StartRefused(1, str(exc)) from None
+    except (SyntaxError, ValueError) as exc:
+        raise _refused_syntax(exc) from None
+    except Exception as exc:  # a parent package's __init__ raised: printed as Python prints it
+        raise StartRefused(1, error=exc) from None
+    finally:
+        if saved_path0 is not None and sys.path and sys.path[0] == path0:
+            sys.path[0] = saved_path0
+    attrs = dict(__file__=spec.origin, __cached__=spec.cached, __loader__=spec.loader, __package__=spec.parent,
+                 __spec__=spec)
+    return MainProgram(argv=[spec.origin, *args], path0=path0, code=code, main_attrs=attrs)
 
 
 def run_program(program: MainProgram) -> None:
@@ -86,10 +145,7 @@ def run_program(program: MainProgram) -> None:
     else:
         sys.path.insert(0, program.path0)
     try:
-        if program.code is None:
-            runpy.run_path(program.run_path or program.path0, run_name="__main__")
-        else:
-            _exec_as_main(program.code, program.main_attrs)
+        _exec_as_main(program.code, program.main_attrs)
     finally:
         sys.argv = saved_argv
         if saved_path0 is not None and sys.path and sys.path[0] == program.path0:

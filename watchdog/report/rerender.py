@@ -120,7 +120,7 @@ def render_report(directory: str | Path, *, console: Any = None) -> int:
         return _refuse(log, dropped)
     try:
         write_report_json(d, report)
-        html_path = write_html_report(d, report)
+        write_html_report(d, report)
     except OSError as exc:
         print(f"watchdog report: cannot write into {str(d)!r}: {exc.strerror or exc}. "
               "Make the directory writable, or copy it somewhere that is.", file=sys.stderr)
@@ -132,11 +132,11 @@ def render_report(directory: str | Path, *, console: Any = None) -> int:
             writer(d, report)
         except Exception as exc:
             print(f"watchdog report: {getattr(writer, '__name__', writer)} failed: {exc}", file=sys.stderr)
-    print_summary(report, d, console=console)
     from rich.console import Console
     from rich.markup import escape
 
     out = console or Console(stderr=True)
-    out.print(f"[dim]watchdog report: {escape(reading.describe())} of {escape(terminal_safe(log))}[/dim]")
-    out.print(f"[dim]watchdog: HTML report written to {escape(terminal_safe(html_path))}[/dim]")
+    out.print(f"[dim]watchdog report: {escape(reading.describe())} of {escape(terminal_safe(log))}[/dim]",
+              highlight=False, soft_wrap=True)
+    print_summary(report, d, console=out)
     return EXIT_OK

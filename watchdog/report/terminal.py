@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .text import terminal_safe
+from .text import report_written_line, terminal_safe
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -47,4 +47,5 @@ def print_summary(report: dict[str, Any], report_dir: Path | str, archived_to: P
         console.print(summary_table(report))
     if archived_to is not None:
         console.print(f"[dim]watchdog: the earlier report in this directory was moved to {escape(terminal_safe(archived_to))}[/dim]")
-    console.print(f"[dim]watchdog: report written to {escape(terminal_safe(Path(report_dir) / 'report.json'))}[/dim]")
+    console.print(f"[dim]{escape(report_written_line(report_dir, len(report.get('findings') or [])))}[/dim]",
+                  highlight=False, soft_wrap=True)  # a path is never broken

@@ -36,3 +36,12 @@ def terminal_safe(text: Any, *, keep_newlines: bool = False) -> str:
         else:
             out.append(f"\\u{code:04x}")
     return "".join(out)
+
+
+def report_written_line(report_dir: Any, findings: int) -> str:
+    """The run's last line: where its report is (the HTML page when there is one) and how many findings."""
+    import os
+
+    html = os.path.join(os.fspath(report_dir), "report.html")
+    where = html if os.path.exists(html) else os.path.join(os.fspath(report_dir), "report.json")
+    return terminal_safe(f"watchdog: report written to {where} ({findings} finding{'' if findings == 1 else 's'})")
