@@ -30,8 +30,6 @@ from importlib.machinery import SourceFileLoader
 from types import CodeType, TracebackType
 from typing import Any
 
-from .core.frames import is_user_file
-
 
 class StartRefused(Exception):
     """Python itself would not start this program: it prints ``message`` (or ``error`` as an uncaught
@@ -167,6 +165,10 @@ def _exec_as_main(code: CodeType, attrs: dict[str, Any]) -> None:
 
 def user_traceback(tb: TracebackType | None) -> TracebackType | None:
     """Drop the leading frames that belong to watchdog or runpy."""
+    if tb is None:
+        return None
+    from .core.frames import is_user_file  # imports torch: only once the program ran
+
     start = tb
     while tb is not None and not is_user_file(tb.tb_frame.f_code.co_filename):
         tb = tb.tb_next

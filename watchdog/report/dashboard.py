@@ -27,6 +27,7 @@ import weakref
 from collections import deque
 from typing import Any, Callable
 
+from .. import _rich_import  # noqa: F401  (first: rich must not draw from `random`)
 from rich.file_proxy import FileProxy
 
 from .panels import DashboardRenderable, epoch_line

@@ -35,6 +35,8 @@ class PresentationProbe:
             register_html_writer()
         except Exception as exc:
             run.internal_error("html-report", exc)
+        if run.options.dashboard is False:
+            return  # dashboard=False / --no-dashboard: its module (and rich's live display) never loads
         try:
             from .dashboard import Dashboard
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .. import _rich_import  # noqa: F401  (first: rich must not draw from `random`)
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
