@@ -159,3 +159,118 @@ def test_our_package_over_the_filesystem_one_warns(tmp_path):
     proc = subprocess.run([sys.executable, "-W", "always", "-c", "import watchdog; print(watchdog.watch)"],
                           cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0 and "RuntimeWarning" in proc.stderr and "filesystem-events" in proc.stderr
+
+
+def _previous_report(tmp_path):
+    """A report directory holding an earlier run's report, as a finished run leaves it."""
+    (tmp_path / "earlier.py").write_text("print('earlier')\n")
+    subprocess.run([sys.executable, "-m", "watchdog", "run", "--report-dir", str(tmp_path / "wd"), "--quiet",
+                    "--no-dashboard", "earlier.py"], cwd=tmp_path, capture_output=True, env=ENV, timeout=120,
+                   check=True)
+    return {p.relative_to(tmp_path / "wd"): p.read_bytes() for p in sorted((tmp_path / "wd").rglob("*"))
+            if p.is_file()}
+
+
+def test_a_syntax_error_is_python_s_own_and_starts_nothing(tmp_path):
+    before = _previous_report(tmp_path)
+    (tmp_path / "bad.py").write_text("import os\nx = (\n")
+    plain = subprocess.run([sys.executable, "bad.py"], cwd=tmp_path, capture_output=True, text=True, env=ENV,
+                           timeout=120)
+    watched = subprocess.run([sys.executable, "-m", "watchdog", "run", "--report-dir", str(tmp_path / "wd"),
+                              "bad.py"], cwd=tmp_path, capture_output=True, text=True, env=ENV, timeout=120)
+    assert plain.returncode == watched.returncode == 1
+    assert watched.stderr == plain.stderr and "SyntaxError" in watched.stderr
+    after = {p.relative_to(tmp_path / "wd"): p.read_bytes() for p in sorted((tmp_path / "wd").rglob("*"))
+             if p.is_file()}
+    assert after == before  # nothing archived, nothing written
+
+
+def test_a_missing_script_starts_nothing(tmp_path):
+    before = _previous_report(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "watchdog", "run", "--report-dir", str(tmp_path / "wd"),
+                           "missing.py"], cwd=tmp_path, capture_output=True, text=True, env=ENV, timeout=120)
+    assert proc.returncode == 2 and "can't open file" in proc.stderr and "Traceback" not in proc.stderr
+    after = {p.relative_to(tmp_path / "wd"): p.read_bytes() for p in sorted((tmp_path / "wd").rglob("*"))
+             if p.is_file()}
+    assert after == before
+
+
+def _watchdog_run(tmp_path, *args):
+    return subprocess.run([sys.executable, "-m", "watchdog", "run", "--report-dir", str(tmp_path / "wd"), *args],
+                          cwd=tmp_path, capture_output=True, text=True, env=ENV, timeout=120)
+
+
+def test_a_directory_with_main_runs_as_python_runs_it(tmp_path):
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__main__.py").write_text(PROBE_SCRIPT)
+    plain = subprocess.run([sys.executable, "app", "exit3"], cwd=tmp_path, capture_output=True, text=True,
+                           env=ENV, timeout=120)
+    watched = _watchdog_run(tmp_path, "--quiet", "app", "exit3")
+    assert plain.returncode == watched.returncode == 3, watched.stderr
+    assert json.loads(plain.stdout.splitlines()[0]) == json.loads(watched.stdout.splitlines()[0])
+
+
+def test_a_directory_without_main_is_refused_as_python_refuses_it(tmp_path):
+    (tmp_path / "empty").mkdir()
+    plain = subprocess.run([sys.executable, "empty"], cwd=tmp_path, capture_output=True, text=True, env=ENV,
+                           timeout=120)
+    watched = _watchdog_run(tmp_path, "empty")
+    assert plain.returncode == watched.returncode == 1
+    python_says = plain.stderr.split(": ", 1)[1]  # after the interpreter's name
+    assert "can't find '__main__' module in" in python_says
+    assert watched.stderr == f"watchdog run: {python_says}"
+    assert not (tmp_path / "wd").exists()
+
+
+def _package(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "probe.py").write_text(PROBE_SCRIPT)
+
+
+@pytest.mark.parametrize("args", [("ok",), ("exit3",), ("ok", "--quiet", "--report-dir", "x", "-m", "y")])
+def test_dash_m_runs_a_module_as_python_dash_m(tmp_path, args):
+    _package(tmp_path)
+    plain = subprocess.run([sys.executable, "-m", "pkg.probe", *args], cwd=tmp_path, capture_output=True,
+                           text=True, env=ENV, timeout=120)
+    watched = _watchdog_run(tmp_path, "--no-dashboard", "-m", "pkg.probe", *args)
+    assert plain.returncode == watched.returncode, watched.stderr
+    seen = json.loads(watched.stdout.splitlines()[0])
+    assert seen == json.loads(plain.stdout.splitlines()[0])
+    assert seen["argv"][0] == str(tmp_path / "pkg" / "probe.py") and seen["path0"] == str(tmp_path)
+    assert seen["name"] == "__main__"
+    report = json.loads((tmp_path / "wd" / "report.json").read_text())
+    assert report["run"]["argv"][0] == str(tmp_path / "pkg" / "probe.py")
+
+
+def test_dash_m_errors_are_python_s(tmp_path):
+    _package(tmp_path)
+    for module in ("pkg", "nowhere.mod"):
+        plain = subprocess.run([sys.executable, "-m", module], cwd=tmp_path, capture_output=True, text=True,
+                               env=ENV, timeout=120)
+        watched = _watchdog_run(tmp_path, "-m", module)
+        assert plain.returncode == watched.returncode == 1
+        assert watched.stderr == "watchdog run: " + plain.stderr.split(": ", 1)[1]
+    assert not (tmp_path / "wd").exists()
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_the_last_line_names_report_html(tmp_path, quiet):
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "probe.py").write_text(PROBE_SCRIPT)
+    watched = _watchdog_run(tmp_path, "--no-dashboard", *(["--quiet"] if quiet else []), "scripts/probe.py")
+    assert watched.returncode == 0, watched.stderr
+    assert watched.stderr.splitlines()[-1] == f"watchdog: report written to {tmp_path / 'wd' / 'report.html'} (0 findings)"
+    assert (tmp_path / "wd" / "report.html").is_file()
+
+
+def test_split_module_args_reads_the_line_as_python_dash_m():
+    from watchdog.cli import _parser, _subparser, split_module_args
+
+    run = _subparser(_parser(), "run")
+    assert split_module_args(["-m", "pkg.mod", "--quiet"], run) == ([], "pkg.mod", ["--quiet"])
+    assert split_module_args(["--report-dir", "-m", "--quiet", "-mpkg", "a"], run) == (
+        ["--report-dir", "-m", "--quiet"], "pkg", ["a"])
+    assert split_module_args(["--report=d", "--fail-on", "error", "-m", "p"], run) == (
+        ["--report=d", "--fail-on", "error"], "p", [])
+    assert split_module_args(["train.py", "-m", "x"], run) == (["train.py", "-m", "x"], None, [])

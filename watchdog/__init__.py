@@ -9,26 +9,50 @@
         ...
 
 Not the filesystem-events package of the same import name: see the README.
+
+The public names are imported on first use (``watchdog.watch`` imports the session; the probes
+and torch only load when a run starts), so ``import watchdog`` and ``watchdog --help`` stay cheap.
 """
 
-from . import _rich_import  # noqa: F401  (first: rich must not draw from `random`)
-from ._version import __version__
-from .core.findings import Finding, WatchdogStop
-from .core.loaders import set_loader_role as loader_role
-from .core.run import Run, WatchdogUsageError, WatchOptions, current_run, mark_epoch, watch
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "__version__",
-    "Finding",
-    "Run",
-    "WatchOptions",
-    "WatchdogStop",
-    "WatchdogUsageError",
-    "current_run",
-    "loader_role",
-    "mark_epoch",
-    "watch",
-]
+from ._version import __version__
+
+# Public name -> (module, attribute), imported on first access.
+_PUBLIC: dict[str, tuple[str, str]] = {
+    "Finding": ("watchdog.core.findings", "Finding"),
+    "WatchdogStop": ("watchdog.core.findings", "WatchdogStop"),
+    "loader_role": ("watchdog.core.loaders", "set_loader_role"),
+    "Run": ("watchdog.core.run", "Run"),
+    "WatchdogUsageError": ("watchdog.core.run", "WatchdogUsageError"),
+    "WatchOptions": ("watchdog.core.run", "WatchOptions"),
+    "current_run": ("watchdog.core.run", "current_run"),
+    "mark_epoch": ("watchdog.core.run", "mark_epoch"),
+    "watch": ("watchdog.core.run", "watch"),
+}
+
+__all__ = ["__version__", *sorted(_PUBLIC)]
+
+if TYPE_CHECKING:
+    from .core.findings import Finding, WatchdogStop
+    from .core.loaders import set_loader_role as loader_role
+    from .core.run import Run, WatchdogUsageError, WatchOptions, current_run, mark_epoch, watch
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module_name, attribute = _PUBLIC[name]
+    except KeyError:
+        raise AttributeError(f"module 'watchdog' has no attribute {name!r}") from None
+    import importlib
+
+    value = getattr(importlib.import_module(module_name), attribute)
+    globals()[name] = value  # later accesses are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))
 
 
 def _warn_if_mixed() -> None:

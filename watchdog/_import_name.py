@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-from importlib import metadata
 
 FILESYSTEM_MARKERS = ("observers", "tricks", "watchmedo.py")
 
@@ -25,6 +24,8 @@ MIXED_INSTALL_MESSAGE = (
 
 def filesystem_watchdog_installed() -> str | None:
     """The version of the PyPI filesystem-events ``watchdog`` distribution, if installed."""
+    from importlib import metadata  # not at import: `import watchdog` stays cheap
+
     try:
         return metadata.version("watchdog")
     except metadata.PackageNotFoundError:
@@ -34,7 +35,9 @@ def filesystem_watchdog_installed() -> str | None:
 
 
 def package_is_ours(module: object) -> bool:
-    return hasattr(module, "watch") and hasattr(module, "WatchdogStop")
+    """Whether ``module`` is torch-watchdog's package (checked without importing its lazy names)."""
+    names = getattr(module, "__all__", None) or ()
+    return "watch" in names and "WatchdogStop" in names
 
 
 def mixed_install_detected() -> bool:

@@ -1,9 +1,12 @@
-"""The ``watchdog`` command: ``watchdog run [options] script.py [args...]`` and ``watchdog report DIR``.
+"""The ``watchdog`` command: ``watchdog run [options] script.py [args...]`` (or ``-m module [args...]``)
+and ``watchdog report DIR``.
 
 Exit status of ``watchdog run``: the script's own (0, its ``sys.exit`` code, 1 for an uncaught
 exception, death by SIGINT for Ctrl-C), except that a run whose findings reach ``--fail-on`` exits
 with ``EXIT_FINDINGS`` (86) when the script itself succeeded or was stopped by watchdog.
-``EXIT_USAGE`` (2) means a usage error (bad options, unreadable script). When watching cannot start
+``EXIT_USAGE`` (2) means a usage error (bad options, a script that cannot be opened); a script with a
+syntax error exits with status 1 and Python's own message. Either writes and archives nothing: the
+script is found and compiled before the run starts. When watching cannot start
 (an unusable report directory), the script runs unwatched with one line on stderr saying why.
 """
 
@@ -11,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from . import _import_name
 
@@ -33,9 +35,12 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run",
         help="run a training script under watchdog, exactly as `python script.py args...` would",
-        description="Run a training script as __main__ under watchdog. Everything after the script is "
-                    "passed to it unchanged.",
+        description="Run a training script (or, with -m, a module) as __main__ under watchdog, as python "
+                    "would. Everything after the script (or the module's name) is passed to it unchanged.",
+        usage="watchdog run [options] script.py [args...]\n       watchdog run [options] -m module [args...]",
     )
+    run.add_argument("-m", dest="module", metavar="MODULE", default=None,
+                     help="run a module as `python -m MODULE args...` would (the rest of the line is its arguments)")
     run.add_argument("--report-dir", metavar="DIR", default=None,
                      help=f"where report.json and events.jsonl go (default: ./{DEFAULT_REPORT_DIR}, "
                           "or $WATCHDOG_REPORT_DIR); an earlier report there is moved to DIR/previous/")
@@ -50,7 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--checkpoint-verify", choices=("first", "every", "off"), default="first",
                      help="read checkpoints back and compare them with the live state (default: the first save)")
     run.add_argument("--quiet", action="store_true", help="no summary table at the end")
-    run.add_argument("script", help="the Python script to run")
+    run.add_argument("script", nargs="?", help="the Python script to run (a file, or a directory or zip with "
+                                               "__main__.py)")
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script")
 
     report = sub.add_parser("report", help="re-render the summary (and HTML) of a finished or crashed run")
@@ -64,13 +70,57 @@ def main(argv: list[str] | None = None) -> int:
         print(_import_name.MIXED_INSTALL_MESSAGE, file=sys.stderr)
         return EXIT_USAGE
     parser = _parser()
-    ns = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    module, module_args = None, []
+    if argv[:1] == ["run"]:
+        options, module, module_args = split_module_args(argv[1:], _subparser(parser, "run"))
+        argv = ["run", *options]
+    ns = parser.parse_args(argv)
     if ns.command == "run":
+        if module is not None:
+            ns.module, ns.args = module, module_args
+        elif ns.script is None:
+            _subparser(parser, "run").error("give the script to run (watchdog run train.py [args...]) "
+                                            "or a module (watchdog run -m package.module [args...])")
         return _run(ns)
     if ns.command == "report":
         return _report(ns)
     parser.print_help(sys.stderr)
     return EXIT_USAGE
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for action in parser._subparsers._group_actions:  # type: ignore[union-attr]
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[name]
+    raise KeyError(name)
+
+
+def split_module_args(argv: list[str], run_parser: argparse.ArgumentParser) -> tuple[list[str], str | None, list[str]]:
+    """``[options] -m MODULE args...`` -> ``(options, MODULE, args)``, as ``python -m`` reads its line.
+
+    Everything after the module's name is the module's, even what looks like a watchdog option; a
+    ``-m`` after the script is the script's own argument. Without ``-m``: ``(argv, None, [])``.
+    """
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "-m":
+            if i + 1 == len(argv):
+                break  # argparse says "-m: expected one argument"
+            return argv[:i], argv[i + 1], argv[i + 2:]
+        if token.startswith("-m") and not token.startswith("--"):
+            return argv[:i], token[2:], argv[i + 1:]
+        if token == "--" or not token.startswith("-") or token == "-":
+            break  # the script: what follows is its own
+        name = token.split("=", 1)[0]
+        matches = [option for option in run_parser._option_string_actions if option == name] or [
+            option for option in run_parser._option_string_actions if name.startswith("--") and option.startswith(name)]
+        action = run_parser._option_string_actions[matches[0]] if len(matches) == 1 else None
+        if action is not None and action.nargs != 0 and "=" not in token:
+            i += 1  # the option's value
+        i += 1
+    return argv, None, []
 
 
 def _run(ns: argparse.Namespace) -> int:
@@ -81,11 +131,17 @@ def _run(ns: argparse.Namespace) -> int:
     if ns.eval_every < 1:
         print(f"watchdog run: --eval-every {ns.eval_every}: expected a whole number >= 1", file=sys.stderr)
         return EXIT_USAGE
-    script = Path(ns.script)
-    if not script.exists():
-        print(f"watchdog run: can't open file {str(script.absolute())!r}: no such file. "
-              "Give the path of a Python script: watchdog run train.py [args...]", file=sys.stderr)
-        return EXIT_USAGE
+    try:  # found and compiled before the run starts: a refused start writes and archives nothing
+        if ns.module is not None:
+            program = runner.prepare_module(ns.module, list(ns.args))
+        else:
+            program = runner.prepare_script(ns.script, list(ns.args))
+    except runner.StartRefused as refused:
+        if refused.error is not None:
+            runner.print_uncaught(refused.error)  # a syntax error, printed as Python prints it
+        else:
+            print(f"watchdog run: {refused.message}", file=sys.stderr)
+        return refused.status
     options = dict(
         report_dir=ns.report_dir,
         dashboard=False if ns.no_dashboard else None,
@@ -97,7 +153,7 @@ def _run(ns: argparse.Namespace) -> int:
         summary=not ns.quiet,
     )
     saved_argv = sys.argv
-    sys.argv = [ns.script, *ns.args]  # what the report records, as the script will see it
+    sys.argv = list(program.argv)  # what the report records, as the script will see it
     try:
         session = watch(**options)
         run = session.__enter__()
@@ -108,12 +164,16 @@ def _run(ns: argparse.Namespace) -> int:
         sys.argv = saved_argv
     error: BaseException | None = None
     try:
-        runner.run_script(ns.script, list(ns.args))
+        runner.run_program(program)
     except BaseException as exc:  # noqa: BLE001 - we re-create Python's own handling below
         error = exc
     if error is not None and not isinstance(error, (SystemExit, WatchdogStop)):
         runner.print_uncaught(error)  # the user's traceback first, as Python prints it
     session.__exit__(type(error) if error else None, error, error.__traceback__ if error else None)
+    if ns.quiet and run.status != "unwatched":  # the summary (off with --quiet) ends with this line
+        from .report.terminal import report_written_line
+
+        print(report_written_line(run.report_dir, len(run.findings)), file=sys.stderr)
 
     if isinstance(error, WatchdogStop):
         print(f"watchdog: {error}", file=sys.stderr)

@@ -24,12 +24,6 @@ import weakref
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
-from .loaders import DataLoaderProbe
-from .training import TrainingProbe
-
-PROBES = (TrainingProbe, DataLoaderProbe)
-CHECKS = ()
-
 
 class PassStack(list):
     """One thread's open DataLoader passes, innermost last (a list that can be weakly referenced)."""

@@ -11,7 +11,7 @@ import importlib
 from typing import Any
 
 FEATURES: tuple[str, ...] = (
-    "watchdog.core.loop",
+    "watchdog.core.probes",
     "watchdog.overlap",
     "watchdog.checkpoint",
     "watchdog.evaluation",

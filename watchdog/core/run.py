@@ -649,8 +649,38 @@ def _safe_name(text: str) -> str:
     return name or "run"
 
 
+# Earlier reports kept in DIR/previous/: archiving one more removes the oldest beyond this many.
+KEEP_PREVIOUS_RUNS = 10
+
+
+def prune_previous_reports(previous: Path, keep: int = KEEP_PREVIOUS_RUNS) -> list[Path]:
+    """Remove the oldest archived reports in ``previous`` beyond the newest ``keep``; returns what went.
+
+    Only folders as watchdog archives them (report files and nothing else, no links) are counted and
+    removed: whatever else the user put in ``previous/`` stays. Never raises.
+    """
+    archived: list[tuple[int, str, Path]] = []
+    try:
+        for entry in previous.iterdir():
+            if entry.is_symlink() or not entry.is_dir():
+                continue
+            files = list(entry.iterdir())
+            if files and all(f.name in REPORT_FILES and f.is_file() and not f.is_symlink() for f in files):
+                archived.append((entry.stat().st_mtime_ns, entry.name, entry))
+    except OSError:
+        return []
+    archived.sort()
+    removed = [entry for _, _, entry in archived[:max(0, len(archived) - keep)]]
+    for entry in removed:
+        shutil.rmtree(entry, ignore_errors=True)
+    return removed
+
+
 def archive_previous_report(directory: Path) -> Path | None:
-    """Move an earlier run's report files into ``directory/previous/<its run id>/``; never overwrite."""
+    """Move an earlier run's report files into ``directory/previous/<its run id>/``; never overwrite.
+
+    The newest ``KEEP_PREVIOUS_RUNS`` archived reports are kept, older ones removed.
+    """
     present = [name for name in REPORT_FILES if (directory / name).exists()]
     if not present:
         return None
@@ -678,6 +708,7 @@ def archive_previous_report(directory: Path) -> Path | None:
     target.mkdir()
     for name in present:
         shutil.move(str(directory / name), str(target / name))
+    prune_previous_reports(previous)
     return target
 
 

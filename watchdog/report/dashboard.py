@@ -27,6 +27,7 @@ import weakref
 from collections import deque
 from typing import Any, Callable
 
+from .. import _rich_import  # noqa: F401  (first: rich must not draw from `random`)
 from rich.file_proxy import FileProxy
 
 from .panels import DashboardRenderable, epoch_line
@@ -147,6 +148,7 @@ class Dashboard:
             raise
 
         def undo() -> None:
+            self._stop.set()  # the refresh thread ends even when stop() itself fails
             try:
                 self.stop()
             finally:
@@ -154,6 +156,9 @@ class Dashboard:
                     self._release_terminal()
                 finally:
                     remove()
+                    thread = self._thread
+                    if thread is not None and thread is not threading.current_thread():
+                        thread.join(timeout=STOP_WAIT_SECONDS)
 
         return undo
 

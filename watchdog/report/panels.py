@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import _rich_import  # noqa: F401  (first: rich must not draw from `random`)
 from rich.console import Group
 from rich.markup import escape
 from rich.panel import Panel

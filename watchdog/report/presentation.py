@@ -19,6 +19,8 @@ class PresentationProbe:
         self.dashboard = None  # the run's Dashboard, when one was attached
 
     def install(self, run: "Run") -> None:
+        if run.options.dashboard is False:
+            return  # dashboard=False / --no-dashboard: its module (and rich's live display) never loads
         try:
             from .dashboard import Dashboard
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .. import _rich_import  # noqa: F401  (first: rich must not draw from `random`)
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -47,4 +48,14 @@ def print_summary(report: dict[str, Any], report_dir: Path | str, archived_to: P
         console.print(summary_table(report))
     if archived_to is not None:
         console.print(f"[dim]watchdog: the earlier report in this directory was moved to {escape(terminal_safe(archived_to))}[/dim]")
-    console.print(f"[dim]watchdog: report written to {escape(terminal_safe(Path(report_dir) / 'report.json'))}[/dim]")
+    console.print(f"[dim]{escape(report_written_line(report_dir, len(report.get('findings') or [])))}[/dim]",
+                  highlight=False, soft_wrap=True)  # a path is never broken
+
+
+def report_written_line(report_dir: Any, findings: int) -> str:
+    """The run's last line: where its report is (the HTML page when there is one) and how many findings."""
+    import os
+
+    html = os.path.join(os.fspath(report_dir), "report.html")
+    where = html if os.path.exists(html) else os.path.join(os.fspath(report_dir), "report.json")
+    return terminal_safe(f"watchdog: report written to {where} ({findings} finding{'' if findings == 1 else 's'})")
