@@ -43,7 +43,7 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from ..core.frames import is_user_file, release_locals_snapshot
+from ..core.frames import UserFrame, release_locals_snapshots, stack_frames
 
 
 
@@ -518,51 +518,6 @@ def _count_saved(node: Any, name: str, saved: Any, size: GraphSize, exclude: set
 # --------------------------------------------------------------------------------------------
 # The culprit walk: from new tensors to the containers holding them, and those containers' names
 
-@dataclass
-class UserFrame:
-    function: str
-    filename: str
-    lineno: int
-    frame: Any = field(repr=False, default=None)
-
-    @property
-    def where(self) -> str:
-        return f"{os.path.basename(self.filename)}:{self.lineno}"
-
-
-def user_frames(frame: types.FrameType | None = None) -> list[UserFrame]:
-    """The calling thread's frames outside watchdog, torch and the interpreter's machinery,
-    innermost first. Other threads' frames are left alone: reading a running frame's locals from
-    here could race with a tracer (debugger, coverage) in that thread."""
-    out: list[UserFrame] = []
-    f = frame if frame is not None else sys._getframe(1)
-    while f is not None:
-        filename = f.f_code.co_filename
-        if not _is_internal_file(filename):
-            out.append(UserFrame(f.f_code.co_name, filename, f.f_lineno, f))
-        f = f.f_back
-    return out
-
-
-def release_locals_snapshots(frames: list[UserFrame]) -> None:
-    """Release the locals snapshots reading these frames left behind (see ``naming``).
-
-    Only the calling thread's frames: no tracer of this thread sits between a refill and its
-    write-back while we run."""
-    for uf in frames:
-        if uf.frame is not None:
-            try:
-                release_locals_snapshot(uf.frame)
-            except Exception:
-                pass
-
-
-def _is_internal_file(filename: str) -> bool:
-    if not is_user_file(filename):
-        return True
-    return os.path.basename(os.path.dirname(filename)) in ("_pytest", "pluggy")
-
-
 def _display_function(code_name: str) -> str:
     return "module level" if code_name == "<module>" else f"{code_name}()"
 
@@ -770,7 +725,7 @@ def find_holders(
     reach their storage, and the rest reported as one ``graph-only`` holder.
     """
     if frames is None:
-        frames = user_frames(sys._getframe(1))
+        frames = stack_frames(sys._getframe(1))
     all_new = diff.new_tensors()
     try:
         return _find_holders(diff, all_new, frames, sample, max_holders, max_depth, max_graph_roots, min_tensors,
@@ -787,7 +742,7 @@ def _find_holders(diff, all_new, frames, sample, max_holders, max_depth, max_gra
     frame_locals: list[tuple[UserFrame, dict]] = []
     for uf in frames:
         try:
-            frame_locals.append((uf, uf.frame.f_locals))
+            frame_locals.append((uf, uf.namespace))
         except Exception:
             continue
     locals_ids = {id(d) for _, d in frame_locals}
