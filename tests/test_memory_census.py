@@ -9,7 +9,9 @@ import weakref
 import torch
 
 import memory_loops as loops
-from watchdog.memory.census import find_holders, graph_size, take_census
+from watchdog.memory.census import take_census
+from watchdog.memory.graphs import graph_size
+from watchdog.memory.holders import find_holders
 from watchdog.memory.growth import MB, EpochSample, EpochSeries, THRESHOLDS, steady_growth
 
 

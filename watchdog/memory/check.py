@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .census import find_holders
+from .holders import find_holders
 from ..core.findings import Finding
 from ..core.format import fmt_bytes, fmt_int
 from ..core.frames import release_locals_snapshots, stack_frames
