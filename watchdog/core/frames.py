@@ -41,10 +41,11 @@ def is_user_file(filename: str) -> bool:
 class UserFrame:
     """One frame of the user's code: where it stands, and its variables.
 
-    Built from a copy of the frame's variables (``namespace_copy``, :func:`user_frames`) or from the
-    live frame (``frame``, :func:`stack_frames`), whose variables are read each time
-    :attr:`namespace` is asked for and never kept here: a kept locals snapshot would keep the
-    locals' old values alive (before Python 3.13) and could not be released.
+    Built from the frame's variables as read once (``namespace_copy``, :func:`user_frames`: a copy of
+    a function's locals, a module's globals themselves) or from the live frame (``frame``,
+    :func:`stack_frames`), whose variables are read each time :attr:`namespace` is asked for and
+    never kept here: a kept locals snapshot would keep the locals' old values alive (before Python
+    3.13) and could not be released.
     """
 
     function: str
