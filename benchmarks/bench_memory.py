@@ -22,7 +22,8 @@ import psutil
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from watchdog.memory.census import find_holders, take_census  # noqa: E402
+from watchdog.memory.census import take_census  # noqa: E402
+from watchdog.memory.holders import find_holders  # noqa: E402
 from watchdog.memory.sources import RssReader
 
 

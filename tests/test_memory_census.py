@@ -9,7 +9,9 @@ import weakref
 import torch
 
 import memory_loops as loops
-from watchdog.memory.census import find_holders, graph_size, take_census
+from watchdog.memory.census import take_census
+from watchdog.memory.graphs import graph_size
+from watchdog.memory.holders import find_holders
 from watchdog.memory.growth import MB, EpochSample, EpochSeries, THRESHOLDS, steady_growth
 
 
@@ -201,12 +203,12 @@ def test_a_tensor_rebuilt_larger_every_step_is_named_as_a_variable():
 def test_reading_frame_locals_keeps_no_old_values_alive():
     import sys
 
-    from watchdog.memory.census import release_locals_snapshots, user_frames
+    from watchdog.core.frames import release_locals_snapshots, stack_frames
 
     def loop():
         value = torch.zeros(10)
         ref = weakref.ref(value)
-        frames = user_frames(sys._getframe())
+        frames = stack_frames(sys._getframe())
         assert any(uf.frame.f_locals.get("value") is value for uf in frames)  # materialises a snapshot
         release_locals_snapshots(frames)
         value = torch.zeros(20)  # the old value must go now, not when the frame returns
@@ -218,12 +220,12 @@ def test_reading_frame_locals_keeps_no_old_values_alive():
 def test_a_locals_dict_the_program_holds_is_left_alone():
     import sys
 
-    from watchdog.memory.census import release_locals_snapshots, user_frames
+    from watchdog.core.frames import release_locals_snapshots, stack_frames
 
     def loop():
         value = torch.zeros(3)
         mine = locals()  # the program holds the snapshot dict itself
-        release_locals_snapshots(user_frames(sys._getframe()))
+        release_locals_snapshots(stack_frames(sys._getframe()))
         return "value" in mine
 
     assert loop() is True

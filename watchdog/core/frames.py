@@ -1,7 +1,17 @@
-"""Names for the user's objects, found in the user's frames: ``val_loader``, ``model``, ``self.train_ds``.
+"""The user's frames, and names for the user's objects found in them: ``val_loader``, ``model``,
+``self.train_ds``.
 
-Runs only at boundaries (a DataLoader pass starts, a checkpoint is saved), never per step.
-Frames of torch, of watchdog itself and of the import machinery are skipped.
+Two walks up the calling thread's stack, both skipping the frames of torch, of watchdog itself and
+of the import machinery:
+
+- :func:`user_frames`: the few innermost frames of the user's own code (library frames only when
+  there are none), each with a *copy* of its variables. Boundaries (a DataLoader pass starts, a
+  checkpoint is saved) name objects from these.
+- :func:`stack_frames`: every frame outside watchdog, torch and the test runner, innermost first,
+  each keeping the live frame: its variables are read when asked for (the memory census's culprit
+  walk), and :func:`release_locals_snapshots` drops what reading them left behind.
+
+Runs only at boundaries, never per step.
 """
 
 from __future__ import annotations
@@ -10,8 +20,8 @@ import os
 import sys
 import sysconfig
 import types
-from dataclasses import dataclass
-from typing import Any, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
 
 import torch
 
@@ -27,13 +37,35 @@ def is_user_file(filename: str) -> bool:
     return not filename.endswith(_SKIP_FILES)
 
 
-@dataclass
+@dataclass(eq=False)
 class UserFrame:
+    """One frame of the user's code: where it stands, and its variables.
+
+    Built from the frame's variables as read once (``namespace_copy``, :func:`user_frames`: a copy of
+    a function's locals, a module's globals themselves) or from the live frame (``frame``,
+    :func:`stack_frames`), whose variables are read each time :attr:`namespace` is asked for and
+    never kept here: a kept locals snapshot would keep the locals' old values alive (before Python
+    3.13) and could not be released.
+    """
+
     function: str
     filename: str
     lineno: int
-    namespace: dict[str, Any]
-    self_obj: Any = None
+    namespace_copy: dict[str, Any] | None = field(default=None, repr=False)
+    frame: types.FrameType | None = field(default=None, repr=False)
+
+    @property
+    def namespace(self) -> Mapping[str, Any]:
+        """The frame's variables: the copy, else the live frame's ``f_locals`` (a snapshot dict
+        before 3.13, a write-through proxy from 3.13 on), else nothing."""
+        if self.namespace_copy is not None:
+            return self.namespace_copy
+        return self.frame.f_locals if self.frame is not None else {}
+
+    @property
+    def self_obj(self) -> Any:
+        """The frame's ``self``, if it has one."""
+        return self.namespace.get("self")
 
     @property
     def where(self) -> str:
@@ -100,10 +132,47 @@ def user_frames(limit: int = 4, start: types.FrameType | None = None) -> list[Us
             target = libraries if is_library_file(filename) else own
             if target is own or len(libraries) < limit:
                 namespace = _namespace(frame)
-                target.append(UserFrame(code.co_name, filename, frame.f_lineno, namespace, namespace.get("self")))
+                target.append(UserFrame(code.co_name, filename, frame.f_lineno, namespace_copy=namespace))
         frame = frame.f_back
         depth += 1
     return own or libraries
+
+
+def stack_frames(start: types.FrameType | None = None) -> list[UserFrame]:
+    """Every frame of the calling thread from ``start`` (default: the caller's) outward that is not
+    watchdog's, torch's, the interpreter's machinery's or the test runner's, innermost first, each
+    keeping the live frame (variables read lazily; see :func:`release_locals_snapshots`).
+
+    Other threads' frames are left alone: reading a running frame's locals from here could race
+    with a tracer (debugger, coverage) in that thread."""
+    out: list[UserFrame] = []
+    f = start if start is not None else sys._getframe(1)
+    while f is not None:
+        filename = f.f_code.co_filename
+        if not _is_internal_file(filename):
+            out.append(UserFrame(f.f_code.co_name, filename, f.f_lineno, frame=f))
+        f = f.f_back
+    return out
+
+
+def release_locals_snapshots(frames: Iterable[UserFrame]) -> None:
+    """Release the locals snapshots that reading these frames' variables left behind (see
+    :func:`release_locals_snapshot`); frames without a live frame are passed over.
+
+    Only the calling thread's frames: no tracer of this thread sits between a refill and its
+    write-back while we run."""
+    for uf in frames:
+        if uf.frame is not None:
+            try:
+                release_locals_snapshot(uf.frame)
+            except Exception:
+                pass
+
+
+def _is_internal_file(filename: str) -> bool:
+    if not is_user_file(filename):
+        return True
+    return os.path.basename(os.path.dirname(filename)) in ("_pytest", "pluggy")
 
 
 def names_in_frames(targets: dict[int, Any], frames: Iterable[UserFrame]) -> dict[int, list[str]]:

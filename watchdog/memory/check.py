@@ -27,9 +27,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .census import find_holders, release_locals_snapshots, user_frames
+from .holders import find_holders
 from ..core.findings import Finding
 from ..core.format import fmt_bytes, fmt_int
+from ..core.frames import release_locals_snapshots, stack_frames
 from .growth import (
     MB,
     EpochSample,
@@ -73,7 +74,7 @@ def run_length(frames: list, done: int) -> tuple[int, str] | None:
     in the user's frames, larger than the epochs done. Returns (epochs, where it was found)."""
     for uf in frames:
         try:
-            namespace = uf.frame.f_locals
+            namespace = uf.namespace
         except Exception:
             continue
         candidates = [(name, namespace.get(name), name) for name in RUN_LENGTH_NAMES]
@@ -180,7 +181,7 @@ class MemoryCheck(Check):
         since = self.since.setdefault("tensors", verdict.growth.since_index + 1)
         holders = self.holders
         if diff is not None and epoch - self.holders_epoch >= CULPRIT_EVERY:
-            frames = user_frames()
+            frames = stack_frames()
             holders = find_holders(diff, frames=frames)
             self.holders, self.holders_epoch = holders, epoch
             self._find_run_length(frames, epoch)
@@ -246,7 +247,7 @@ class MemoryCheck(Check):
     def _find_run_length(self, frames: list | None, epoch: int) -> None:
         if self.run_length is not None:
             return
-        frames = frames if frames is not None else user_frames()
+        frames = frames if frames is not None else stack_frames()
         try:
             found = run_length(frames, epoch)
         finally:

@@ -24,7 +24,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from .census import release_locals_snapshots, take_census, user_frames
+from ..core.frames import release_locals_snapshots, stack_frames
+from .census import take_census
 from .sources import CudaAllocatorReader, NvmlReader, RssReader
 
 if TYPE_CHECKING:
@@ -112,7 +113,7 @@ class MemoryProbe:
             # Locals snapshots that reading f_locals left on the training frames (watchdog's own
             # naming at pass starts, debuggers) keep old values alive: release them first, so the
             # census counts what the program holds, and that memory goes back.
-            release_locals_snapshots(user_frames(sys._getframe()))
+            release_locals_snapshots(stack_frames(sys._getframe()))
             census = take_census(previous=self.previous_census)
             self._census_s = census.duration_s
             self._epochs_since_census = 0
