@@ -59,9 +59,10 @@ class PassCapture(Protocol):
     The DataLoader probe makes one per run at install, ``capture_class(run, dataset_keys)``:
     ``dataset_keys`` is the run's ``DatasetKeys``, the key every dataset has in this run (the
     probe keys each loader's dataset with it too). Every call below is made inside the probe's
-    guards: a capture that raises is handled like the probe's own bookkeeping failing (an
-    internal-error finding; per batch, recording stops for the run; while flushing, only that
-    pass's capture is dropped and the pass says ``unchecked: "internal-error"``).
+    guards, and a capture that raises fails as the probe's own bookkeeping would: an
+    internal-error finding for ``probe:dataloader``, and the probe stops recording; only a
+    failed periodic ``flush`` costs no more than its pass (its captures stop, and the pass ends
+    with ``unchecked: "internal-error"``).
     """
 
     def begin_pass(self, record: "PassRecord", dataset: Any, frames: list) -> "CapturedPass":
