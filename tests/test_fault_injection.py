@@ -1,8 +1,8 @@
 """Fault injection: every probe hook and check handler made to raise; training never notices (issue 9).
 
 The targets are found, not listed: each check's ``on_<kind>`` handlers and ``finish()``, and every
-function and method defined in the modules that hold the probes (``core/registry.py``) and
-in ``watchdog/report/dashboard.py`` (less the
+function and method defined in the modules that hold the probes and the DataLoader pass
+captures (``core/registry.py``) and in ``watchdog/report/dashboard.py`` (less the
 entry points below, the frames torch, Python or a thread calls directly, which hold the guards).
 Each target is made to raise ``RuntimeError`` at its first call and, separately, at its third (or
 last) call, while a small but complete watched loop runs: train and eval DataLoaders, Adam, a
@@ -32,13 +32,15 @@ from torch.utils.data import DataLoader, random_split
 import watchdog
 from tests.loops import evaluate, make_dataset, make_model, train_epoch
 from tests.test_teardown import patch_points
-from watchdog.core.registry import all_checks, all_probes
+from watchdog.core.registry import all_checks, all_probes, pass_captures
 
 EPOCHS = 3
 LATER_CALL = 3
 ALL_CHECKS, ALL_PROBES = all_checks(), all_probes()
-# The modules that hold the probes, and the loop state they write (its step alarms ring on the hot path).
-PROBE_MODULES = tuple(sorted({probe.__module__ for probe in ALL_PROBES} | {"watchdog.core.loop"}))
+# The modules that hold the probes, the pass captures the DataLoader probe drives, and the loop state
+# they write (its step alarms ring on the hot path).
+PROBE_MODULES = tuple(sorted({probe.__module__ for probe in ALL_PROBES} | {c.__module__ for c in pass_captures()}
+                             | {"watchdog.core.loop"}))
 DASHBOARD_MODULE = "watchdog.report.dashboard"
 
 # Called directly by torch, Python or a thread (not from inside a watchdog guard): they are the guards.
@@ -124,7 +126,8 @@ def test_the_targets_cover_every_probe_check_and_the_dashboard():
     for probe in ALL_PROBES:
         assert f"{probe.__module__}:{probe.__name__}.install" in ids
     for hot in ("TrainingProbe.count_step", "TrainingProbe.count_backward", "TrainingProbe.count_forward",
-                "DataLoaderProbe.count_batch", "DataLoaderProbe.note_sampled", "DataLoaderProbe.fingerprint",
+                "DataLoaderProbe.count_batch", "DataLoaderProbe.read_batch", "PassIndices.note_sampled",
+                "PassIndices.read_batch", "IndexCapture.begin_pass", "PassIndices.end",
                 "_without_watchdog_hooks", "LoopState._ring_alarms", "CheckpointProbe.step_after_load",
                 "PresentationProbe.note_loss"):
         assert any(i.endswith(":" + hot) for i in ids), hot

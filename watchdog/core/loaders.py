@@ -1,13 +1,14 @@
-"""DataLoader probe: which indices each DataLoader pass served, and what happened during the pass.
+"""DataLoader probe: each DataLoader pass, from ``iter(loader)`` to its end, and what happened during it.
 
 The sampler always runs in the main process (workers only call ``__getitem__``), so wrapping the
 iterator's ``_sampler_iter`` sees every index batch, with ``num_workers > 0``, persistent workers
 and prefetching alike, and changes nothing the loader yields or draws from the RNG. Per batch the
-probe appends the sampled batch to a list and counts the consumed batch; converting indices,
-resolving them through ``Subset``/``ConcatDataset`` and filling the bitsets happens when the pass
-ends (or every ``FLUSH_BATCHES`` batches in very long passes). With the default ``in_order=True``
-the k-th consumed batch is the k-th sampled one, so a pass cut short (``break``) counts only the
-batches the loop really received.
+probe counts the consumed batch; a dropped sampler iterator tells a pass cut short (``break``).
+
+What each pass served is the business of the features' pass captures (``PASS_CAPTURES``, found
+through ``registry.pass_captures()``; the overlap feature's index capture, say): the probe makes
+them at install and drives them through the protocol below (``PassCapture``, ``CapturedPass``),
+always inside its own guards.
 
 A pass is labelled from what happened during it: optimizer steps or ``backward()`` → ``train``;
 otherwise forwards of a watched model, batches fetched under ``no_grad``/``inference_mode`` or
@@ -18,19 +19,17 @@ say so explicitly with ``watchdog.loader_role(loader, "eval")``.
 from __future__ import annotations
 
 import functools
-import hashlib
 import time
 import weakref
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
 
-import numpy as np
 import torch
 from torch.utils.data import dataloader as torch_dataloader
 
-from ..overlap.datasets import IndexResolver, dataset_len, flatten_batches, object_ref
-from ..overlap.indexset import IndexSet
+from .datasets import DatasetKeys, dataset_len, object_ref
 from .findings import WatchdogStop
 from .frames import names_in_frames, preferred_name, user_frames
+from .registry import pass_captures
 
 if TYPE_CHECKING:
     from .run import Run
@@ -54,11 +53,61 @@ def set_loader_role(loader: Any, role: str) -> None:
     _explicit_roles[loader] = canonical
 
 
-class _Discard(list):
-    """Stands in for a record's sample list once recording must stop."""
+class PassCapture(Protocol):
+    """What a feature's pass capture class (declared in its package as ``PASS_CAPTURES``) provides.
 
-    def append(self, item: Any) -> None:  # noqa: D401 - list API
-        pass
+    The DataLoader probe makes one per run at install, ``capture_class(run, dataset_keys)``:
+    ``dataset_keys`` is the run's ``DatasetKeys``, the key every dataset has in this run (the
+    probe keys each loader's dataset with it too). Every call below is made inside the probe's
+    guards, and a capture that raises fails as the probe's own bookkeeping would: an
+    internal-error finding for ``probe:dataloader``, and the probe stops recording; only a
+    failed periodic ``flush`` costs no more than its pass (its captures stop, and the pass ends
+    with ``unchecked: "internal-error"``).
+    """
+
+    def begin_pass(self, record: "PassRecord", dataset: Any, frames: list) -> "CapturedPass":
+        """A pass over ``dataset`` began (``frames``: the user's frames around ``iter(loader)``).
+
+        ``record.unchecked`` says already whether the pass's samples can be seen; the probe wraps
+        the sampler iterator itself and hands each index batch to the returned ``CapturedPass``.
+        """
+        ...
+
+
+class CapturedPass(Protocol):
+    """One capture's state for one pass (``record.captured`` holds one per capture, in order)."""
+
+    def note_sampled(self, batch: Any) -> None:
+        """Per index batch the sampler gives (hot path: keep it to an append)."""
+
+    @property
+    def sampled_any(self) -> bool:
+        """Whether it holds an index batch: a pass that sampled nothing and consumed nothing is untouched."""
+        ...
+
+    @property
+    def reads_batches(self) -> bool:
+        """Whether ``read_batch`` wants each consumed batch (asked once, when the pass begins)."""
+        ...
+
+    def read_batch(self, data: Any) -> bool:
+        """Per consumed batch, only while it reads batches (fingerprints); False: no more for this pass."""
+        ...
+
+    def flush(self, record: "PassRecord", count: int) -> None:
+        """``count`` more batches were consumed since the last flush: bulk work (every ``FLUSH_BATCHES``).
+
+        A capture that cannot identify the pass's samples sets ``record.unchecked`` (and
+        ``record.loader.unchecked``, for the loader's later passes) to the reason.
+        """
+
+    def stop(self) -> None:
+        """Record nothing more for this pass (the probe's bookkeeping failed)."""
+
+    def end(self, record: "PassRecord", count: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The pass ended (flush the last ``count`` batches first): what goes into its
+        ``loader_pass_end`` event, as (data fields, refs)."""
+        ...
 
 
 class LoaderInfo:
@@ -70,7 +119,7 @@ class LoaderInfo:
         self.passes = 0
         self.iterable = loader._dataset_kind == torch_dataloader._DatasetKind.Iterable
         self.dataset_type = type(loader.dataset).__name__
-        self.dataset_id = dataset_id  # the resolver's key: a new loader each epoch over one dataset is one stream
+        self.dataset_id = dataset_id  # the run's DatasetKeys key: a new loader each epoch over one dataset is one stream
         self.dataset_ref = object_ref(loader.dataset)
         self.dataset_size = dataset_len(loader.dataset)
         self.where: str | None = None
@@ -89,20 +138,16 @@ class LoaderInfo:
 class PassRecord:
     """One pass over one DataLoader, from ``iter(loader)`` to exhaustion (or abandonment)."""
 
-    __slots__ = ("loader", "index", "dataset", "sampled", "consumed", "flushed", "served", "samples",
-                 "steps", "backwards", "forwards", "nograd_forwards", "eval_mode_forwards", "nograd_batches",
-                 "closed", "abandoned", "expected", "where", "t0", "epoch0", "explicit_role", "unchecked", "fingerprints",
-                 "fingerprint_rows", "eval_models_at_start", "stack", "__weakref__")
+    __slots__ = ("loader", "index", "consumed", "flushed", "steps", "backwards", "forwards", "nograd_forwards",
+                 "eval_mode_forwards", "nograd_batches", "closed", "abandoned", "expected", "where", "t0", "epoch0",
+                 "explicit_role", "unchecked", "captured", "batch_readers", "eval_models_at_start", "stack",
+                 "__weakref__")
 
-    def __init__(self, loader: LoaderInfo, index: int, dataset: Any, run: "Run"):
+    def __init__(self, loader: LoaderInfo, index: int, run: "Run"):
         self.loader = loader
         self.index = index
-        self.dataset = dataset
-        self.sampled: list[Any] = [] if loader.unchecked is None else _Discard()
         self.consumed = 0
-        self.flushed = 0
-        self.served: dict[int, IndexSet] = {}
-        self.samples = 0
+        self.flushed = 0  # consumed batches handed to the captures' flush
         self.steps = 0  # optimizer steps while this was the innermost open pass
         self.backwards = 0
         self.forwards = 0
@@ -116,19 +161,20 @@ class PassRecord:
         self.t0 = time.time()
         self.epoch0 = run.loop.epoch
         self.explicit_role: str | None = None
-        self.unchecked: str | None = loader.unchecked
-        self.fingerprints: list[np.ndarray] | None = [] if run.options.fingerprint and self.unchecked is None else None
-        self.fingerprint_rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.unchecked: str | None = loader.unchecked  # why its samples cannot be identified, if they cannot
+        self.captured: tuple[CapturedPass, ...] = ()  # the captures' state for this pass
+        self.batch_readers: tuple[Callable[[Any], bool], ...] | None = None  # per consumed batch (fingerprints)
         self.eval_models_at_start = 0
         self.stack: list[Any] | None = None  # the open passes of the thread that began this one
 
     @property
     def untouched(self) -> bool:
-        return self.consumed == 0 and not self.sampled and self.flushed == 0
+        return self.consumed == 0 and self.flushed == 0 and not any(c.sampled_any for c in self.captured)
 
 
-def _recording(source: Iterator[Any], record: PassRecord, probe: "DataLoaderProbe") -> Iterator[Any]:
-    """Yields exactly what ``source`` yields, noting each index batch in the pass record.
+def _recording(source: Iterator[Any], record: PassRecord, probe: "DataLoaderProbe",
+               note: Callable[[Any], None]) -> Iterator[Any]:
+    """Yields exactly what ``source`` yields, handing each index batch to the pass's captures (``note``).
 
     The user's sampler's own exceptions pass through unchanged; an error in watchdog's note
     switches the probe off (``probe.failed``) and the generator goes on yielding.
@@ -137,7 +183,7 @@ def _recording(source: Iterator[Any], record: PassRecord, probe: "DataLoaderProb
         for batch in source:
             if probe.recording:
                 try:
-                    probe.note_sampled(record, batch)
+                    note(batch)
                 except Exception as exc:
                     probe.failed(exc)
             yield batch
@@ -150,29 +196,17 @@ def _recording(source: Iterator[Any], record: PassRecord, probe: "DataLoaderProb
         raise
 
 
-def row_digests(batch: Any) -> np.ndarray | None:
-    """64-bit content digests of each sample in a collated batch (its first CPU tensor)."""
-    tensor = _first_tensor(batch)
-    if tensor is None or tensor.device.type != "cpu" or tensor.dim() == 0:
-        return None
-    rows = tensor.detach().reshape(tensor.shape[0], -1).contiguous()
-    raw = rows.view(torch.uint8).numpy() if rows.dtype != torch.bool else rows.numpy().view(np.uint8)
-    return np.fromiter(
-        (int.from_bytes(hashlib.blake2b(r.tobytes(), digest_size=8).digest(), "little") for r in raw),
-        dtype=np.uint64, count=raw.shape[0],
-    )
+def _note_of(captured: tuple[CapturedPass, ...]) -> Callable[[Any], None]:
+    """What the sampler wrapper calls per index batch: the one capture's ``note_sampled``, as a rule."""
+    if len(captured) == 1:
+        return captured[0].note_sampled
+    notes = tuple(c.note_sampled for c in captured)
 
+    def note_each(batch: Any) -> None:
+        for note in notes:
+            note(batch)
 
-def _first_tensor(batch: Any) -> torch.Tensor | None:
-    if isinstance(batch, torch.Tensor):
-        return batch
-    if isinstance(batch, dict):
-        batch = list(batch.values())
-    if isinstance(batch, (list, tuple)):
-        for item in batch:
-            if isinstance(item, torch.Tensor):
-                return item
-    return None
+    return note_each
 
 
 class DataLoaderProbe:
@@ -180,7 +214,8 @@ class DataLoaderProbe:
 
     def install(self, run: "Run") -> None:
         self.run = run
-        self.resolver = IndexResolver()
+        self.dataset_keys = DatasetKeys()
+        self.captures = [capture_class(run, self.dataset_keys) for capture_class in pass_captures()]
         self.deferred: list[PassRecord] = []
         self._loader_numbers = 0
         self.recording = True  # False once watchdog's own bookkeeping failed: the wrappers pass through
@@ -240,7 +275,7 @@ class DataLoaderProbe:
 
     # -- per batch (called inside the wrappers' guards) ---------------------------------------------------
     def count_batch(self, it: Any, data: Any) -> None:
-        """A batch reached the loop: count it (and fingerprint it, when asked)."""
+        """A batch reached the loop: count it (and hand it to the captures that read batches, if any)."""
         record = it.__dict__.get("_wd_pass")
         if record is not None:
             record.consumed += 1
@@ -248,14 +283,10 @@ class DataLoaderProbe:
                 self.deferred.append(record)
             if not _grad_enabled():
                 record.nograd_batches += 1
-            if record.fingerprints is not None:
-                self.fingerprint(record, data)
+            if record.batch_readers is not None:
+                self.read_batch(record, data)
             if record.consumed - record.flushed >= FLUSH_BATCHES:
                 self.flush(record)
-
-    def note_sampled(self, record: PassRecord, batch: Any) -> None:
-        """The sampler gave an index batch (it is resolved to base indices when the pass ends)."""
-        record.sampled.append(batch)
 
     def sampler_closed(self, record: PassRecord) -> None:
         """The pass's sampler iterator was dropped: a pass cut short is closed at the next boundary."""
@@ -283,8 +314,9 @@ class DataLoaderProbe:
         try:
             for record in list(run.loop.open_passes):
                 record.closed = True
-                record.sampled = _Discard()
-                record.fingerprints = None
+                record.batch_readers = None
+                for captured in record.captured:
+                    captured.stop()
             run.loop.open_passes.clear()
             self.deferred.clear()
         except Exception:  # never raise from here: this runs inside the wrappers' guards
@@ -296,7 +328,7 @@ class DataLoaderProbe:
         info = self.run.loop.loaders.get(id(loader))
         if info is None or info.ref() is not loader:
             self._loader_numbers += 1
-            info = LoaderInfo(loader, self._loader_numbers, self.resolver.key_of(loader.dataset))
+            info = LoaderInfo(loader, self._loader_numbers, self.dataset_keys.key_of(loader.dataset))
             self.run.loop._loaders[id(loader)] = info
         return info
 
@@ -330,10 +362,11 @@ class DataLoaderProbe:
             if name not in info.names:
                 info.names.append(name)
         run.loop.discover_models(frames)
-        if info.passes == 0:
-            self._name_bases(loader, frames)
 
-        record = PassRecord(info, info.passes, loader.dataset, run)
+        record = PassRecord(info, info.passes, run)
+        record.captured = tuple(capture.begin_pass(record, loader.dataset, frames) for capture in self.captures)
+        readers = tuple(captured.read_batch for captured in record.captured if captured.reads_batches)
+        record.batch_readers = readers or None
         record.where = frames[0].where if frames else None
         info.where = info.where or record.where
         record.explicit_role = _explicit_roles.get(loader)
@@ -358,66 +391,30 @@ class DataLoaderProbe:
     def _wrap_sampler(self, it: Any, record: PassRecord) -> None:
         source = it._sampler_iter
         if source is not None:
-            it._sampler_iter = _recording(source, record, self)
+            it._sampler_iter = _recording(source, record, self, _note_of(record.captured))
 
-    def _name_bases(self, loader: Any, frames: list) -> None:
-        bases = self.resolver.bases_of(loader.dataset)
-        live = {base.key: dataset for base in bases if (dataset := base.ref()) is not None}
-        found = names_in_frames({id(dataset): dataset for dataset in live.values()}, frames)
-        for base in bases:
-            if base.key not in live:
-                continue
-            for name in found.get(id(live[base.key]), []):
-                if name not in base.names:
-                    base.names.append(name)
-
-    # -- per batch (only when asked) -----------------------------------------------------------------
-    def fingerprint(self, record: PassRecord, data: Any) -> None:
-        try:
-            digests = row_digests(data)
-        except Exception:
-            digests = None
-        if digests is None:
-            record.fingerprints = None
-        else:
-            record.fingerprints.append(digests)
+    # -- per batch (only when a capture reads batches) ---------------------------------------------------
+    def read_batch(self, record: PassRecord, data: Any) -> None:
+        """Hand a consumed batch to the captures that read batches; drop those done with this pass."""
+        readers = record.batch_readers
+        for read in readers:
+            if not read(data):
+                readers = tuple(r for r in readers if r is not read)
+        record.batch_readers = readers or None
 
     def flush(self, record: PassRecord) -> None:
-        """Move the consumed batches' indices into the pass's bitsets (bulk work)."""
+        """Hand the batches consumed since the last flush to the captures (bulk work)."""
+        count = record.consumed - record.flushed
+        record.flushed = record.consumed
         try:
-            self._flush(record)
+            for captured in record.captured:
+                captured.flush(record, count)
         except Exception as exc:
             record.unchecked = "internal-error"
-            record.sampled = _Discard()
+            record.batch_readers = None
+            for captured in record.captured:
+                captured.stop()
             self.run.internal_error(COMPONENT, exc)
-
-    def _flush(self, record: PassRecord) -> None:
-        count = record.consumed - record.flushed
-        if count <= 0 or record.unchecked is not None or isinstance(record.sampled, _Discard):
-            return
-        batches = record.sampled[:count]
-        del record.sampled[:count]
-        record.flushed += count
-        try:
-            flat = flatten_batches(batches)
-        except TypeError:
-            record.unchecked = record.loader.unchecked = "non-integer-indices"
-            record.sampled = _Discard()
-            return
-        record.samples += int(flat.size)
-        parts = self.resolver.resolve(record.dataset, flat)
-        for key, _, base_idx in parts:
-            served = record.served.get(key)
-            if served is None:
-                served = record.served[key] = IndexSet(self.resolver.bases[key].size or 0)
-            served.add(base_idx)
-        if record.fingerprints is not None:
-            digests = record.fingerprints[:count]
-            del record.fingerprints[:count]
-            digests_flat = np.concatenate(digests) if digests else np.empty(0, np.uint64)
-            if digests_flat.size == flat.size:
-                for key, pos, base_idx in parts:
-                    record.fingerprint_rows.append((np.full(pos.size, key, dtype=np.int64), base_idx, digests_flat[pos]))
 
     # -- pass end ------------------------------------------------------------------------------------
     def end_pass(self, record: PassRecord) -> Any:
@@ -445,29 +442,32 @@ class DataLoaderProbe:
         record.closed = True
         if record.stack is not None and record in record.stack:
             record.stack.remove(record)
-        self._flush(record)
-        record.sampled = _Discard()
-        record.fingerprints = None
-        record.dataset = None
-        self.resolver.forget_freed()
+        record.batch_readers = None
+        count = record.consumed - record.flushed
+        record.flushed = record.consumed
+        captured_data: dict[str, Any] = {}
+        captured_refs: dict[str, Any] = {}
+        for captured in record.captured:
+            data, refs = captured.end(record, count)
+            captured_data.update(data)
+            captured_refs.update(refs)
+        self.dataset_keys.forget_freed()
         info = record.loader
         role = self.classify(record)
         info.roles.add(role)
         info.passes += 1
-        bases = {key: self.resolver.bases[key] for key in record.served}
         run.emit(
             "loader_pass_end",
             {
                 "loader": info.label, "loader_id": info.loader_id, "pass_index": record.index, "role": role,
-                "batches": record.consumed, "samples": record.samples, "unique_samples": {
-                    bases[k].type_name: len(v) for k, v in record.served.items()},
+                "batches": record.consumed, **captured_data,
                 "steps": record.steps, "backwards": record.backwards,
                 "forwards": record.forwards, "nograd_forwards": record.nograd_forwards,
                 "eval_mode_forwards": record.eval_mode_forwards, "nograd_batches": record.nograd_batches,
                 "complete": not record.abandoned, "unchecked": record.unchecked, "where": record.where,
                 "epochs_completed": record.epoch0, "step": run.loop.steps, "seconds": round(time.time() - record.t0, 3),
             },
-            refs={"record": record, "served": record.served, "bases": bases, "loader_info": info},
+            refs={"record": record, **captured_refs, "loader_info": info},
         )
         if role == "train":
             run.loop.training_pass_ended(info)

@@ -50,3 +50,8 @@ def event_kinds() -> dict[str, str]:
 def all_checks() -> list[Any]:
     """Every feature's check classes, in subscription order."""
     return _declared("CHECKS")
+
+
+def pass_captures() -> list[Any]:
+    """Every feature's DataLoader pass captures (``PASS_CAPTURES``; the protocol: ``core/loaders.py``)."""
+    return _declared("PASS_CAPTURES")

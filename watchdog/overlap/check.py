@@ -66,7 +66,7 @@ class OverlapCheck(Check):
 
         self._forget_freed_datasets()
         served: dict[int, IndexSet] = refs.get("served", {})
-        rows = getattr(refs.get("record"), "fingerprint_rows", None) or []
+        rows = refs.get("fingerprint_rows") or []
         if role == "train":
             for key, indices in served.items():
                 self.train_union.setdefault(key, IndexSet()).update(indices)
@@ -101,7 +101,7 @@ class OverlapCheck(Check):
     def _forget_freed_datasets(self) -> None:
         """Drop the served indices of base datasets that no longer exist: nothing can serve them again.
 
-        Keys are never reused (see ``IndexResolver``), so this only bounds memory when a loop builds
+        Keys are never reused (see ``core.datasets.DatasetKeys``), so this only bounds memory when a loop builds
         its datasets inside the epoch loop.
         """
         freed = {key for key in self.train_union if self.bases[key].ref() is None}

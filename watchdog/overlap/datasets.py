@@ -7,27 +7,13 @@ is a base dataset. All work is vectorised over one pass's indices at its end.
 from __future__ import annotations
 
 import itertools
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from torch.utils.data import ConcatDataset, Subset
 
-
-def object_ref(obj: Any) -> Any:
-    """A weak reference to ``obj``; a strong one (kept for the run) where weakrefs are not supported."""
-    try:
-        return weakref.ref(obj)
-    except TypeError:
-        return lambda: obj  # no weakref support: keep it (documented)
-
-
-def dataset_len(dataset: Any) -> int | None:
-    try:
-        return int(len(dataset))
-    except Exception:
-        return None
+from ..core.datasets import DatasetKeys, dataset_len, object_ref
 
 
 @dataclass
@@ -53,41 +39,26 @@ class BaseInfo:
 class IndexResolver:
     """Maps dataset-level indices to base-dataset indices, caching each Subset's index array.
 
-    A dataset's key is a serial number given the first time it is seen, never its ``id()``: a
-    dataset built inside the epoch loop is freed after its pass, and the next one often gets the
-    same address. A new object at a known address gets a new key, so nothing a check recorded about
-    the freed dataset is ever attributed to it. (A dataset without weakref support is kept alive
-    for the run, so its address cannot be reused.)
+    Base datasets are keyed by the run's ``DatasetKeys`` (serial numbers, never an ``id()``: see
+    there), so a freed dataset's indices are never attributed to a new one at its address.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keys: DatasetKeys) -> None:
         self._subset_indices: dict[int, tuple[Any, np.ndarray]] = {}
         self.bases: dict[int, BaseInfo] = {}  # key -> base dataset
-        self._keys: dict[int, tuple[Any, int]] = {}  # id(dataset) -> (ref, key), while it lives
-        self._serials = itertools.count(1)
-
-    def key_of(self, dataset: Any) -> int:
-        """The dataset's key: a serial number that no other dataset of this run ever gets."""
-        address = id(dataset)
-        known = self._keys.get(address)
-        if known is not None and known[0]() is dataset:
-            return known[1]
-        key = next(self._serials)
-        self._keys[address] = (object_ref(dataset), key)
-        return key
+        self.keys = keys
 
     def base_info(self, dataset: Any) -> BaseInfo:
-        key = self.key_of(dataset)
+        key = self.keys.key_of(dataset)
         info = self.bases.get(key)
         if info is None:
             info = self.bases[key] = BaseInfo(key, type(dataset).__name__, dataset_len(dataset), object_ref(dataset))
         return info
 
     def forget_freed(self) -> None:
-        """Drop what is cached about freed datasets (their address entries, Subset index arrays)."""
-        for table in (self._keys, self._subset_indices):
-            for address in [a for a, (ref, _) in table.items() if ref() is None]:
-                del table[address]
+        """Drop the cached index arrays of freed ``Subset``s."""
+        for address in [a for a, (ref, _) in self._subset_indices.items() if ref() is None]:
+            del self._subset_indices[address]
 
     def bases_of(self, dataset: Any) -> list[BaseInfo]:
         """The base datasets under ``dataset`` (without resolving any index)."""

@@ -1,0 +1,180 @@
+"""Index capture: which base-dataset indices each DataLoader pass served (the overlap feature's pass capture).
+
+The DataLoader probe (``core/loaders.py``) tracks the passes and drives this capture through its
+small protocol (``PassCapture`` there). Per index batch the sampler gives, the pass's
+``PassIndices`` appends the batch to a list; converting indices, resolving them through
+``Subset``/``ConcatDataset`` and filling the bitsets happens when the pass ends (or every
+``FLUSH_BATCHES`` batches in very long passes). With the default ``in_order=True`` the k-th
+consumed batch is the k-th sampled one, so a pass cut short (``break``) counts only the batches the
+loop really received. With ``fingerprint=True`` each consumed batch's rows are also hashed, for the
+duplicate-content check.
+
+What a pass served goes into its ``loader_pass_end`` event: ``samples`` and ``unique_samples`` in
+its data; ``served`` {base key: IndexSet}, ``bases`` {base key: BaseInfo} and ``fingerprint_rows``
+in its refs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from ..core.datasets import DatasetKeys
+from ..core.frames import names_in_frames
+from .datasets import IndexResolver, flatten_batches
+from .indexset import IndexSet
+
+if TYPE_CHECKING:
+    from ..core.loaders import PassRecord
+    from ..core.run import Run
+
+
+class _Discard(list):
+    """Stands in for a pass's sample list once recording must stop."""
+
+    def append(self, item: Any) -> None:  # noqa: D401 - list API
+        pass
+
+
+class IndexCapture:
+    """The run's index capture: one resolver (and its Subset caches) shared by every pass."""
+
+    name = "indices"
+
+    def __init__(self, run: "Run", dataset_keys: DatasetKeys):
+        self.run = run
+        self.resolver = IndexResolver(dataset_keys)
+
+    def begin_pass(self, record: "PassRecord", dataset: Any, frames: list) -> "PassIndices":
+        if record.loader.passes == 0:
+            self._name_bases(dataset, frames)
+        return PassIndices(self, record, dataset)
+
+    def _name_bases(self, dataset: Any, frames: list) -> None:
+        bases = self.resolver.bases_of(dataset)
+        live = {base.key: base_dataset for base in bases if (base_dataset := base.ref()) is not None}
+        found = names_in_frames({id(base_dataset): base_dataset for base_dataset in live.values()}, frames)
+        for base in bases:
+            if base.key not in live:
+                continue
+            for name in found.get(id(live[base.key]), []):
+                if name not in base.names:
+                    base.names.append(name)
+
+
+class PassIndices:
+    """What one pass sampled and served, from its first index batch to its end."""
+
+    __slots__ = ("capture", "dataset", "sampled", "served", "samples", "fingerprints", "fingerprint_rows")
+
+    def __init__(self, capture: IndexCapture, record: "PassRecord", dataset: Any):
+        self.capture = capture
+        self.dataset = dataset
+        self.sampled: list[Any] = [] if record.unchecked is None else _Discard()
+        self.served: dict[int, IndexSet] = {}
+        self.samples = 0
+        self.fingerprints: list[np.ndarray] | None = (
+            [] if capture.run.options.fingerprint and record.unchecked is None else None)
+        self.fingerprint_rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    # -- per batch (hot path) -----------------------------------------------------------------------
+    def note_sampled(self, batch: Any) -> None:
+        """The sampler gave an index batch (it is resolved to base indices when the pass ends)."""
+        self.sampled.append(batch)
+
+    @property
+    def sampled_any(self) -> bool:
+        return bool(self.sampled)
+
+    @property
+    def reads_batches(self) -> bool:
+        return self.fingerprints is not None
+
+    def read_batch(self, data: Any) -> bool:
+        """Fingerprint a consumed batch; False once this pass cannot be fingerprinted."""
+        if self.fingerprints is None:  # stopped: the pass's sampler keys are not indices
+            return False
+        try:
+            digests = row_digests(data)
+        except Exception:
+            digests = None
+        if digests is None:
+            self.fingerprints = None
+            return False
+        self.fingerprints.append(digests)
+        return True
+
+    # -- bulk work ------------------------------------------------------------------------------------
+    def flush(self, record: "PassRecord", count: int) -> None:
+        """Move the first ``count`` unflushed sampled batches' indices into the pass's bitsets."""
+        if count <= 0 or record.unchecked is not None or isinstance(self.sampled, _Discard):
+            return
+        batches = self.sampled[:count]
+        del self.sampled[:count]
+        try:
+            flat = flatten_batches(batches)
+        except TypeError:
+            record.unchecked = record.loader.unchecked = "non-integer-indices"
+            self.stop()
+            return
+        self.samples += int(flat.size)
+        resolver = self.capture.resolver
+        parts = resolver.resolve(self.dataset, flat)
+        for key, _, base_idx in parts:
+            served = self.served.get(key)
+            if served is None:
+                served = self.served[key] = IndexSet(resolver.bases[key].size or 0)
+            served.add(base_idx)
+        if self.fingerprints is not None:
+            digests = self.fingerprints[:count]
+            del self.fingerprints[:count]
+            digests_flat = np.concatenate(digests) if digests else np.empty(0, np.uint64)
+            if digests_flat.size == flat.size:
+                for key, pos, base_idx in parts:
+                    self.fingerprint_rows.append((np.full(pos.size, key, dtype=np.int64), base_idx, digests_flat[pos]))
+
+    def stop(self) -> None:
+        """Record nothing more for this pass (what it holds can no longer be trusted, or it ended)."""
+        self.sampled = _Discard()
+        self.fingerprints = None
+        self.dataset = None
+
+    def end(self, record: "PassRecord", count: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The pass ended: flush the last ``count`` batches; what goes into ``loader_pass_end``."""
+        self.flush(record, count)
+        self.stop()
+        resolver = self.capture.resolver
+        resolver.forget_freed()
+        bases = {key: resolver.bases[key] for key in self.served}
+        data = {"samples": self.samples,
+                "unique_samples": {bases[k].type_name: len(v) for k, v in self.served.items()}}
+        refs = {"served": self.served, "bases": bases, "fingerprint_rows": self.fingerprint_rows}
+        return data, refs
+
+
+def row_digests(batch: Any) -> np.ndarray | None:
+    """64-bit content digests of each sample in a collated batch (its first CPU tensor)."""
+    tensor = _first_tensor(batch)
+    if tensor is None or tensor.device.type != "cpu" or tensor.dim() == 0:
+        return None
+    rows = tensor.detach().reshape(tensor.shape[0], -1).contiguous()
+    raw = rows.view(torch.uint8).numpy() if rows.dtype != torch.bool else rows.numpy().view(np.uint8)
+    return np.fromiter(
+        (int.from_bytes(hashlib.blake2b(r.tobytes(), digest_size=8).digest(), "little") for r in raw),
+        dtype=np.uint64, count=raw.shape[0],
+    )
+
+
+def _first_tensor(batch: Any) -> torch.Tensor | None:
+    if isinstance(batch, torch.Tensor):
+        return batch
+    if isinstance(batch, dict):
+        batch = list(batch.values())
+    if isinstance(batch, (list, tuple)):
+        for item in batch:
+            if isinstance(item, torch.Tensor):
+                return item
+    return None
