@@ -383,10 +383,9 @@ class Dashboard:
         label = getattr(info, "label", None)
         if isinstance(label, str):
             v.current_loader = label
-        if getattr(record, "steps", 0) or getattr(record, "backwards", 0):
-            v.phase = "train"
-        elif getattr(record, "forwards", 0) or getattr(record, "nograd_batches", 0):
-            v.phase = "eval"
+        role = record.role(final=False)  # the probe's own rule, as far as the pass has gone
+        if role != "unknown":
+            v.phase = role
         consumed = getattr(record, "consumed", None)
         v.current_batches = consumed if isinstance(consumed, int) else None
         v.current_total = self._total_batches(info)
