@@ -82,3 +82,59 @@ def test_census_every_epoch_first_then_within_its_time_budget():
     long_epochs._epochs_seen = 100
     long_epochs._epochs_since_census = 1
     assert long_epochs._census_due(epoch_s=600.0)  # long epochs: every epoch
+
+
+def _sample(epoch, count=None, rss=None):
+    from watchdog.memory.growth import EpochSample
+
+    return EpochSample(epoch=epoch, steps=epoch * 10, tensor_count=count, tensor_bytes=None, rss=rss)
+
+
+def test_sparse_samples_give_per_epoch_rates_from_the_epochs_between_them():
+    from watchdog.memory.growth import EpochSeries
+
+    series = EpochSeries()  # a census every 3rd epoch, and no sample at all for the epochs between
+    verdicts = []
+    for epoch in (1, 4, 7, 10):
+        verdicts = series.add(_sample(epoch, count=100 + 64 * (epoch - 1)))
+    (tensors,) = [v for v in verdicts if v.series == "tensors"]
+    assert tensors.growth.rate == 64 and tensors.growth.increments == (64, 64, 64)
+    assert tensors.growth.since_index == 0  # from the end of epoch 1
+    # Epoch-end samples without a census (count None) between them read the same.
+    with_gaps = EpochSeries()
+    for epoch in range(1, 11):
+        verdicts = with_gaps.add(_sample(epoch, count=100 + 64 * (epoch - 1) if epoch % 3 == 1 else None))
+    assert [v.growth.rate for v in verdicts if v.series == "tensors"] == [64]
+    assert with_gaps.recent_rate("tensor_count") == 64
+
+
+def test_incremental_series_agree_with_the_rule_on_the_whole_series():
+    import random
+
+    from watchdog.memory.growth import EpochSeries
+
+    rng = random.Random(7)
+    for trial in range(40):
+        series, counts, rss = EpochSeries(), [], []
+        level, mem = 1000.0, 500 * MB
+        for epoch in range(1, 30):
+            level += rng.choice((0, 3, 40, 64, 64, 70, -50))
+            mem += rng.choice((0, 20, 38, 40)) * MB
+            count = level if rng.random() < 0.7 else None
+            counts.append(count)
+            rss.append(mem)
+            verdicts = {v.series: v.growth for v in series.add(_sample(epoch, count=count, rss=mem))}
+            assert verdicts.get("tensors") == steady_growth(counts, COUNT)
+            assert verdicts.get("rss") == steady_growth(rss, RSS)
+
+
+def test_series_state_stays_bounded_over_a_long_run():
+    from watchdog.memory.growth import KEPT_SAMPLES, EpochSeries
+
+    series = EpochSeries()
+    for epoch in range(1, 10_001):
+        series.add(_sample(epoch, count=1000 + (epoch % 5), rss=800 * MB))
+    assert series.count == 10_000 and len(series.samples) == KEPT_SAMPLES
+    assert series.samples[0].epoch == 10_000 - KEPT_SAMPLES + 1
+    for tail in series.tails.values():
+        assert len(tail.judged) <= tail.thresholds.window + 1 and len(tail.recent) <= 4
