@@ -1,6 +1,6 @@
 """The seed's failure 4: every step's loss and output kept in lists, with their autograd graphs.
 
-    watchdog run examples/memory_leak.py
+    WATCHDOG_MEMORY_CENSUS=every-epoch watchdog run examples/memory_leak.py   # ms epochs: no 1% budget
     # memory/tensor-growth at the end of epoch 4: list `all_losses` in train_with_memory_leak() at
     # memory_leak.py:29 holds 25 new tensors ..., keeping autograd graphs alive; fix: loss.item()
 """

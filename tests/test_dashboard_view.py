@@ -38,11 +38,11 @@ def epoch_end_samples(events: list[dict]) -> list[dict]:
 # `print(render_text(RunView.from_events(fixture_events("memory_leak"))))` and read the diff.
 EXPECTED_100 = """\
 ╭─ watchdog · run 20231114-221320-4242 · ok ───────────────────────────────────────────────────────╮
-│ epoch 6   steps 150   rate 72 steps/s   phase done   elapsed 00:02                               │
+│ epoch 6   steps 150   rate 114 steps/s   phase done   elapsed 00:01                              │
 │                                                                                                  │
 │ memory per epoch                             checks                                              │
 │ source         chart       last    Δ/epoch   ✔  checkpoint-completeness  ok                      │
-│ rss_bytes      ▁▂▂▂▇█   319 MiB   +802 KiB   ✔  checkpoint-integrity     ok                      │
+│ rss_bytes      ▁▁▂▃▇█   319 MiB   +995 KiB   ✔  checkpoint-integrity     ok                      │
 │ tensor_bytes   ▁▂▄▅▇█   152 KiB  +12.6 KiB   ▲  eval-cadence             warning  eval/missing-… │
 │ tensors        ▁▂▄▅▇█       324        +50   ✔  eval-mode                ok                      │
 │ graph_bytes    ▁▂▄▅▇█  75.6 KiB  +12.6 KiB   ▲  memory                   warning  memory/tensor… │

@@ -370,3 +370,74 @@ def test_one_long_epoch_evaluated_only_at_the_end_is_judged_by_steps(tmp_path):
     assert run.loop.epoch == 1 and run.loop.steps == 1100
     assert finding(run, "eval/only-at-end").severity == "error"
     assert eval_codes(run) == ["eval/only-at-end"]
+
+
+# -- the evaluation points, kept incrementally ---------------------------------------------------------
+class _Info:
+    """A ModelInfo's fields the cadence check reads: its evaluation steps, capped as the probe caps them."""
+
+    def __init__(self, name, cap):
+        self.label, self.eval_steps, self.cap = name, [], cap
+
+    def note(self, step):
+        if not self.eval_steps or self.eval_steps[-1] != step:
+            if len(self.eval_steps) < self.cap:
+                self.eval_steps.append(step)
+            else:
+                self.eval_steps[-1] = step  # as core/training.py's _note_eval_step past EVAL_STEPS_CAP
+
+
+class _Trained:
+    def __init__(self):
+        self.current = []
+
+    def infos(self, alive=True):
+        return list(self.current)
+
+
+def test_incremental_evaluation_points_match_sorting_them_all_at_each_window():
+    """EvalPoints answers what the check asked of a fresh sorted copy of every point at each window."""
+    import bisect
+    import random
+
+    from watchdog.evaluation.cadence import EpochRanges, EvalPoints
+    from watchdog.core.format import fmt_ranges
+
+    rng = random.Random(3)
+    for trial in range(30):
+        trained = _Trained()
+        models = [_Info(f"m{i}", cap=rng.choice((3, 1000))) for i in range(3)]
+        trained.current = [models[0]]
+        points = EvalPoints(trained)
+        passes, step, start, windows = [], 0, 0, 0
+        ranges, epochs = EpochRanges(), []
+        for _ in range(120):
+            step += rng.choice((0, 1, 1, 2, 5))
+            action = rng.random()
+            if action < 0.2:
+                passes.append((step, f"evaluation pass over loader{rng.randint(0, 1)}"))
+                points.add_pass(step, passes[-1][1].rsplit(" ", 1)[1])
+            elif action < 0.5:
+                rng.choice(models).note(step)
+            elif action < 0.55:  # the trained set changes (an optimizer found, a model dropped)
+                trained.current = rng.sample(models, rng.randint(0, 3))
+            elif action < 0.8 and step > start:  # a window closes
+                points.refresh()
+                reference = list(passes)
+                for info in trained.current:
+                    reference.extend((s, f"no_grad forwards of {info.label}") for s in info.eval_steps)
+                reference.sort(key=lambda source: source[0])
+                steps = [s for s, _ in reference]
+                lo, hi = bisect.bisect_right(steps, start), bisect.bisect_right(steps, step)
+                expected = {what for _, what in reference[lo:hi]} or None
+                assert points.between(start, step) == expected
+                during = [s for s in steps if s > 0]
+                assert points.first_after(0) == (min(during) if during else None)
+                assert points.first_distinct(4) == sorted(set(steps))[:4]
+                assert sorted(points.sources()) == sorted(reference)  # by step; ties in any order
+                assert [s for s, _ in points.sources()] == steps
+                if expected is None:
+                    epochs.append(windows)
+                    ranges.add(windows)
+                    assert ranges.text() == fmt_ranges(epochs)
+                start, windows = step, windows + 1

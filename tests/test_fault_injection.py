@@ -171,7 +171,7 @@ class Terminal(io.StringIO):
 def watched(tmp_path: Path, live: bool, monkeypatch: pytest.MonkeyPatch,
             census: bool = True) -> tuple[Any, list, BaseException | None]:
     monkeypatch.setenv("WATCHDOG_MEMORY_SAMPLE_INTERVAL", "0.02")
-    monkeypatch.setenv("WATCHDOG_MEMORY_CENSUS", "1" if census else "0")  # the census is most of a run's time
+    monkeypatch.setenv("WATCHDOG_MEMORY_CENSUS", "every-epoch" if census else "0")  # the census is most of a run's time
     if live:
         monkeypatch.setattr("sys.stdout", Terminal())
     run, weights, error = None, None, None

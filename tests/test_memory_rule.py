@@ -62,23 +62,129 @@ def test_window_growth_finds_a_rising_floor_and_ignores_a_flat_one():
     assert window_growth(rising[:8], min_step=8 * MB) is None  # too few samples to judge
 
 
-def test_census_every_epoch_first_then_within_its_time_budget():
-    from watchdog.memory.probe import CENSUS_EVERY_EPOCH_FIRST, MemoryProbe
+class FakeClock:
+    """The budget's clock, moved by the test: an epoch takes what the test says, nothing else moves it."""
 
-    probe = MemoryProbe()
-    probe._census_s = 0.05
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def simulate_census_cadence(epoch_s, census_s, epochs, other_s=0.0001, blocks=500_000, monkeypatch=None):
+    """Epoch ends as the memory probe drives the budget: the census (when due) costs ``census_s``,
+    every epoch end ``other_s`` more. Returns the epochs (1-based) with a census, and the budget."""
+    from watchdog.memory.budget import CensusBudget
+
+    clock = FakeClock()
+    budget = CensusBudget(clock=clock, blocks=lambda: blocks)
+    censuses = []
+    for epoch in range(1, epochs + 1):
+        clock.now += epoch_s
+        started = clock.now
+        if budget.census_due():
+            clock.now += census_s
+            budget.census_taken(census_s)
+            censuses.append(epoch)
+        clock.now += other_s
+        budget.spend(clock.now - started)
+    return censuses, budget
+
+
+def test_census_cadence_keeps_epoch_ends_under_one_percent_from_the_first_epoch(monkeypatch):
+    import watchdog.memory.budget as budget_module
+
+    monkeypatch.setattr(budget_module, "_measured_s_per_block", [])  # no earlier census in this process
+    # Before any census: predicted from the heap (500k blocks x 40 ns = 20 ms), so the first one
+    # waits for 100 x 20 ms = 2 s of run; a 2-epoch toy run of 100 ms epochs gets none.
+    censuses, budget = simulate_census_cadence(epoch_s=0.1, census_s=0.015, epochs=2)
+    assert censuses == [] and budget.share() < 0.01
+    for epoch_s, census_s, spacing in ((0.04, 0.015, 50), (1.0, 0.015, 2), (0.04, 0.078, 260), (1.0, 0.078, 8)):
+        censuses, budget = simulate_census_cadence(epoch_s, census_s, epochs=3000)
+        assert budget.share() <= 0.01
+        gaps = [b - a for a, b in zip(censuses, censuses[1:])][1:]  # the first one ran on the heap estimate
+        assert gaps and all(abs(g - spacing) <= spacing * 0.1 + 1 for g in gaps), (epoch_s, census_s, gaps[:5])
+    # Long epochs (100 x the census or more): every epoch, so a leak is reported at epoch 4.
+    censuses, budget = simulate_census_cadence(epoch_s=60.0, census_s=0.078, epochs=10)
+    assert censuses == list(range(1, 11)) and budget.share() < 0.01
+
+
+def test_census_cadence_pays_back_an_epoch_end_that_cost_more_than_predicted(monkeypatch):
+    from watchdog.memory.budget import CensusBudget
+
+    clock = FakeClock()
+    budget = CensusBudget(clock=clock, blocks=lambda: 1000)
+    clock.now += 10.0
+    assert budget.census_due()
+    budget.census_taken(0.02)
+    budget.spend(0.52)  # a culprit walk of half a second on top of the census
     due = []
-    for epoch in range(CENSUS_EVERY_EPOCH_FIRST + 12):
-        probe._epochs_since_census += 1
-        ok = probe._census_due(epoch_s=0.5)  # 50 ms census, 0.5 s epochs: 2% budget -> every 5th
-        if ok:
-            probe._epochs_since_census = 0
-        due.append(ok)
-    assert all(due[:CENSUS_EVERY_EPOCH_FIRST])
-    later = due[CENSUS_EVERY_EPOCH_FIRST:]
-    assert sum(later) == 2 and later.index(True) == 4
-    long_epochs = MemoryProbe()
-    long_epochs._census_s = 0.05
-    long_epochs._epochs_seen = 100
-    long_epochs._epochs_since_census = 1
-    assert long_epochs._census_due(epoch_s=600.0)  # long epochs: every epoch
+    for _ in range(60):
+        clock.now += 1.0
+        due.append(budget.census_due())
+        budget.spend(0.0)
+    assert due.index(True) == 53  # ~0.52 s of debt, then 20 ms for the census, at 10 ms of budget per second
+    # A quiet stretch buys one census, not a burst.
+    clock.now += 3600.0
+    assert budget.census_due()
+    budget.census_taken(0.02)
+    budget.spend(0.02)
+    clock.now += 0.1
+    assert not budget.census_due()
+
+
+def _sample(epoch, count=None, rss=None):
+    from watchdog.memory.growth import EpochSample
+
+    return EpochSample(epoch=epoch, steps=epoch * 10, tensor_count=count, tensor_bytes=None, rss=rss)
+
+
+def test_sparse_samples_give_per_epoch_rates_from_the_epochs_between_them():
+    from watchdog.memory.growth import EpochSeries
+
+    series = EpochSeries()  # a census every 3rd epoch, and no sample at all for the epochs between
+    verdicts = []
+    for epoch in (1, 4, 7, 10):
+        verdicts = series.add(_sample(epoch, count=100 + 64 * (epoch - 1)))
+    (tensors,) = [v for v in verdicts if v.series == "tensors"]
+    assert tensors.growth.rate == 64 and tensors.growth.increments == (64, 64, 64)
+    assert tensors.growth.since_index == 0  # from the end of epoch 1
+    # Epoch-end samples without a census (count None) between them read the same.
+    with_gaps = EpochSeries()
+    for epoch in range(1, 11):
+        verdicts = with_gaps.add(_sample(epoch, count=100 + 64 * (epoch - 1) if epoch % 3 == 1 else None))
+    assert [v.growth.rate for v in verdicts if v.series == "tensors"] == [64]
+    assert with_gaps.recent_rate("tensor_count") == 64
+
+
+def test_incremental_series_agree_with_the_rule_on_the_whole_series():
+    import random
+
+    from watchdog.memory.growth import EpochSeries
+
+    rng = random.Random(7)
+    for trial in range(40):
+        series, counts, rss = EpochSeries(), [], []
+        level, mem = 1000.0, 500 * MB
+        for epoch in range(1, 30):
+            level += rng.choice((0, 3, 40, 64, 64, 70, -50))
+            mem += rng.choice((0, 20, 38, 40)) * MB
+            count = level if rng.random() < 0.7 else None
+            counts.append(count)
+            rss.append(mem)
+            verdicts = {v.series: v.growth for v in series.add(_sample(epoch, count=count, rss=mem))}
+            assert verdicts.get("tensors") == steady_growth(counts, COUNT)
+            assert verdicts.get("rss") == steady_growth(rss, RSS)
+
+
+def test_series_state_stays_bounded_over_a_long_run():
+    from watchdog.memory.growth import KEPT_SAMPLES, EpochSeries
+
+    series = EpochSeries()
+    for epoch in range(1, 10_001):
+        series.add(_sample(epoch, count=1000 + (epoch % 5), rss=800 * MB))
+    assert series.count == 10_000 and len(series.samples) == KEPT_SAMPLES
+    assert series.samples[0].epoch == 10_000 - KEPT_SAMPLES + 1
+    for tail in series.tails.values():
+        assert len(tail.judged) <= tail.thresholds.window + 1 and len(tail.recent) <= 4

@@ -17,8 +17,105 @@ from watchdog.memory.growth import MB
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.fixture(autouse=True)
+def census_every_epoch(monkeypatch):
+    """These loops' epochs last milliseconds: within its 1% budget the census would wait seconds,
+    so they take it at every epoch end (``test_sparse_censuses_*`` run it within the budget)."""
+    monkeypatch.setenv("WATCHDOG_MEMORY_CENSUS", "every-epoch")
+
+
 def _watch(tmp_path):
     return watchdog.watch(report_dir=tmp_path, dashboard=False, summary=False)
+
+
+class BudgetClock:
+    """The census budget's clock, moved by the loop: each epoch lasts ``epoch_s``, each census
+    ``census_s`` (the real census runs; only the time it is charged is fixed)."""
+
+    def __init__(self, epoch_s: float, census_s: float):
+        self.now, self.epoch_s, self.census_s = 0.0, epoch_s, census_s
+
+    def __call__(self) -> float:
+        return self.now
+
+    def epoch_end(self, epoch: int) -> None:
+        self.now += self.epoch_s
+
+
+def _budgeted(monkeypatch, clock: BudgetClock):
+    import watchdog.memory.budget as budget_module
+    import watchdog.memory.probe as probe_module
+    from watchdog.memory.budget import CensusBudget
+
+    monkeypatch.setenv("WATCHDOG_MEMORY_CENSUS", "1")
+    monkeypatch.setattr(budget_module, "_measured_s_per_block", [clock.census_s / 1000])  # predicted right
+    real_census = probe_module.take_census
+    taken = []
+
+    def census_charged_census_s(previous=None):
+        census = real_census(previous=previous)
+        clock.now += clock.census_s
+        taken.append(census)
+        return census
+
+    monkeypatch.setattr(probe_module, "take_census", census_charged_census_s)
+    monkeypatch.setattr(probe_module, "CensusBudget",
+                        lambda clock=None, blocks=None: CensusBudget(clock=clock_, blocks=lambda: 1000))
+    clock_ = clock
+    return taken
+
+
+def _epoch_samples(tmp_path):
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    return [e["data"] for e in events if e["kind"] == "memory_sample" and e["data"]["at"] == "epoch_end"]
+
+
+def test_sparse_censuses_within_the_budget_report_the_leak_at_the_fourth_census(tmp_path, monkeypatch):
+    # 1 s epochs, 50 ms censuses: 1% of the wall time buys a census every 5th epoch.
+    clock = BudgetClock(epoch_s=1.0, census_s=0.05)
+    _budgeted(monkeypatch, clock)
+    with _watch(tmp_path) as run:
+        clock.epoch_end(0)  # the first epoch's time
+        loops.seed_leak(22, epoch_end=clock.epoch_end)
+    census_epochs = [d["epoch"] for d in _epoch_samples(tmp_path) if "census" in d]
+    assert census_epochs == [5, 10, 15, 20]
+    (f,) = _memory(run)
+    assert f.code == "memory/tensor-growth" and f.evidence["epoch"] == 20  # at the 4th census (f.epoch: 19, from 0)
+    assert "+32 tensors/epoch" in f.message  # per epoch: divided by the 5 epochs between censuses
+    assert "since epoch 5" in f.message
+    assert "list `all_losses` in seed_leak()" in f.message and "list `all_outputs` in seed_leak()" in f.message
+    assert f.evidence["increments"] == [32.0, 32.0, 32.0]
+
+
+def test_sparse_censuses_within_the_budget_raise_no_alarm_on_the_swinging_control(tmp_path, monkeypatch):
+    clock = BudgetClock(epoch_s=1.0, census_s=0.03)
+    _budgeted(monkeypatch, clock)
+    with _watch(tmp_path) as run:
+        clock.epoch_end(0)
+        loops.swinging_control(14, epoch_end=clock.epoch_end)
+    census_epochs = [d["epoch"] for d in _epoch_samples(tmp_path) if "census" in d]
+    assert census_epochs == [3, 6, 9, 12]
+    assert _memory(run) == []
+    assert [f for f in run.findings if f.severity != "info"] == []
+
+
+def test_short_runs_take_no_census_within_the_budget(tmp_path, monkeypatch):
+    # Epochs of 10 ms, a census predicted at 10 ms (the heap's size): 1% of 40 ms buys none.
+    import watchdog.memory.probe as probe_module
+    from watchdog.memory.budget import CensusBudget
+
+    monkeypatch.setenv("WATCHDOG_MEMORY_CENSUS", "1")
+    clock = BudgetClock(epoch_s=0.01, census_s=0.01)
+    monkeypatch.setattr(probe_module, "CensusBudget",
+                        lambda clock=None, blocks=None: CensusBudget(clock=clock_, blocks=lambda: 250_000_000))
+    clock_ = clock
+    with _watch(tmp_path) as run:
+        clock.epoch_end(0)
+        loops.seed_leak(4, epoch_end=clock.epoch_end)
+    samples = _epoch_samples(tmp_path)
+    assert len(samples) == 4 and not any("census" in d for d in samples)
+    assert all(d["rss"] for d in samples)  # RSS (and CUDA) are still read at every epoch end
+    assert _memory(run) == []
 
 
 def _memory(run):

@@ -72,6 +72,137 @@ CADENCE_FIX = (
 )
 
 
+
+class EpochRanges:
+    """Epochs added in increasing order, kept as ranges: ``fmt_ranges`` without re-sorting them all."""
+
+    __slots__ = ("ranges",)
+
+    def __init__(self) -> None:
+        self.ranges: list[list[int]] = []  # [first, last], increasing, not touching
+
+    def add(self, epoch: int) -> None:
+        ranges = self.ranges
+        if ranges and epoch <= ranges[-1][1]:
+            return  # already in
+        if ranges and epoch == ranges[-1][1] + 1:
+            ranges[-1][1] = epoch
+        else:
+            ranges.append([epoch, epoch])
+
+    def text(self) -> str:
+        """As ``fmt_ranges`` writes it: ``0–2, 4, 6–7``."""
+        return ", ".join(str(a) if a == b else f"{a}–{b}" for a, b in self.ranges)
+
+
+class EvalPoints:
+    """Every evaluation so far, by step, kept sorted as it arrives (no copy or sort per window).
+
+    Evaluation passes are added as they end. The ``no_grad`` forwards of trained models are read
+    from their ``ModelInfo.eval_steps`` (appended by the training probe) at each :meth:`refresh`:
+    only the entries not merged yet. Steps only grow, so a new point is an append. A model's last
+    entry is read live, never merged (the probe overwrites it once its list is full); and when the
+    set of trained models changes (an optimizer found later, a new model), the index is rebuilt
+    once. What evaluated is named when a window is judged (a model's label can gain its name later).
+    """
+
+    def __init__(self, trained: TrainedModels):
+        self.trained = trained
+        self.passes: list[tuple[int, str]] = []  # (step, label) of each evaluation pass
+        self.steps: list[int] = []  # sorted
+        self.whats: list[Any] = []  # beside `steps`: a pass's label, or the ModelInfo that evaluated
+        self._models: list[Any] = []  # the trained models' ModelInfos merged, in order
+        self._merged: dict[int, int] = {}  # id(ModelInfo) -> its eval_steps entries merged
+        self._live: list[tuple[int, Any]] = []  # (step, ModelInfo): each model's last entry, read live
+
+    def add_pass(self, step: int, loader: str) -> None:
+        label = f"evaluation pass over {loader}"
+        self.passes.append((step, label))
+        self._insert(step, label)
+
+    def _insert(self, step: int, what: Any) -> None:
+        steps = self.steps
+        if not steps or step >= steps[-1]:
+            steps.append(step)
+            self.whats.append(what)
+        else:
+            i = bisect.bisect_right(steps, step)
+            steps.insert(i, step)
+            self.whats.insert(i, what)
+
+    def refresh(self) -> None:
+        """Merge what the trained models evaluated since the last call."""
+        infos = self.trained.infos(alive=False)
+        if len(infos) != len(self._models) or any(a is not b for a, b in zip(infos, self._models)):
+            self._rebuild(infos)
+        live = []
+        for info in infos:
+            eval_steps = info.eval_steps
+            fixed = len(eval_steps) - 1
+            done = self._merged.get(id(info), 0)
+            if fixed > done:
+                for step in eval_steps[done:fixed]:
+                    self._insert(step, info)
+                self._merged[id(info)] = fixed
+            if eval_steps:
+                live.append((eval_steps[-1], info))
+        self._live = live
+
+    def _rebuild(self, infos: list[Any]) -> None:
+        points: list[tuple[int, Any]] = list(self.passes)
+        self._merged = {}
+        for info in infos:
+            fixed = max(0, len(info.eval_steps) - 1)
+            points.extend((step, info) for step in info.eval_steps[:fixed])
+            self._merged[id(info)] = fixed
+        points.sort(key=lambda point: point[0])
+        self.steps = [step for step, _ in points]
+        self.whats = [what for _, what in points]
+        self._models = list(infos)
+
+    @staticmethod
+    def _label(what: Any) -> str:
+        if isinstance(what, str):
+            return what
+        return f"no_grad forwards of {getattr(what, 'label', None) or 'the model'}"
+
+    def between(self, start: int, end: int) -> set[str] | None:
+        """What evaluated at steps ``start < s <= end`` (None when nothing did). Call
+        :meth:`refresh` first."""
+        lo = bisect.bisect_right(self.steps, start)
+        hi = bisect.bisect_right(self.steps, end)
+        found = {self._label(what) for what in self.whats[lo:hi]}
+        for step, info in self._live:
+            if start < step <= end:
+                found.add(self._label(info))
+        return found or None
+
+    def first_after(self, step: int) -> int | None:
+        """The first evaluation step after ``step`` (None if none)."""
+        i = bisect.bisect_right(self.steps, step)
+        candidates = [self.steps[i]] if i < len(self.steps) else []
+        candidates += [s for s, _ in self._live if s > step]
+        return min(candidates) if candidates else None
+
+    def first_distinct(self, limit: int) -> list[int]:
+        """The first ``limit`` distinct evaluation steps, sorted."""
+        seen: set[int] = {s for s, _ in self._live}
+        wanted = limit + len(seen)
+        for step in self.steps:
+            if len(seen) >= wanted:
+                break
+            seen.add(step)
+        return sorted(seen)[:limit]
+
+    def sources(self) -> list[tuple[int, str]]:
+        """``(step, what evaluated)`` of every evaluation, by step (a copy: for the run's end)."""
+        self.refresh()
+        points = [(step, self._label(what)) for step, what in zip(self.steps, self.whats)]
+        points += [(step, self._label(info)) for step, info in self._live]
+        points.sort(key=lambda point: point[0])
+        return points
+
+
 class EvalCadenceCheck(Check):
     name = "eval-cadence"
 
@@ -81,13 +212,14 @@ class EvalCadenceCheck(Check):
         self.pass_starts: dict[str, list[int]] = {}  # loader id -> run.loop.steps at each pass start
         self.train_loader_id: str | None = None  # the first loader whose pass trained
         self.epoch_end_steps: list[int] = []  # run.loop.steps at each epoch_end (the boundaries once epochs are marked)
-        self.eval_pass_steps: list[int] = []  # step counts at which evaluation passes ended
-        self.eval_pass_loaders: list[str] = []  # the loader of each of those passes
+        self.points = EvalPoints(self.trained)  # every evaluation so far, by step
         self.judged = 0  # windows closed so far
         self.epoch_steps: list[int] = []  # B_e of each trained epoch judged so far
         self.evaluated: dict[int, bool] = {}  # trained epoch number -> evaluated
+        self.evaluated_epochs: list[int] = []  # the evaluated ones, in order
         self.gap: list[int] = []  # trailing run of trained, unevaluated epochs
-        self.missing: list[int] = []  # epochs in gaps of eval_every or more
+        self.missing: list[int] = []  # epochs in gaps of eval_every or more (in order, each once)
+        self.missing_ranges = EpochRanges()  # the same, as ranges
         self.trailing_missing: list[int] = []  # the part of `missing` in the gap still open
         self.final_epochs: int | None = None
 
@@ -107,8 +239,7 @@ class EvalCadenceCheck(Check):
         data = event.data
         role = data.get("role")
         if role == "eval" and data.get("batches", 0) > 0:
-            self.eval_pass_steps.append(int(data.get("step", self.run.loop.steps)))
-            self.eval_pass_loaders.append(str(data.get("loader")))
+            self.points.add_pass(int(data.get("step", self.run.loop.steps)), str(data.get("loader")))
         elif role == "train" and self.train_loader_id is None:
             self.train_loader_id = str(data.get("loader_id"))
             self._close_windows(self.run.loop.steps)  # known late (Lightning): earlier epochs may be over
@@ -136,17 +267,25 @@ class EvalCadenceCheck(Check):
             self._judge_step_based()  # no epochs, or a single one: judged by optimizer steps
 
     # -- epochs and evaluation points ------------------------------------------------------------------
-    def _loader_boundaries(self, final: bool) -> list[int]:
+    def _boundary_count(self, final: bool) -> int:
+        """How many epoch windows are known so far (with ``final``, the open last one ends now)."""
+        if self.run.loop.epoch_source == "mark":
+            return len(self.epoch_end_steps)  # the session keeps loader epochs and marks consistent
         if self.train_loader_id is None:
-            return []
-        bounds = self.pass_starts.get(self.train_loader_id, [])[1:]
-        return bounds + [self.run.loop.steps] if final else list(bounds)
+            return 0
+        starts = len(self.pass_starts.get(self.train_loader_id, ()))
+        return max(0, starts - 1) + (1 if final else 0)
+
+    def _boundary(self, index: int, final: bool) -> int:
+        """B_e of window ``index`` (< ``_boundary_count(final)``), read in place: no copy per call."""
+        if self.run.loop.epoch_source == "mark":
+            return self.epoch_end_steps[index]
+        starts = self.pass_starts.get(self.train_loader_id, [])
+        return starts[index + 1] if index + 1 < len(starts) else self.run.loop.steps
 
     def boundaries(self, final: bool) -> list[int]:
         """B_e of every epoch window known so far (with ``final``, the open last one ends now)."""
-        if self.run.loop.epoch_source == "mark":
-            return list(self.epoch_end_steps)  # the session keeps loader epochs and marks consistent
-        return self._loader_boundaries(final)
+        return [self._boundary(i, final) for i in range(self._boundary_count(final))]
 
     def eval_points(self) -> list[int]:
         return [step for step, _ in self.eval_sources()]
@@ -154,66 +293,67 @@ class EvalCadenceCheck(Check):
     def eval_sources(self) -> list[tuple[int, str]]:
         """``(step, what evaluated)`` of every evaluation so far, by step: an evaluation pass names its
         loader, forwards of a trained model under ``no_grad`` name the model."""
-        sources = [(step, f"evaluation pass over {loader}") for step, loader in zip(self.eval_pass_steps, self.eval_pass_loaders)]
-        for info in self.trained.infos(alive=False):
-            model = f"no_grad forwards of {getattr(info, 'label', None) or 'the model'}"
-            sources.extend((step, model) for step in info.eval_steps)
-        sources.sort(key=lambda source: source[0])
-        return sources
+        return self.points.sources()
 
     # -- epoch windows -------------------------------------------------------------------------------
     def _close_windows(self, now: int, final: bool = False) -> None:
-        bounds = self.boundaries(final)
-        if self.judged >= len(bounds):
+        count = self._boundary_count(final)
+        if self.judged >= count:
             return
-        sources = self.eval_sources()
-        points = [step for step, _ in sources]
-        while self.judged < len(bounds):
-            end = bounds[self.judged]
+        points = self.points
+        points.refresh()
+        while self.judged < count:
+            end = self._boundary(self.judged, final)
             if not final and now <= end:
                 break
-            start = bounds[self.judged - 1] if self.judged > 0 else 0
+            start = self._boundary(self.judged - 1, final) if self.judged > 0 else 0
             self.judged += 1
             if end <= start:
                 continue  # no optimizer step in this window: nothing trained, no epoch
             epoch = len(self.epoch_steps)
             self.epoch_steps.append(end)
-            first_after = bisect.bisect_right(points, start)
-            last_in = bisect.bisect_right(points, end)
-            evaluated = first_after < last_in
+            by = points.between(start, end)
+            evaluated = by is not None
             self.evaluated[epoch] = evaluated
             self.run.emit("eval_window", {
                 "epoch": epoch, "first_step": start + 1, "last_step": end, "evaluated": evaluated,
-                "by": sorted({what for _, what in sources[first_after:last_in]}),
+                "by": sorted(by or ()),
                 "eval_every": self.every, "epoch_source": self.run.loop.epoch_source})
             if evaluated:
+                self.evaluated_epochs.append(epoch)
                 self.gap = []
                 self.trailing_missing = []
                 continue
             self.gap.append(epoch)
             if len(self.gap) == self.every:
-                self.missing.extend(self.gap)
+                self._add_missing(self.gap)
                 self.trailing_missing = list(self.gap)
             elif len(self.gap) > self.every:
-                self.missing.append(epoch)
+                self._add_missing([epoch])
                 self.trailing_missing.append(epoch)
             else:
                 continue
             if not final:
                 self._report_missing(final=False)
 
+    def _add_missing(self, epochs: list[int]) -> None:
+        for epoch in epochs:
+            self.missing.append(epoch)
+            self.missing_ranges.add(epoch)
+
     def _report_missing(self, final: bool) -> None:
         run = self.run
-        missing = sorted(set(self.missing))
+        missing = self.missing  # in order, each epoch once
         total = len(self.epoch_steps)
-        points = self.eval_points()
-        during = [s for s in points if s > 0]
+        points = self.points
+        points.refresh()
         steps = run.loop.steps
-        ranges = fmt_ranges(missing)
+        ranges = self.missing_ranges.text()
         plural = "epochs" if len(missing) > 1 else "epoch"
-        evaluated = sorted(e for e, ok in self.evaluated.items() if ok)
-        only_after = final and bool(during) and all(s >= steps for s in during)
-        never = not during
+        evaluated = self.evaluated_epochs
+        first_during = points.first_after(0)  # the first evaluation after step 0, if any
+        only_after = final and first_during is not None and first_during >= steps
+        never = first_during is None
         trailing_only = (final and not never and not only_after and bool(evaluated)
                          and missing == sorted(self.trailing_missing) and len(missing) <= self.every)
         cadence = f"at least one every {self.every} epochs" if self.every > 1 else "one after every epoch"
@@ -247,7 +387,7 @@ class EvalCadenceCheck(Check):
                 "eval_every": self.every,
                 "epoch_source": run.loop.epoch_source,
                 "epoch_end_steps": self.epoch_steps[:EVIDENCE_CAP],
-                "eval_steps": sorted(set(points))[:EVIDENCE_CAP],
+                "eval_steps": points.first_distinct(EVIDENCE_CAP),
                 "steps": steps,
                 "only_after_training": only_after,
                 "no_evaluation": never,

@@ -37,7 +37,6 @@ from .growth import (
     EpochSeries,
     Growth,
     Verdict,
-    steady_growth,
     window_growth,
 )
 from .sources import CudaMemory, machine_ram_bytes
@@ -126,7 +125,7 @@ class MemoryCheck(Check):
         census = data.get("census") or {}
         cuda: dict[int, CudaMemory] = refs.get("cuda") or {}
         sample = EpochSample(
-            epoch=int(data.get("epoch") or len(self.series.samples) + 1),
+            epoch=int(data.get("epoch") or self.series.count + 1),
             steps=int(data.get("steps") or 0),
             tensor_count=census.get("count"),
             tensor_bytes=census.get("bytes"),
@@ -177,7 +176,7 @@ class MemoryCheck(Check):
     def _report_tensors(self, verdict: Verdict, sample: EpochSample, diff: Any) -> None:
         epoch = sample.epoch
         count_rate = self._rate_of("tensor_count")
-        byte_rate = self._rate_of("tensor_bytes") or self._recent_rate(lambda s: s.tensor_bytes)
+        byte_rate = self._rate_of("tensor_bytes") or self.series.recent_rate("tensor_bytes")
         since = self.since.setdefault("tensors", verdict.growth.since_index + 1)
         holders = self.holders
         if diff is not None and epoch - self.holders_epoch >= CULPRIT_EVERY:
@@ -208,7 +207,7 @@ class MemoryCheck(Check):
                      f"{proj_text}.")
         elif proj_text:
             head += f" At this rate, {proj_text.lstrip('; ')}."
-        rss_rate = self._recent_rate(lambda s: s.rss)
+        rss_rate = self.series.recent_rate("rss")
         if rss_rate > 0:
             head += f" Process RSS over the same epochs: +{fmt_bytes(rss_rate)}/epoch (median; RSS alone is noisy)."
         culprit_text, fix = self._culprit_text(named, holders)
@@ -220,6 +219,7 @@ class MemoryCheck(Check):
             "bytes_per_epoch": byte_rate,
             "graph_bytes_per_epoch": graph_bytes,
             "increments": list(verdict.growth.increments),
+            "series_from_epoch": self._kept_from(),
             "series": [s.tensor_count for s in self.series.samples],
             "bytes_series": [s.tensor_bytes for s in self.series.samples],
             "rss_series": [s.rss for s in self.series.samples],
@@ -240,6 +240,10 @@ class MemoryCheck(Check):
             key="tensors",
         ))
 
+    def _kept_from(self) -> int | None:
+        """The epoch the evidence series start at (they hold the last ``KEPT_SAMPLES`` epochs)."""
+        return self.series.samples[0].epoch if self.series.samples else None
+
     @property
     def horizon(self) -> int:
         return self.run_length if self.run_length else PROJECT_EPOCHS
@@ -256,15 +260,8 @@ class MemoryCheck(Check):
             self.run_length, self.horizon_source = found
 
     def _rate_of(self, series: str) -> float | None:
-        getter = {"tensor_count": lambda s: s.tensor_count, "tensor_bytes": lambda s: s.tensor_bytes}[series]
-        growth = steady_growth([getter(s) for s in self.series.samples], self.series.thresholds[series])
+        growth = self.series.growth(series)
         return growth.rate if growth is not None else None
-
-    def _recent_rate(self, getter: Any, n: int = 3) -> float:
-        """Median of the last ``n`` epoch-to-epoch increments (no threshold): for reporting only."""
-        values = [v for v in (getter(s) for s in self.series.samples) if v is not None][-(n + 1):]
-        increments = sorted(b - a for a, b in zip(values, values[1:]))
-        return float(increments[len(increments) // 2]) if increments else 0.0
 
     def _culprit_text(self, named: list, holders: list) -> tuple[str, str]:
         if not named:
@@ -346,6 +343,7 @@ class MemoryCheck(Check):
             fix=fix,
             evidence={"device": device, "bytes_per_epoch": verdict.growth.rate,
                       "increments": list(verdict.growth.increments),
+                      "series_from_epoch": self._kept_from(),
                       "allocated_series": [getattr((s.cuda or {}).get(index), "allocated", None)
                                            for s in self.series.samples],
                       "nvml": self.latest_nvml.get(index),
@@ -367,6 +365,7 @@ class MemoryCheck(Check):
             fix=("Look for containers that grow every step outside tensors (lists of dicts/arrays, logs kept in "
                  "memory) and bound them; `tracemalloc` snapshots compared across epochs show where."),
             evidence={"bytes_per_epoch": verdict.growth.rate, "increments": list(verdict.growth.increments),
+                      "series_from_epoch": self._kept_from(),
                       "rss_series": [s.rss for s in self.series.samples], **proj},
             key="rss",
         ))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections import deque
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -76,9 +77,16 @@ def steady_growth(values: Sequence[float | None], thresholds: Thresholds) -> Gro
     # Growth during the first `warmup` epochs is ignored: the baseline is the end of epoch `warmup`.
     start = max(0, thresholds.warmup - 1)
     points = [(i, v) for i, v in enumerate(values) if i >= start and v is not None]
+    return growth_of_points(points[-(thresholds.window + 1):], thresholds)
+
+
+def growth_of_points(points: Sequence[tuple[int, float]], thresholds: Thresholds) -> Growth | None:
+    """The rule on the last ``window + 1`` samples after the warm-up, as ``(position, value)``
+    pairs (position: the epoch's 0-based index, increasing; gaps between positions are epochs
+    without a sample, and each increment is divided by the epochs it spans)."""
     if len(points) < thresholds.window + 1:
         return None
-    tail = points[-(thresholds.window + 1):]
+    tail = list(points)[-(thresholds.window + 1):]
     increments = [(b - a) / (j - i) for (i, a), (j, b) in zip(tail, tail[1:])]
     if any(d < thresholds.min_step for d in increments):
         return None
@@ -156,48 +164,107 @@ class Verdict:
     detail: dict | None = None
 
 
+RECENT_INCREMENTS = 3  # increments behind `SeriesTail.recent_rate` (reporting only)
+KEPT_SAMPLES = 200  # epoch-end samples kept for a finding's evidence (the last ones)
+
+
+class SeriesTail:
+    """The growth rule on one series, kept up to date sample by sample.
+
+    Only what the rule reads is kept: the last ``window + 1`` samples at or after the warm-up (and
+    the last ``RECENT_INCREMENTS + 1`` of any epoch, for :meth:`recent_rate`), as ``(position,
+    value)`` with position the epoch's 0-based index. Adding a sample costs the same at epoch
+    10,000 as at epoch 10. Samples need not be consecutive: an epoch without one (no census, a
+    device not seen) is a gap the increments are divided by; a sample for an epoch not after the
+    last one is ignored.
+    """
+
+    __slots__ = ("thresholds", "judged", "recent", "growth")
+
+    def __init__(self, thresholds: Thresholds):
+        self.thresholds = thresholds
+        self.judged: deque[tuple[int, float]] = deque(maxlen=thresholds.window + 1)
+        self.recent: deque[tuple[int, float]] = deque(maxlen=RECENT_INCREMENTS + 1)
+        self.growth: Growth | None = None  # the rule's verdict as of the last sample
+
+    def add(self, position: int, value: float | None) -> None:
+        if value is None or (self.recent and position <= self.recent[-1][0]):
+            return
+        self.recent.append((position, value))
+        if position >= max(0, self.thresholds.warmup - 1):
+            self.judged.append((position, value))
+            self.growth = growth_of_points(self.judged, self.thresholds)
+
+    def recent_rate(self) -> float:
+        """The median of the last increments per epoch (no threshold): for reporting only."""
+        points = self.recent
+        increments = sorted((b - a) / (j - i) for (i, a), (j, b) in zip(points, list(points)[1:]))
+        return float(increments[len(increments) // 2]) if increments else 0.0
+
+
 class EpochSeries:
-    """Keeps the epoch-end samples and says which series grow steadily."""
+    """Keeps the epoch-end samples and says which series grow steadily.
+
+    Incremental: each series is a :class:`SeriesTail`, so :meth:`add` and :meth:`verdicts` cost
+    the same whatever the run's length; ``samples`` keeps the last ``KEPT_SAMPLES`` epochs (a
+    finding's evidence), ``count`` how many were added.
+    """
 
     def __init__(self, thresholds: dict[str, Thresholds] | None = None):
         self.thresholds = dict(THRESHOLDS)
         if thresholds:
             self.thresholds.update(thresholds)
-        self.samples: list[EpochSample] = []
+        self.samples: deque[EpochSample] = deque(maxlen=KEPT_SAMPLES)
+        self.count = 0
+        self.tails: dict[str, SeriesTail] = {}
+        self.devices: list[int] = []  # CUDA devices seen, sorted
+
+    def tail(self, name: str, rule: str | None = None) -> SeriesTail:
+        """The series ``name`` (``tensor_count``, ``tensor_bytes``, ``rss``, ``cuda:0:allocated``,
+        ``cuda:0:reserved_gap``, ``cuda:0:inactive_split``), judged with ``THRESHOLDS[rule]``."""
+        tail = self.tails.get(name)
+        if tail is None:
+            tail = self.tails[name] = SeriesTail(self.thresholds[rule or name])
+        return tail
 
     def add(self, sample: EpochSample) -> list[Verdict]:
         self.samples.append(sample)
+        self.count += 1
+        position = sample.epoch - 1
+        self.tail("tensor_count").add(position, sample.tensor_count)
+        self.tail("tensor_bytes").add(position, sample.tensor_bytes)
+        self.tail("rss").add(position, sample.rss)
+        for device, mem in (sample.cuda or {}).items():
+            if device not in self.devices:
+                self.devices = sorted(self.devices + [device])
+            self.tail(f"cuda:{device}:allocated", "cuda_allocated").add(position, mem.allocated)
+            self.tail(f"cuda:{device}:reserved_gap", "cuda_reserved_gap").add(position, mem.reserved_unallocated)
+            self.tail(f"cuda:{device}:inactive_split", "cuda_reserved_gap").add(position, mem.inactive_split)
         return self.verdicts()
 
-    def _series(self, get) -> list:
-        return [get(s) for s in self.samples]
+    def growth(self, name: str) -> Growth | None:
+        tail = self.tails.get(name)
+        return tail.growth if tail is not None else None
+
+    def recent_rate(self, name: str) -> float:
+        tail = self.tails.get(name)
+        return tail.recent_rate() if tail is not None else 0.0
 
     def verdicts(self) -> list[Verdict]:
         out: list[Verdict] = []
-        t = self.thresholds
-        counts = steady_growth(self._series(lambda s: s.tensor_count), t["tensor_count"])
-        nbytes = steady_growth(self._series(lambda s: s.tensor_bytes), t["tensor_bytes"])
+        counts, nbytes = self.growth("tensor_count"), self.growth("tensor_bytes")
         if counts is not None or nbytes is not None:
             out.append(Verdict("tensors", "python", counts or nbytes, extra=nbytes if counts else None))
-        devices = sorted({d for s in self.samples if s.cuda for d in s.cuda})
-        for device in devices:
-            def get(s, device=device, attr="allocated"):
-                mem = (s.cuda or {}).get(device)
-                return getattr(mem, attr) if mem is not None else None
-
-            allocated = steady_growth(self._series(get), t["cuda_allocated"])
+        for device in self.devices:
+            allocated = self.growth(f"cuda:{device}:allocated")
             if allocated is not None:
                 out.append(Verdict("cuda", f"cuda:{device}", allocated))
-            gap = steady_growth(
-                self._series(lambda s, device=device: (
-                    (s.cuda or {})[device].reserved_unallocated if device in (s.cuda or {}) else None)),
-                t["cuda_reserved_gap"],
-            )
-            split = steady_growth(self._series(lambda s: get(s, attr="inactive_split")), t["cuda_reserved_gap"])
+            gap = self.growth(f"cuda:{device}:reserved_gap")
+            split = self.growth(f"cuda:{device}:inactive_split")
             if gap is not None or split is not None:
                 out.append(Verdict("fragmentation", f"cuda:{device}", gap or split,
                                    detail={"series": "reserved-allocated" if gap else "inactive_split"}))
-        rss = steady_growth(self._series(lambda s: s.rss), t["rss"])
+        rss = self.growth("rss")
         if rss is not None:
             out.append(Verdict("rss", "process", rss))
         return out

@@ -1,12 +1,16 @@
 """Memory probe: samples memory at every epoch end, and at most once a second in between.
 
 Nothing runs per training step. At each ``epoch_end`` event (the training thread, a boundary) it
-takes a census of live tensors (:mod:`watchdog.memory.census`), compares it with the previous one, reads
-process RSS and the CUDA caching allocator's counters (no sync; only if the program already
-initialised CUDA), and emits a ``memory_sample`` event (``data["at"] == "epoch_end"``; refs: the
-census, its diff with the previous one, the ``CudaMemory`` objects). The census runs every epoch for
-the first 6 epochs, then within a time budget (at most 2% of wall time: every k-th epoch when
-epochs are very short, k <= 10); ``WATCHDOG_MEMORY_CENSUS=0`` turns it off.
+reads process RSS and the CUDA caching allocator's counters (no sync; only if the program already
+initialised CUDA), takes a census of live tensors (:mod:`watchdog.memory.census`) when the budget
+allows, compares it with the previous one, and emits a ``memory_sample`` event (``data["at"] ==
+"epoch_end"``; refs: the census, its diff with the previous one, the ``CudaMemory`` objects).
+
+The budget (:mod:`watchdog.memory.budget`): the epoch ends (census, sample, the memory check's work
+on it) take at most 1% of the run's wall time, from the first epoch on; the census runs when that
+allows, every epoch once epochs last ~100× a census. ``WATCHDOG_MEMORY_CENSUS``: ``0`` turns the
+census off, ``every-epoch`` takes it at every epoch end whatever it costs (a short run, a leak
+being chased), anything else (the default) keeps it within the budget.
 
 A daemon thread wakes every ``WATCHDOG_MEMORY_SAMPLE_INTERVAL`` seconds (environment, clamped to
 0.01-60; by default 1 s for the first 10 minutes, then 10 s) and, when training made progress,
@@ -17,7 +21,6 @@ allocated/reserved and NVML's device-wide used memory. NVML is initialised lazil
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import threading
@@ -25,6 +28,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..core.frames import release_locals_snapshots, stack_frames
+from .budget import CensusBudget
 from .census import take_census
 from .sources import CudaAllocatorReader, NvmlReader, RssReader
 
@@ -35,10 +39,17 @@ DEFAULT_INTERVAL = 1.0
 INTERVAL_ENV = "WATCHDOG_MEMORY_SAMPLE_INTERVAL"
 SLOW_DOWN_AFTER_S = 600.0
 SLOW_INTERVAL = 10.0
-CENSUS_ENV = "WATCHDOG_MEMORY_CENSUS"  # "0" turns the epoch-end census off (RSS/CUDA only)
-CENSUS_EVERY_EPOCH_FIRST = 6
-CENSUS_BUDGET = 0.02  # fraction of wall time the census may take after the first epochs
-CENSUS_MAX_SPACING = 10
+CENSUS_ENV = "WATCHDOG_MEMORY_CENSUS"  # "0": off (RSS/CUDA only); "every-epoch": no budget; else budgeted
+CENSUS_MODES = ("budget", "every-epoch", "off")
+
+
+def census_mode(value: object) -> str:
+    """``WATCHDOG_MEMORY_CENSUS`` (or the ``memory_census`` extra option) as a mode."""
+    if value is False or str(value).strip().lower() in ("0", "off", "false", "no"):
+        return "off"
+    if str(value).strip().lower() in ("every-epoch", "every_epoch", "always"):
+        return "every-epoch"
+    return "budget"
 
 
 class MemoryProbe:
@@ -53,10 +64,8 @@ class MemoryProbe:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_sampled_step = -1
-        self._last_epoch_end = time.monotonic()
-        self._epochs_seen = 0
-        self._epochs_since_census = 0
-        self._census_s: float | None = None
+        self.budget = CensusBudget()
+        self.census_mode = "budget"
         self._peaks: dict[int, int] = {}  # device -> allocator's all-time peak at the last epoch end
         self._sampled_max: dict[int, int] = {}  # device -> highest allocation sampled this epoch
         self.interval = DEFAULT_INTERVAL
@@ -65,7 +74,7 @@ class MemoryProbe:
     # -- install / undo ----------------------------------------------------------------------------
     def install(self, run: "Run") -> None:
         self.run = run
-        self._last_epoch_end = time.monotonic()
+        self.budget = CensusBudget(clock=self.budget.clock, blocks=self.budget.blocks)  # the run starts now
         extra = getattr(run.options, "extra", None) or {}
         interval = extra.get("memory_sample_interval", os.environ.get(INTERVAL_ENV))
         self.interval_fixed = interval is not None
@@ -73,7 +82,7 @@ class MemoryProbe:
             self.interval = min(60.0, max(0.01, float(interval))) if interval is not None else DEFAULT_INTERVAL
         except (TypeError, ValueError):
             self.interval, self.interval_fixed = DEFAULT_INTERVAL, False
-        self.census_enabled = bool(extra.get("memory_census", os.environ.get(CENSUS_ENV, "1") != "0"))
+        self.census_mode = census_mode(extra.get("memory_census", os.environ.get(CENSUS_ENV, "1")))
         self.rss = RssReader()
         run.patches.add_undo(self.rss.close, "memory: RSS reader")
         self.cuda = CudaAllocatorReader()
@@ -104,19 +113,30 @@ class MemoryProbe:
             run.internal_error("probe:memory", exc)
 
     def _epoch_end(self, event: Any) -> None:
+        budget = self.budget
+        started = budget.clock()
+        try:
+            self._sample_epoch_end(event)
+        finally:
+            budget.spend(budget.clock() - started)  # the census, the sample and the checks' work on it
+
+    def _census_due(self) -> bool:
+        if self.census_mode == "off":
+            return False
+        return self.census_mode == "every-epoch" or self.budget.census_due()
+
+    def _sample_epoch_end(self, event: Any) -> None:
         run = self.run
         census = diff = None
-        now = time.monotonic()
-        epoch_s, self._last_epoch_end = now - self._last_epoch_end, now
-        self._epochs_since_census += 1
-        if self.census_enabled and self._census_due(epoch_s):
+        if self._census_due():
+            budget = self.budget
+            census_started = budget.clock()
             # Locals snapshots that reading f_locals left on the training frames (watchdog's own
             # naming at pass starts, debuggers) keep old values alive: release them first, so the
             # census counts what the program holds, and that memory goes back.
             release_locals_snapshots(stack_frames(sys._getframe()))
             census = take_census(previous=self.previous_census)
-            self._census_s = census.duration_s
-            self._epochs_since_census = 0
+            budget.census_taken(budget.clock() - census_started)
             if self.previous_census is not None:
                 diff = census.compare_to(self.previous_census)
             self.previous_census = census
@@ -149,16 +169,6 @@ class MemoryProbe:
             }
         refs = {"census": census, "diff": diff, "cuda": {m.device: m for m in cuda}}
         run.emit("memory_sample", data, refs)
-
-    def _census_due(self, epoch_s: float) -> bool:
-        """Every epoch for the first ``CENSUS_EVERY_EPOCH_FIRST`` epochs (a leak from the start is
-        caught by the 4th); later, short epochs get a census only every k-th epoch so that it
-        costs at most ``CENSUS_BUDGET`` of the wall time (k <= ``CENSUS_MAX_SPACING``)."""
-        self._epochs_seen += 1
-        if self._epochs_seen <= CENSUS_EVERY_EPOCH_FIRST or self._census_s is None or epoch_s <= 0:
-            return True
-        spacing = min(CENSUS_MAX_SPACING, max(1, math.ceil(self._census_s / (CENSUS_BUDGET * epoch_s))))
-        return self._epochs_since_census >= spacing
 
     def _epoch_peak(self, mem: Any) -> int:
         """This epoch's peak allocation without resetting the user's peak counters: the allocator's

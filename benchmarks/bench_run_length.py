@@ -1,0 +1,159 @@
+"""What a boundary costs as a run grows long, and what watching costs a whole short run.
+
+    python benchmarks/bench_run_length.py [--epochs 10000] [--rounds 5]
+
+Two measurements, each from one process:
+
+- **Per-epoch boundary cost at epochs 10, 100, 1,000 and 10,000.** One watched session marks
+  epochs with ``watchdog.mark_epoch()``; each epoch is one optimizer step of a tiny model, one
+  ``no_grad`` forward of it (an evaluation point, so the evaluation-cadence check closes an evaluated
+  window) and the mark. The live-tensor census is replaced by a synthetic one (a flat census that
+  costs nothing and is taken at every epoch), so what is timed is the bookkeeping every epoch end
+  pays: the memory sample and the growth rule's series, the cadence windows, the event log. Two
+  figures per row, medians over the epochs around it: ``mark_epoch()`` alone (the epoch_end
+  handlers), and the whole synthetic epoch (step, forward, mark; the cadence window closes at the
+  next step). A run-length-independent boundary shows as a flat column.
+- **Whole-run A/B.** A toy training run (tiny MLP, batch 64, ~100 ms epochs, an evaluation pass per
+  epoch) of 2 and of 20 epochs, watched (default options: census within its time budget, report
+  written) and unwatched, alternating in one process; the ratio of the median times, start and
+  report included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset, random_split
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import watchdog  # noqa: E402
+import watchdog.memory.probe as memory_probe  # noqa: E402
+from watchdog.memory.census import Census, IdSet  # noqa: E402
+
+ROWS = (10, 100, 1_000, 10_000)
+
+
+def synthetic_census(previous: Census | None = None) -> Census:
+    """A flat census taken instantly: 1,000 tensors, 4 MB, nothing new."""
+    return Census(taken_at=time.monotonic(), objects_scanned=0, duration_s=0.0, count=1000, bytes=4 << 20,
+                  graph_count=0, graph_bytes=0, by_key={}, storages=IdSet(),
+                  previous_taken_at=previous.taken_at if previous is not None else None)
+
+
+def run_length_table(epochs: int) -> None:
+    rows = [r for r in ROWS if r <= epochs]
+    model = nn.Linear(8, 8)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    x = torch.randn(4, 8)
+    real_census = memory_probe.take_census
+    memory_probe.take_census = synthetic_census
+    os.environ["WATCHDOG_MEMORY_CENSUS"] = "every-epoch"
+    marks: list[float] = []
+    whole: list[float] = []
+    clock = time.perf_counter
+    try:
+        with tempfile.TemporaryDirectory(prefix="wd-bench-") as tmp:
+            with watchdog.watch(report_dir=Path(tmp) / "wd", dashboard=False, summary=False):
+                for _ in range(epochs):
+                    start = clock()
+                    optimizer.zero_grad(set_to_none=True)
+                    model(x).sum().backward()
+                    optimizer.step()
+                    with torch.no_grad():
+                        model(x)
+                    before_mark = clock()
+                    watchdog.mark_epoch()
+                    end = clock()
+                    marks.append(end - before_mark)
+                    whole.append(end - start)
+                # the report of a 10k-epoch run is written here, outside the timings
+    finally:
+        memory_probe.take_census = real_census
+        os.environ.pop("WATCHDOG_MEMORY_CENSUS", None)
+    print(f"per-epoch boundary cost over a {epochs:,}-epoch run (medians of the epochs around each):")
+    print(f"  {'epoch':>7}  {'mark_epoch()':>13}  {'whole epoch':>12}")
+    for row in rows:
+        lo, hi = max(0, row - 10), min(epochs, row + 10)
+        lo = min(lo, hi - 1)
+        print(f"  {row:>7,}  {statistics.median(marks[lo:hi]) * 1e6:>10.1f} µs  "
+              f"{statistics.median(whole[lo:hi]) * 1e6:>9.1f} µs")
+
+
+def build_toy(steps: int):
+    g = torch.Generator().manual_seed(0)
+    n = steps * 64
+    ds = TensorDataset(torch.randn(n + 640, 32, generator=g), torch.randint(0, 10, (n + 640,), generator=g))
+    train_ds, val_ds = random_split(ds, [n, 640], generator=torch.Generator().manual_seed(0))
+    return DataLoader(train_ds, batch_size=64, shuffle=True), DataLoader(val_ds, batch_size=64)
+
+
+def toy_run(epochs: int, loaders, watched: bool, report_dir: Path) -> float:
+    train_loader, val_loader = loaders
+    torch.manual_seed(0)
+    start = time.perf_counter()
+
+    def train() -> None:
+        model = nn.Sequential(nn.Linear(32, 256), nn.ReLU(), nn.Linear(256, 10))
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        for _ in range(epochs):
+            model.train()
+            for x, y in train_loader:
+                optimizer.zero_grad(set_to_none=True)
+                nn.functional.cross_entropy(model(x), y).backward()
+                optimizer.step()
+            model.eval()
+            with torch.no_grad():
+                for x, _ in val_loader:
+                    model(x)
+
+    if watched:
+        with watchdog.watch(report_dir=report_dir, dashboard=False, summary=False):
+            train()
+    else:
+        train()
+    return time.perf_counter() - start
+
+
+def whole_run_ab(rounds: int, epoch_ms: float) -> None:
+    with tempfile.TemporaryDirectory(prefix="wd-bench-") as tmp:
+        report_dir = Path(tmp) / "wd"
+        probe = build_toy(20)
+        toy_run(1, probe, False, report_dir)  # warm-up: first-touch costs of both paths
+        toy_run(1, probe, True, report_dir)
+        per_step = min(toy_run(1, probe, False, report_dir) for _ in range(3)) / 24  # 20 steps and 10 evaluation batches
+        steps = max(10, round(epoch_ms / 1e3 / per_step) - 10)
+        loaders = build_toy(steps)
+        plain_epoch = min(toy_run(1, loaders, False, report_dir) for _ in range(3))
+        print(f"whole-run A/B (tiny MLP, batch 64, {steps} steps = {plain_epoch * 1e3:.0f} ms per epoch unwatched, "
+              f"{rounds} alternating rounds, start and report included):")
+        for epochs in (2, 20):
+            times: dict[bool, list[float]] = {False: [], True: []}
+            for r in range(rounds):
+                for watched in ((False, True) if r % 2 == 0 else (True, False)):
+                    times[watched].append(toy_run(epochs, loaders, watched, report_dir))
+            plain, watched = statistics.median(times[False]), statistics.median(times[True])
+            print(f"  {epochs:>2} epochs: unwatched {plain:6.3f} s, watched {watched:6.3f} s, ratio {watched / plain:.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=10_000, help="length of the synthetic run")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds of the whole-run A/B")
+    parser.add_argument("--epoch-ms", type=float, default=100.0, help="length of a toy epoch, unwatched")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1: least noise)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    run_length_table(args.epochs)
+    whole_run_ab(args.rounds, args.epoch_ms)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""The epoch-end budget: the live-tensor census runs only while the epoch ends stay under 1% of the
+run's wall time, from the first epoch on and whatever the epochs' length.
+
+A token bucket on the run's clock. From the moment the run starts it fills with ``FRACTION`` (1%)
+of the wall time that passes; every epoch end pays what it measurably cost (the census when there
+is one, the memory sample, what the memory check does with it: the growth rule, the culprit walk).
+A census is due at an epoch end when the bucket holds its predicted cost. The bucket holds at most
+one census's worth, so a quiet stretch (a long data load, a long evaluation) never buys a burst of
+censuses on the short epochs after it; an epoch end that cost more than predicted leaves a debt the
+next censuses wait for. Over a run, the epoch ends' total stays under 1% of the wall time plus at
+most one census.
+
+The predicted cost is the last census's measured cost, scaled by how much the interpreter's memory
+blocks (``sys.getallocatedblocks()``, ~0.1 ms, read only when a census is near) grew since; before
+the first census, those blocks times the cost per block measured by earlier censuses in this
+process (a conservative ``DEFAULT_S_PER_BLOCK`` for the very first).
+
+The cadence this gives (census cost ``c``, epochs of length ``T``): a census about every
+``100 c / T`` epochs, every epoch once ``T >= 100 c``. A leak is reported at the 4th census after
+its start (the growth rule needs 3 increments; rates are per epoch, divided by the epochs between
+censuses), so with ``c`` = 15 ms (a small script after ``import torch``): epochs of 40 ms → a census
+every ~38 epochs, reported near epoch 150 (~6 s); 1 s epochs → every 2nd epoch, near epoch 8; 60 s
+epochs → every epoch, at epoch 4.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Callable
+
+FRACTION = 0.01  # the share of the run's wall time the epoch ends may take
+DEFAULT_S_PER_BLOCK = 40e-9  # census seconds per allocated block before any census was measured
+EPSILON_S = 1e-9  # sums of seconds are floats: a bucket this close to the cost holds it
+_measured_s_per_block: list[float] = []  # the last census's seconds per block in this process
+
+
+class CensusBudget:
+    """When the next census may run. ``clock`` (seconds) and ``blocks`` (a size of the
+    interpreter's heap) are injectable, so the cadence can be tested without timing anything."""
+
+    def __init__(self, fraction: float = FRACTION, clock: Callable[[], float] = time.perf_counter,
+                 blocks: Callable[[], int] = sys.getallocatedblocks):
+        self.fraction = fraction
+        self.clock = clock
+        self.blocks = blocks
+        self.started = self._filled_at = clock()
+        self.tokens = 0.0  # seconds of epoch-end work the run may still spend (negative: a debt)
+        self.spent_s = 0.0  # what the epoch ends cost in all
+        self.censuses = 0
+        self._census_s: float | None = None  # the last census's own cost
+        self._census_blocks = 0  # the heap's size then
+        self._predicted: float | None = None  # the next census's cost, as last predicted
+
+    def _fill(self, now: float) -> None:
+        earned = self.fraction * max(0.0, now - self._filled_at)
+        self._filled_at = now
+        tokens = self.tokens + earned
+        if self._predicted is not None:  # at most one census's worth (never less than it held)
+            tokens = min(tokens, max(self.tokens, self._predicted))
+        self.tokens = tokens
+
+    def census_due(self) -> bool:
+        """At an epoch end: whether the bucket holds the next census's predicted cost."""
+        if self._predicted is None:
+            self._predicted = self.predict()
+        self._fill(self.clock())
+        if self.tokens + EPSILON_S < self._predicted:
+            return False
+        self._predicted = self.predict()  # the heap's size is read only now, near a census
+        return self.tokens + EPSILON_S >= self._predicted
+
+    def predict(self) -> float:
+        blocks = self.blocks()
+        if self._census_s is None:
+            per_block = _measured_s_per_block[-1] if _measured_s_per_block else DEFAULT_S_PER_BLOCK
+            return blocks * per_block
+        return self._census_s * max(1.0, blocks / max(1, self._census_blocks))
+
+    def census_taken(self, seconds: float) -> None:
+        """The census just taken cost ``seconds`` (its epoch end is charged by :meth:`spend`)."""
+        blocks = self.blocks()
+        self.censuses += 1
+        self._census_s, self._census_blocks = seconds, blocks
+        self._predicted = seconds
+        if blocks > 0:
+            _measured_s_per_block[:] = [seconds / blocks]
+
+    def spend(self, seconds: float) -> None:
+        """An epoch end cost ``seconds`` of watchdog's work."""
+        self._fill(self.clock())
+        self.tokens -= seconds
+        self.spent_s += seconds
+
+    def share(self) -> float:
+        """The epoch ends' share of the wall time so far."""
+        wall = self.clock() - self.started
+        return self.spent_s / wall if wall > 0 else 0.0
