@@ -17,7 +17,7 @@ from rich.text import Text
 
 from ..core.format import DASH, fmt_bytes
 from .fold import RunView, fmt_value, is_bytes_series
-from ..core.format import terminal_safe
+from ..core.format import run_headline, terminal_safe
 
 SPARKS = "▁▂▃▄▅▆▇█"
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan", "ok": "green",
@@ -174,10 +174,10 @@ class DashboardRenderable:
         parts.append(Text(""))
         parts.append(findings_table(v))
         c = v.counts()
-        subtitle = (f"{c['error']} error · {c['warning']} warning · {c['info']} info")
-        run = f" · run {terminal_safe(v.run_id)}" if v.run_id else ""
-        return Panel(Group(*parts), title=f"[bold]{escape(terminal_safe(self.title))}[/]{escape(run)} · "
-                                          f"{escape(terminal_safe(v.status))}",
+        headline, severity = run_headline(v.status, c)  # "run completed · 3 errors · ...", coloured by the worst
+        subtitle = escape(f"run {terminal_safe(v.run_id)}") if v.run_id else None
+        return Panel(Group(*parts), title=f"[bold]{escape(terminal_safe(self.title))}[/] · "
+                                          f"[{SEVERITY_STYLE.get(severity, '')}]{escape(terminal_safe(headline))}[/]",
                      title_align="left", subtitle=subtitle, subtitle_align="right", border_style="blue")
 
 
