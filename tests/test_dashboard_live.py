@@ -312,6 +312,8 @@ def test_user_output_is_printed_verbatim_and_a_progress_bar_line_once():
     try:
         d.start()
         print("[red]not markup[/red] :smile: 12.5 it/s")
+        long_line = "https://example.org/runs/" + "x" * 150 + "?step=1"  # wider than the 80-column console
+        print(long_line)
         for i in range(1, 4):
             sys.stdout.write(f"\rprogress {i}/3")
             sys.stdout.flush()
@@ -326,6 +328,7 @@ def test_user_output_is_printed_verbatim_and_a_progress_bar_line_once():
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out)
     assert "[red]not markup[/red] :smile: 12.5 it/s\n" in plain
     assert "\x1b[1;36m12.5" not in out              # no number highlighting of user text
+    assert long_line + "\n" in plain                # as written: no hard wrap, copies out whole
     printed = [ln for ln in plain.splitlines() if ln.startswith("progress")]
     assert set(printed) == {"progress 3/3"}        # drawn under the panel, then printed when done
     assert "progress 3/3" not in plain.split("╭")[-1]  # the final frame no longer holds it

@@ -34,7 +34,7 @@ def test_seed_pattern_found_at_epoch_4_with_both_lists_named(tmp_path):
     assert f.severity == "warning"
     events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     first = next(e for e in events if e["kind"] == "finding" and e["data"]["code"] == "memory/tensor-growth")
-    assert first["data"]["epoch"] == 4  # caught at the end of the 4th epoch
+    assert first["data"]["epoch"] == 3  # caught at the end of the 4th epoch: the user's epoch 3 (from 0)
     assert "list `all_losses` in seed_leak() at memory_loops.py:" in f.message
     assert "list `all_outputs` in seed_leak()" in f.message
     assert "+32 tensors/epoch" in f.message

@@ -25,9 +25,9 @@ def _epochs_rebuilding_datasets(model, optimizer, x, y, xv, yv, epochs, dataset_
             nn.functional.cross_entropy(model(xb), yb).backward()
             optimizer.step()
         del train_ds
-        gc.collect()  # the freed dataset's address is free for the next one
+        gc.collect()  # the freed dataset's address is free for the next one,
+        eval_ds = TensorDataset(xv, yv)  # allocated right away, before anything else can take it
         model.eval()
-        eval_ds = TensorDataset(xv, yv)
         dataset_ids.append(id(eval_ds))
         with torch.no_grad():
             for xb, yb in DataLoader(eval_ds, batch_size=32):

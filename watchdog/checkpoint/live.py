@@ -96,16 +96,20 @@ class SeenObjects:
             registry[id(obj)] = weakref.ref(obj)
 
 
+def _alive_or_nearby(registry: dict[int, Any], nearby: list[Any], kind: type) -> dict[int, Any]:
+    """The objects of ``registry`` still alive, and those of ``kind`` among ``nearby``, by id."""
+    found: dict[int, Any] = {}
+    for ref in list(registry.values()):
+        obj = ref()
+        if obj is not None:
+            found[id(obj)] = obj
+    found.update((id(obj), obj) for obj in nearby if isinstance(obj, kind))
+    return found
+
+
 def live_schedulers(seen: SeenObjects, nearby: list[Any], optimizers: dict[int, Any]) -> list[Any]:
     """LR schedulers attached to the given optimizers (by id), children of chained ones excluded."""
-    found: dict[int, Any] = {}
-    for ref in list(seen.schedulers.values()):
-        s = ref()
-        if s is not None:
-            found[id(s)] = s
-    for s in nearby:
-        if isinstance(s, torch.optim.lr_scheduler.LRScheduler):
-            found[id(s)] = s
+    found = _alive_or_nearby(seen.schedulers, nearby, torch.optim.lr_scheduler.LRScheduler)
     children: set[int] = set()
     for s in found.values():
         for child in getattr(s, "_schedulers", None) or ():
@@ -119,15 +123,7 @@ def live_schedulers(seen: SeenObjects, nearby: list[Any], optimizers: dict[int, 
 
 def live_scalers(seen: SeenObjects, nearby: list[Any]) -> list[Any]:
     """Grad scalers seen updating this run or near the user's frames."""
-    found: dict[int, Any] = {}
-    for ref in list(seen.scalers.values()):
-        s = ref()
-        if s is not None:
-            found[id(s)] = s
-    for s in nearby:
-        if isinstance(s, torch.amp.GradScaler):
-            found[id(s)] = s
-    return list(found.values())
+    return list(_alive_or_nearby(seen.scalers, nearby, torch.amp.GradScaler).values())
 
 
 def scaler_scale(scaler: Any) -> float | None:

@@ -176,6 +176,23 @@ class PassRecord:
         self.eval_models_at_start = 0
         self.stack: list[Any] | None = None  # the open passes of the thread that began this one
 
+    def role(self, final: bool = True) -> str:
+        """``train``, ``eval`` or ``unknown``: the one rule, at the pass's end or (``final=False``) so far.
+
+        Training: an optimizer step or a ``backward()``. Evaluation: forwards with neither (or batches
+        under ``no_grad``, or models in eval mode at the start). While the pass runs, forwards under
+        grad with no backward *yet* say nothing: the backward may come with the next call.
+        """
+        if self.explicit_role is not None:
+            return self.explicit_role
+        if self.steps > 0 or self.backwards > 0:
+            return "train"
+        if not final and self.forwards > self.nograd_forwards:
+            return "unknown"
+        if self.forwards > 0 or self.nograd_batches > 0 or (self.consumed > 0 and self.eval_models_at_start):
+            return "eval"
+        return "unknown"
+
     @property
     def untouched(self) -> bool:
         return self.consumed == 0 and self.flushed == 0 and not any(c.sampled_any for c in self.captured)
@@ -436,13 +453,7 @@ class DataLoaderProbe:
         return self.run.take_pending_stop()
 
     def classify(self, record: PassRecord) -> str:
-        if record.explicit_role is not None:
-            return record.explicit_role
-        if record.steps > 0 or record.backwards > 0:
-            return "train"
-        if record.forwards > 0 or record.nograd_batches > 0 or (record.consumed > 0 and record.eval_models_at_start):
-            return "eval"
-        return "unknown"
+        return record.role()
 
     def _end_pass(self, record: PassRecord) -> None:
         if record.closed:

@@ -67,6 +67,15 @@ class LoopState:
         return self._epoch
 
     @property
+    def user_epoch(self) -> int:
+        """The epoch as the user's own loop numbers it (``for epoch in range(n)``, from 0): the epoch in
+        progress, or the one whose training just ended while no optimizer step has run since (its
+        evaluation, its checkpoint). Findings are stamped with it."""
+        if self._epoch > 0 and self._last_epoch_end_steps == self._steps:
+            return self._epoch - 1
+        return self._epoch
+
+    @property
     def epoch_source(self) -> str | None:
         """What ends epochs: ``"loader"`` (training-loader passes), ``"mark"`` (``watchdog.mark_epoch()``) or None yet."""
         return self._epoch_source

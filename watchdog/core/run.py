@@ -231,7 +231,7 @@ class Run:
                 self.emit("finding", {**existing.to_dict(), "update": True})
                 current = existing
             else:
-                finding.epoch = self.loop.epoch if finding.epoch is None else finding.epoch
+                finding.epoch = self.loop.user_epoch if finding.epoch is None else finding.epoch
                 finding.step = self.loop.steps if finding.step is None else finding.step
                 finding.time = time.time()
                 self._findings[finding.identity] = finding

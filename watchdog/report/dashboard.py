@@ -352,6 +352,29 @@ class Dashboard:
                 proxy.on_error = self._drawing_failed
                 setattr(sys, name, proxy)
 
+    def _print_lines(self, text: str) -> int:
+        """rich's FileProxy.write, printing each complete line as written: ``soft_wrap`` leaves the
+        wrapping to the terminal, so a long URL or JSON line copies out whole."""
+        from rich.text import Text
+
+        buffer = self._FileProxy__buffer  # type: ignore[attr-defined]
+        lines: list[str] = []
+        rest = text
+        while rest:
+            line, newline, rest = rest.partition("\n")
+            if newline:
+                lines.append("".join(buffer) + line)
+                buffer.clear()
+            else:
+                buffer.append(line)
+                break
+        if lines:
+            console = self._FileProxy__console  # type: ignore[attr-defined]
+            decoder = self._FileProxy__ansi_decoder  # type: ignore[attr-defined]
+            with console:
+                console.print(Text("\n").join(decoder.decode_line(line) for line in lines), soft_wrap=True)
+        return len(text)
+
     def _drawing_failed(self, exc: BaseException) -> None:
         """Redrawing on a print() failed (the line proxy passes through now): stop drawing."""
         self._failed = True
@@ -383,10 +406,9 @@ class Dashboard:
         label = getattr(info, "label", None)
         if isinstance(label, str):
             v.current_loader = label
-        if getattr(record, "steps", 0) or getattr(record, "backwards", 0):
-            v.phase = "train"
-        elif getattr(record, "forwards", 0) or getattr(record, "nograd_batches", 0):
-            v.phase = "eval"
+        role = record.role(final=False)  # the probe's own rule, as far as the pass has gone
+        if role != "unknown":
+            v.phase = role
         consumed = getattr(record, "consumed", None)
         v.current_batches = consumed if isinstance(consumed, int) else None
         v.current_total = self._total_batches(info)
@@ -572,7 +594,7 @@ class LineProxy(FileProxy):
         buffer = self._FileProxy__buffer  # type: ignore[attr-defined]
         held = "".join(buffer)
         try:
-            n = super().write(text)
+            n = self._print_lines(text)
         except Exception as exc:
             buffer.clear()
             self._drawing_failed(exc)
@@ -591,13 +613,38 @@ class LineProxy(FileProxy):
             buffer[:] = ["\r" + self.pending]
             return None
         try:
-            super().flush()
+            if partial:
+                self._FileProxy__console.print(partial, soft_wrap=True)  # type: ignore[attr-defined]
+            buffer.clear()
         except Exception as exc:
             buffer.clear()
             self._drawing_failed(exc)
             self.rich_proxied_file.write(partial)
             self.rich_proxied_file.flush()
         return None
+
+    def _print_lines(self, text: str) -> int:
+        """rich's FileProxy.write, printing each complete line as written: ``soft_wrap`` leaves the
+        wrapping to the terminal, so a long URL or JSON line copies out whole."""
+        from rich.text import Text
+
+        buffer = self._FileProxy__buffer  # type: ignore[attr-defined]
+        lines: list[str] = []
+        rest = text
+        while rest:
+            line, newline, rest = rest.partition("\n")
+            if newline:
+                lines.append("".join(buffer) + line)
+                buffer.clear()
+            else:
+                buffer.append(line)
+                break
+        if lines:
+            console = self._FileProxy__console  # type: ignore[attr-defined]
+            decoder = self._FileProxy__ansi_decoder  # type: ignore[attr-defined]
+            with console:
+                console.print(Text("\n").join(decoder.decode_line(line) for line in lines), soft_wrap=True)
+        return len(text)
 
     def _drawing_failed(self, exc: BaseException) -> None:
         self.broken = True
