@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import dataclass, field
 
 import pytest
 from rich.console import Console
+from rich.text import Text
 
 from fixtures import fixture_events, fixture_names, replace_text, write_log
+from watchdog.core import registry
 from watchdog.core.format import fmt_bytes
-from watchdog.report.fold import RunView
+from watchdog.report.fold import FeatureView, RunView
+from watchdog.report.html import render_html
 from watchdog.report.panels import DashboardRenderable, epoch_line, sparkline
 
 def render_text(view: RunView, width: int = 100) -> str:
@@ -247,3 +251,53 @@ def test_memory_per_epoch_takes_nvml_from_the_in_epoch_sampler():
     assert series["rss_bytes"] == [(1, 2e9), (2, 2e9 + 1), (3, 2e9 + 2)]     # the epoch end's own
     assert set(series) == {"nvml:0 used", "rss_bytes", "cuda:0 allocated", "cuda:0 reserved",
                            "cuda:0 epoch_peak"}
+
+
+@dataclass(eq=False)
+class EpochEndsView(FeatureView):
+    """A new family's view: folds a kind the run's view folds too, and sees every finding."""
+    name = "epoch-ends"
+    exports = ("epoch_end_steps",)
+    section_order = 25  # between the evaluation cadence (20) and the overlap (30)
+
+    epoch_end_steps: list = field(default_factory=list)
+    codes: list = field(default_factory=list)
+
+    def on_epoch_end(self, t, d):
+        self.epoch_end_steps.append(d.get("steps"))
+
+    def found(self, finding):
+        self.codes.append(finding.code)
+
+    def summary_cards(self):
+        return [("epoch ends", str(len(self.epoch_end_steps)))]
+
+    def html_section(self):
+        return f'<section id="epoch-ends">{len(self.epoch_end_steps)} epoch ends</section>'
+
+    def epoch_line_part(self):
+        return f"epoch ends {len(self.epoch_end_steps)}"
+
+    def dashboard_table(self):
+        return Text(f"epoch ends: {self.epoch_end_steps}")
+
+
+def test_a_new_familys_view_is_one_class_its_feature_declares(monkeypatch):
+    """What a feature's view folds and shows reaches the run's view, the HTML page, the dashboard and
+    the epoch line through registry.views() alone: nothing in report/ names it."""
+    views = registry.views()
+    monkeypatch.setattr(registry, "views", lambda: [*views, EpochEndsView])
+    events = fixture_events("memory_leak")
+    view = RunView.from_events(events)
+    steps = [d["steps"] for d in of_kind(events, "epoch_end")]
+    assert view.epoch_end_steps == steps and len(steps) == 6 and view.epochs == 6   # both folded it
+    assert view.features["epoch-ends"].codes == [d["code"] for d in of_kind(events, "finding")]
+    page = render_html(view)
+    assert '<div class="k">epoch ends</div><div class="v">6</div>' in page
+    assert page.index('id="cadence"') < page.index('id="epoch-ends"') < page.index('id="overlap"')
+    assert epoch_line(view).endswith(" · eval passes 0 · rss_bytes=319 MiB tensor_bytes=152 KiB"
+                                     " · epoch ends 6 · findings 0E 2W 0I")
+    dashboard = render_text(view, 100)
+    assert "memory per epoch" in dashboard and f"epoch ends: {steps}" in dashboard
+    with pytest.raises(AttributeError, match="no_such_read"):
+        view.no_such_read

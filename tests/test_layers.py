@@ -2,16 +2,21 @@
 
 - a check never imports a probe (checks learn what happened from events and the loop state);
 - a view (``watchdog/report``) imports, of watchdog, only the event log, the formatter and other
-  views (never a check, a probe's capture or the run);
+  views (never a check, a probe's capture or the run), and a feature only through the registry;
+- a feature's view (``watchdog/<feature>/view.py``) is a view: of watchdog it imports only the event
+  log, the formatter and report's generic view helpers (fold's base types, markup, svg, panels),
+  never its own feature's capture or checks;
 - the core imports a feature only through ``core/registry.py``.
 """
 from __future__ import annotations
 
 import ast
+import importlib
 import pathlib
 
 import watchdog
 from watchdog.core import registry
+from watchdog.report.fold import FeatureView
 
 PACKAGE = pathlib.Path(watchdog.__file__).parent
 FEATURE_PACKAGES = {name.split(".")[1] for name in registry.FEATURES if name.split(".")[1] != "core"}
@@ -64,13 +69,41 @@ def test_no_check_imports_a_probe():
     assert not {m: b for m, b in bad.items() if b}
 
 
+VIEW_ALLOWED = {"watchdog.core.events", "watchdog.core.format", "watchdog._version", "watchdog._rich_import"}
+# What a feature's view may use of report/: the generic view helpers, never the reports themselves.
+GENERIC_VIEW_HELPERS = {"watchdog.report.fold", "watchdog.report.markup", "watchdog.report.svg",
+                        "watchdog.report.panels"}
+FEATURE_VIEW_MODULES = {view.__module__ for view in registry.views()}
+
+
 def test_views_import_only_events_the_formatter_and_views():
-    allowed = {"watchdog.core.events", "watchdog.core.format", "watchdog._version", "watchdog._rich_import"}
+    allowed = VIEW_ALLOWED | {"watchdog.core.registry"}  # the features' views, through registry.views()
     bad = {}
     for name, path in MODULES.items():
         if not name.startswith("watchdog.report.") or name in PROBE_MODULES:
             continue  # the presentation probe attaches the dashboard: a probe, not a view
         outside = {i for i in imports_of(path) if i not in allowed and not i.startswith("watchdog.report.")}
+        if outside:
+            bad[name] = sorted(outside)
+    assert not bad, bad
+
+
+def test_every_feature_keeps_its_views_in_its_own_view_module():
+    assert FEATURE_VIEW_MODULES == {f"watchdog.{feature}.view" for feature in
+                                    ("overlap", "checkpoint", "evaluation", "memory")}
+    declared = {view for view in registry.views()}
+    for name in MODULES:
+        if name.endswith(".view") and name.split(".")[1] in FEATURE_PACKAGES:
+            module = importlib.import_module(name)
+            defined = {v for v in vars(module).values() if isinstance(v, type) and v.__module__ == name
+                       and issubclass(v, FeatureView) and v is not FeatureView}
+            assert defined and defined <= declared, (name, defined)
+
+
+def test_feature_views_import_only_events_the_formatter_and_generic_view_helpers():
+    bad = {}
+    for name in FEATURE_VIEW_MODULES:
+        outside = imports_of(MODULES[name]) - VIEW_ALLOWED - GENERIC_VIEW_HELPERS
         if outside:
             bad[name] = sorted(outside)
     assert not bad, bad

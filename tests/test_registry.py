@@ -37,6 +37,9 @@ def test_every_emitted_and_handled_kind_is_declared_and_documented():
         assert handled <= set(declared), check_class
     folded = {a[4:] for a in dir(RunView) if a.startswith("_on_")}
     assert folded <= set(declared)
+    for view_class in registry.views():   # a feature's view folds its kinds with on_<kind>
+        handled = {a[3:] for a in dir(view_class) if a.startswith("on_")}
+        assert handled <= set(declared), view_class
     architecture = (PACKAGE.parent / "docs" / "architecture.md").read_text()
     undocumented = [k for k in declared if f"`{k}`" not in architecture]
     assert not undocumented, f"docs/architecture.md does not list {undocumented}"

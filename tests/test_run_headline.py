@@ -12,7 +12,7 @@ import watchdog
 from tests.loops import fit, loader, make_dataset, make_model
 from watchdog.core.format import run_headline
 from watchdog.report.fold import RunView
-from watchdog.report.html import SEV_COLOR
+from watchdog.report.markup import SEV_COLOR
 from watchdog.report.panels import DashboardRenderable
 from watchdog.report.terminal import print_summary
 

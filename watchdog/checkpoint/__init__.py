@@ -1,13 +1,10 @@
-"""Checkpoints that do not round-trip, and resumes that restore only part of the training state."""
-from .completeness import CheckpointCompletenessCheck
-from .integrity import CheckpointIntegrityCheck
-from .probe import CheckpointProbe
-from .resume import ResumeCheck
+"""Checkpoints that do not round-trip, and resumes that restore only part of the training state.
 
-PROBES = (CheckpointProbe,)
-# Completeness before integrity: a save first closes the previous checkpoint (its missing-state
-# findings), then is read back (its round-trip findings), as one check used to do it.
-CHECKS = (CheckpointCompletenessCheck, CheckpointIntegrityCheck, ResumeCheck)
+The probe and the checks load torch: they are imported when a run asks the registry for them, so
+``watchdog report`` renders this feature's view without torch.
+"""
+from .view import CheckpointsView
+
 EVENTS = {
     "checkpoint_saved": "target (path/bytesio/file), path, bytes, steps, where, holds; refs: obj, inventory",
     "checkpoint_loaded": "a torch.load: path, target, steps, holds; refs: inventory",
@@ -18,3 +15,19 @@ EVENTS = {
     "checkpoint_verified": "a read-back's result: file, path, bytes, equal, changed",
     "checkpoint_summary": "the run's checkpoints at the end",
 }
+VIEWS = (CheckpointsView,)
+
+
+def __getattr__(name: str) -> tuple:
+    if name not in ("PROBES", "CHECKS"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from .completeness import CheckpointCompletenessCheck
+    from .integrity import CheckpointIntegrityCheck
+    from .probe import CheckpointProbe
+    from .resume import ResumeCheck
+
+    # Completeness before integrity: a save first closes the previous checkpoint (its missing-state
+    # findings), then is read back (its round-trip findings), as one check used to do it.
+    globals().update(PROBES=(CheckpointProbe,),
+                     CHECKS=(CheckpointCompletenessCheck, CheckpointIntegrityCheck, ResumeCheck))
+    return globals()[name]

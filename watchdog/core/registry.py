@@ -1,9 +1,11 @@
 """The features a run is made of: one line per feature.
 
-A feature is a package that declares ``PROBES`` (installed in this order, undone in reverse) and
-``CHECKS`` (subscribed to the event bus in this order). The core imports features only through
+A feature is a package that declares ``PROBES`` (installed in this order, undone in reverse),
+``CHECKS`` (subscribed to the event bus in this order), ``EVENTS`` (the kinds it emits) and ``VIEWS``
+(its part of the views: ``report.fold.FeatureView`` classes). The core imports features only through
 this registry, lazily, so ``import watchdog`` stays cheap and a new family is one folder plus one
-line here.
+line here. A feature package imports without torch: its probes and checks load when first asked for
+(a module ``__getattr__``), so ``watchdog report`` renders every feature's view without loading torch.
 """
 from __future__ import annotations
 
@@ -55,3 +57,8 @@ def all_checks() -> list[Any]:
 def pass_captures() -> list[Any]:
     """Every feature's DataLoader pass captures (``PASS_CAPTURES``; the protocol: ``core/loaders.py``)."""
     return _declared("PASS_CAPTURES")
+
+
+def views() -> list[Any]:
+    """Every feature's view classes (``VIEWS``), in feature order."""
+    return _declared("VIEWS")

@@ -1,26 +1,23 @@
 """The post-run HTML report: one self-contained file (inline CSS and SVG, no JS, no network).
 
-Built from a RunView only. Every string that can come from the user's program (paths, loader and
-variable names, messages, evidence, argv) goes through `esc()` = html.escape(quote=True).
+Built from a RunView only. The page's shell and the run's generic sections (summary, findings,
+checks, passes, details) are here; each feature's view (``watchdog/<feature>/view.py``) gives its
+section, in its ``section_order``, and its summary cards. Every string that can come from the
+user's program (paths, loader and variable names, messages, evidence, argv) goes through `esc()`
+= html.escape(quote=True) (``markup.py``).
 """
 from __future__ import annotations
 
 import datetime as _dt
-import html
-import json
-import math
 import os
 import pathlib
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 from .._version import __version__
-from ..core.format import DASH, fmt_bytes, fmt_ranges, run_headline
-from .fold import HELD_KINDS, RunView, fmt, is_bytes_series
-from .panels import fmt_duration, fmt_rate, source_order
-
-SEV_COLOR = {"error": "#c62828", "warning": "#b26a00", "info": "#1565c0", "ok": "#2e7d32",
-             "disabled": "#6a1b9a"}
-PALETTE = ("#1565c0", "#c62828", "#2e7d32", "#6a1b9a", "#b26a00", "#00838f", "#ad1457", "#4e342e")
+from ..core.format import DASH, run_headline
+from .fold import RunView
+from .markup import SEV_COLOR, esc, json_text, value_cell
+from .panels import fmt_duration, fmt_rate
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1d1f23}
@@ -55,11 +52,6 @@ footer{margin:30px 0 10px;color:#889;font-size:12px}
 """
 
 
-def esc(value: Any) -> str:
-    """Escape anything for HTML text or attribute context."""
-    return html.escape(fmt(value) if not isinstance(value, str) else value, quote=True)
-
-
 def render_html(view: RunView, title: str | None = None) -> str:
     """The whole report as one HTML string."""
     title = title or "watchdog report"
@@ -67,10 +59,7 @@ def render_html(view: RunView, title: str | None = None) -> str:
         _summary(view, title),
         _findings(view),
         _checks(view),
-        _memory(view),
-        _cadence(view),
-        _overlaps(view),
-        _checkpoints(view),
+        *(feature.html_section() for feature in sorted(view.features.values(), key=lambda f: f.section_order)),
         _passes(view),
         _details(view),
     ]
@@ -116,8 +105,8 @@ def _summary(v: RunView, title: str) -> str:
         ("errors", f'<span style="color:{SEV_COLOR["error"] if c["error"] else "inherit"}">{c["error"]}</span>'),
         ("warnings", f'<span style="color:{SEV_COLOR["warning"] if c["warning"] else "inherit"}">{c["warning"]}</span>'),
         ("info", esc(c["info"])),
-        ("checkpoints", esc(len(v.checkpoints))),
     ]
+    cards += [card for feature in v.features.values() for card in feature.summary_cards()]
     argv = " ".join(v.argv) if v.argv else DASH
     versions = ", ".join(f"{k} {val}" for k, val in sorted(v.versions.items())) if v.versions else DASH
     return (
@@ -161,7 +150,7 @@ def _findings(v: RunView) -> str:
             f"<code>{esc(f.code)}</code> <span class=\"muted\">{' · '.join(meta)}</span>"
             f"<div class=\"msg\">{esc(f.message)}</div>"
             + (f"<div class=\"fix\"><b>Fix:</b> {esc(f.fix)}</div>" if f.fix else "")
-            + (f"<details><summary>evidence</summary><pre>{esc(_json(f.evidence))}</pre></details>"
+            + (f"<details><summary>evidence</summary><pre>{esc(json_text(f.evidence))}</pre></details>"
                if f.evidence not in (None, {}, []) else "")
             + "</div>"
         )
@@ -181,112 +170,6 @@ def _checks(v: RunView) -> str:
             f"<th>worst finding</th></tr></thead><tbody>{rows}</tbody></table></section>")
 
 
-def _memory(v: RunView) -> str:
-    series = v.memory_series()
-    out = ["<section id=\"memory\"><h2>Memory per epoch</h2>"]
-    if not series:
-        out.append("<p class=\"muted\">No memory samples in this run.</p></section>")
-        return "".join(out)
-    out.append("<div class=\"charts\">")
-    for i, name in enumerate(source_order(series)):
-        pts = series[name]
-        out.append(
-            f"<div class=\"chart\" data-chart=\"memory\" data-source=\"{esc(name)}\">"
-            f"<div class=\"title\">{esc(name)}</div>"
-            + line_chart(pts, color=PALETTE[i % len(PALETTE)], bytes_axis=is_bytes_series(name),
-                         label=name)
-            + "</div>"
-        )
-    out.append("</div></section>")
-    return "".join(out)
-
-
-def _cadence(v: RunView) -> str:
-    rows = v.eval_cadence()
-    out = ["<section id=\"cadence\"><h2>Evaluation cadence</h2>"]
-    if not rows:
-        out.append("<p class=\"muted\">No DataLoader passes recorded.</p></section>")
-        return "".join(out)
-    judged = [r for r in rows if r["evaluated"] is not None]
-    unevaluated = [r["epoch"] for r in judged if not r["evaluated"]]
-    flagged = [r["epoch"] for r in rows if r["flagged"]]
-    out.append("<p class=\"muted\">Loader passes per epoch (from 0): training (blue) and evaluation (green)."
-               " Epochs the evaluation-cadence check flagged are marked red.</p>")
-    out.append(f"<div class=\"chart\" data-chart=\"cadence\">{cadence_chart(rows)}</div>")
-    if judged:
-        by = sorted({b for r in judged for b in r["by"]})
-        text = (f"{len(judged) - len(unevaluated)} of {len(judged)} epochs were evaluated"
-                + (f" (by {esc(', '.join(by))})" if by else ""))
-        if unevaluated:
-            text += f"; without evaluation: epochs {esc(fmt_ranges(unevaluated))}"
-        text += (f"; flagged: epochs {esc(fmt_ranges(flagged))}." if flagged
-                 else "; the cadence check flagged none.")
-        out.append(f"<p>{text}</p>")
-    out.append("</section>")
-    return "".join(out)
-
-
-def _overlaps(v: RunView) -> str:
-    rows = v.overlaps()
-    out = ["<section id=\"overlap\"><h2>Train / eval overlap</h2>"]
-    if not rows:
-        out.append("<p class=\"muted\">No overlap between training and evaluation data was found.</p></section>")
-        return "".join(out)
-    out.append(f"<div class=\"chart\" data-chart=\"overlap\">{overlap_chart(rows)}</div>")
-    out.append("<table><thead><tr><th>loaders / dataset</th><th>overlapping samples</th>"
-               "<th>of</th><th>finding</th></tr></thead><tbody>")
-    for r in rows:
-        out.append(f"<tr><td>{esc(r['label'])}</td><td class=\"num\">{esc(_num(r['count']))}</td>"
-                   f"<td class=\"num\">{esc(_num(r['total']))}</td><td><code>{esc(r['code'])}</code></td></tr>")
-    out.append("</tbody></table></section>")
-    return "".join(out)
-
-
-def _checkpoints(v: RunView) -> str:
-    out = ["<section id=\"checkpoints\"><h2>Checkpoints</h2>"]
-    if not v.checkpoints:
-        out.append("<p class=\"muted\">No checkpoints were saved while watched.</p></section>")
-        return "".join(out)
-    extra = sorted({k for c in v.checkpoints for k in c.held} - set(HELD_KINDS))
-    kinds = list(HELD_KINDS) + extra
-    out.append("<p class=\"muted\">What each save held (✔ present, ✖ not in the file); whether that matters "
-               "is in the findings column.</p>")
-    out.append("<table><thead><tr><th>#</th><th>path</th><th>after epoch</th><th>step</th><th>size</th>"
-               + "".join(f"<th>{esc(k)}</th>" for k in kinds) + "<th>read back</th><th>findings</th></tr></thead><tbody>")
-    for i, c in enumerate(v.checkpoints, 1):
-        cells = "".join(f"<td class=\"nw\">{_held_cell(c.held.get(k), _flagged(c.codes, k))}</td>"
-                        for k in kinds)
-        codes = _checkpoint_findings(v, c)
-        verified = {True: '<span class="yes">✔ equal</span>', False: '<span class="no">✖ differs</span>'}.get(
-            c.verified, esc(c.verified) if c.verified is not None else DASH)
-        out.append(f"<tr><td class=\"num\">{i}</td><td class=\"mono\">{esc(c.path)}</td>"
-                   f"<td class=\"num\">{esc(c.epoch)}</td><td class=\"num\">{esc(c.step)}</td>"
-                   f"<td class=\"num\">{esc(fmt_bytes(c.size_bytes))}</td>{cells}"
-                   f"<td class=\"nw\">{verified}</td><td>{codes}</td></tr>")
-    out.append("</tbody></table></section>")
-    return "".join(out)
-
-
-def _checkpoint_findings(v: RunView, c: Any) -> str:
-    """Codes of the checkpoint/resume findings that named this file."""
-    codes = dict(c.codes)
-    if not codes and c.path:
-        base = c.path.rsplit("/", 1)[-1]
-        for f in v.findings_sorted():
-            if f.family in ("checkpoint", "resume"):
-                blob = _json(f.evidence) + " " + str(f.where) + " " + str(f.key) + " " + f.message
-                if c.path in blob or base in blob:
-                    codes[f.code] = f.severity
-    if not codes:
-        return DASH
-    return " ".join(f'<code class="sev-text-{esc(sev)}">{esc(code)}</code>' for code, sev in codes.items())
-
-
-def _flagged(codes: Mapping[str, str], kind: str) -> bool:
-    """Whether a finding about this save is about this kind of state (e.g. missing-optimizer-state)."""
-    return any(kind in code.split("/", 1)[-1] for code in codes)
-
-
 def _passes(v: RunView) -> str:
     if not v.passes:
         return ""
@@ -296,7 +179,7 @@ def _passes(v: RunView) -> str:
     for p in v.passes[:2000]:
         out.append(f"<tr><td class=\"num\">{p.epoch + 1}</td><td>{esc(p.loader)}</td><td>{esc(p.role)}</td>"
                    f"<td class=\"num\">{esc(p.batches)}</td><td class=\"num\">{esc(p.samples)}</td>"
-                   f"<td class=\"num\">{esc(p.steps)}</td><td>{_held_cell(p.complete)}</td></tr>")
+                   f"<td class=\"num\">{esc(p.steps)}</td><td>{value_cell(p.complete)}</td></tr>")
     out.append("</tbody></table></details></section>")
     return "".join(out)
 
@@ -319,129 +202,16 @@ def _details(v: RunView) -> str:
         out.append(f"<h3>{esc(key)}</h3><table><thead><tr>"
                    + "".join(f"<th>{esc(c.replace('_', ' '))}</th>" for c in cols) + "</tr></thead><tbody>")
         for r in rows[:200]:
-            out.append("<tr>" + "".join(f"<td>{_held_cell(r.get(c))}</td>" for c in cols) + "</tr>")
+            out.append("<tr>" + "".join(f"<td>{value_cell(r.get(c))}</td>" for c in cols) + "</tr>")
         out.append("</tbody></table>")
     extra = {k: d[k] for k in ("devices", "exception", "epoch_source", "disabled") if d.get(k)}
     if extra:
-        out.append(f"<details><summary>devices and more</summary><pre>{esc(_json(extra))}</pre></details>")
+        out.append(f"<details><summary>devices and more</summary><pre>{esc(json_text(extra))}</pre></details>")
     out.append("</section>")
     return "".join(out)
 
 
-# ---------------------------------------------------------------------- SVG charts
-def line_chart(points: list[tuple[int, float]], color: str = "#1565c0", bytes_axis: bool = False,
-               label: str = "", width: int = 320, height: int = 150) -> str:
-    """A small line chart (x: epoch, y: value) as inline SVG."""
-    ml, mr, mt, mb = 58, 10, 8, 24
-    pw, ph = width - ml - mr, height - mt - mb
-    xs = [x for x, _ in points]
-    ys = [y for _, y in points]
-    x0, x1 = min(xs), max(xs)
-    y0, y1 = min(ys), max(ys)
-    if y0 >= 0 and y1 > 0 and (y1 - y0) < 0.1 * y1:
-        y0 = 0.0  # a change of a few percent is drawn against zero, not magnified to full height
-    if y1 == y0:
-        y0, y1 = y0 - (abs(y0) * 0.05 or 1), y1 + (abs(y1) * 0.05 or 1)
-    else:
-        pad = (y1 - y0) * 0.08
-        y0, y1 = y0 - pad, y1 + pad
-    if y0 < 0 <= min(ys):
-        y0 = 0.0
-
-    def px(x):
-        return ml + (pw * (x - x0) / (x1 - x0) if x1 != x0 else pw / 2)
-
-    def py(y):
-        return mt + ph - ph * (y - y0) / (y1 - y0)
-
-    fmt_y = (lambda y: fmt_bytes(y)) if bytes_axis else (lambda y: _num(y))
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" role="img" aria-label="{esc(label)} per epoch">']
-    for i in range(3):
-        yv = y0 + (y1 - y0) * i / 2
-        yy = py(yv)
-        parts.append(f'<line x1="{ml}" y1="{yy:.1f}" x2="{ml + pw}" y2="{yy:.1f}" stroke="#e3e5ea"/>')
-        parts.append(f'<text x="{ml - 4}" y="{yy + 3:.1f}" text-anchor="end">{esc(fmt_y(yv))}</text>')
-    for x in _ticks(x0, x1):
-        parts.append(f'<text x="{px(x):.1f}" y="{height - 8}" text-anchor="middle">{x}</text>')
-    parts.append(f'<line x1="{ml}" y1="{mt + ph}" x2="{ml + pw}" y2="{mt + ph}" stroke="#99a"/>')
-    coords = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in points)
-    parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{coords}"/>')
-    for x, y in points:
-        parts.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="2.5" fill="{color}">'
-                     f'<title>epoch {x}: {esc(fmt_y(y))}</title></circle>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def cadence_chart(rows: list[dict[str, Any]], height: int = 130) -> str:
-    """Grouped bars per epoch: training passes and evaluation passes."""
-    n = len(rows)
-    ml, mr, mt, mb = 30, 10, 8, 24
-    slot = max(6.0, min(40.0, 1000.0 / max(n, 1)))
-    width = int(ml + mr + slot * n)
-    ph = height - mt - mb
-    top = max([max(r["train"], r["eval"], r["unknown"]) for r in rows] + [1])
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" role="img" aria-label="evaluation cadence per epoch">']
-    parts.append(f'<text x="{ml - 4}" y="{mt + 8}" text-anchor="end">{top}</text>')
-    parts.append(f'<text x="{ml - 4}" y="{mt + ph}" text-anchor="end">0</text>')
-    bw = slot * 0.38
-    step_label = max(1, n // 20)
-    for i, r in enumerate(rows):
-        x = ml + slot * i
-        if r["flagged"]:
-            parts.append(f'<rect x="{x:.1f}" y="{mt}" width="{slot:.1f}" height="{ph}" fill="#fde8e8"/>')
-        for j, (key, color) in enumerate((("train", "#1565c0"), ("eval", "#2e7d32"))):
-            h = ph * r[key] / top
-            parts.append(f'<rect class="bar-{key}" x="{x + slot * 0.1 + j * bw:.1f}" y="{mt + ph - h:.1f}" '
-                         f'width="{bw:.1f}" height="{h:.1f}" fill="{color}">'
-                         f'<title>epoch {r["epoch"]}: {r[key]} {key} pass(es)</title></rect>')
-        if i % step_label == 0 or i == n - 1:
-            parts.append(f'<text x="{x + slot / 2:.1f}" y="{height - 8}" text-anchor="middle">{r["epoch"]}</text>')
-    parts.append(f'<line x1="{ml}" y1="{mt + ph}" x2="{width - mr}" y2="{mt + ph}" stroke="#99a"/>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def overlap_chart(rows: list[dict[str, Any]], width: int = 640) -> str:
-    """Horizontal bars: overlapping samples, against the eval set size when known."""
-    bar_h, gap, ml = 18, 8, 220
-    height = len(rows) * (bar_h + gap) + gap
-    top = max([r["total"] or r["count"] or 0 for r in rows] + [1])
-    pw = width - ml - 80
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" role="img" aria-label="train/eval overlap counts">']
-    for i, r in enumerate(rows):
-        y = gap + i * (bar_h + gap)
-        label = r["label"] if len(r["label"]) <= 34 else r["label"][:33] + "…"
-        parts.append(f'<text x="{ml - 6}" y="{y + 13}" text-anchor="end">{esc(label)}</text>')
-        if r["total"]:
-            parts.append(f'<rect x="{ml}" y="{y}" width="{pw * r["total"] / top:.1f}" height="{bar_h}" fill="#e3e5ea"/>')
-        w = pw * (r["count"] or 0) / top
-        parts.append(f'<rect class="bar-overlap" x="{ml}" y="{y}" width="{w:.1f}" height="{bar_h}" '
-                     f'fill="{SEV_COLOR.get(r["severity"], "#c62828")}"/>')
-        txt = _num(r["count"]) + (f" / {_num(r['total'])}" if r["total"] else "")
-        parts.append(f'<text x="{ml + max(w, pw * (r["total"] or 0) / top) + 6:.1f}" y="{y + 13}">{esc(txt)}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
 # ---------------------------------------------------------------------- helpers
-def _held_cell(value: Any, flagged: bool = False) -> str:
-    if value is True:
-        return '<span class="yes">✔</span>'
-    if value is False:
-        return '<span class="no">✖ missing</span>' if flagged else '<span class="absent">✖</span>'
-    if value is None:
-        return DASH
-    if isinstance(value, Mapping):
-        return esc(", ".join(f"{k}: {val}" for k, val in value.items()))
-    if isinstance(value, (list, tuple)):
-        return esc(", ".join(map(str, value)) or DASH)
-    return esc(value)
-
-
 def _where(where: Any) -> str:
     if isinstance(where, Mapping):
         f, line, fn = where.get("file"), where.get("line"), where.get("function")
@@ -449,28 +219,6 @@ def _where(where: Any) -> str:
             return f"{f}:{line}" + (f" in {fn}()" if fn else "") if line else str(f)
         return ", ".join(f"{k}={val}" for k, val in where.items())
     return str(where)
-
-
-def _json(value: Any) -> str:
-    try:
-        return json.dumps(value, indent=2, sort_keys=True, default=str, ensure_ascii=False)
-    except (TypeError, ValueError):
-        return repr(value)
-
-
-def _num(x: Any) -> str:
-    if x is None:
-        return DASH
-    if isinstance(x, float) and x.is_integer():
-        x = int(x)
-    return f"{x:,}" if isinstance(x, int) else f"{x:,.3g}"
-
-
-def _ticks(x0: int, x1: int, most: int = 8) -> list[int]:
-    if x1 <= x0:
-        return [x0]
-    step = max(1, math.ceil((x1 - x0) / most))
-    return list(range(x0, x1 + 1, step))
 
 
 def write_html_report(directory: str | os.PathLike, report: Any = None) -> pathlib.Path:

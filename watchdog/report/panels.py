@@ -1,7 +1,8 @@
 """Rich renderables of a RunView: the live dashboard and the one-line-per-epoch fallback.
 
 Pure functions of the view: no I/O, no threads, no torch. `Dashboard` (watchdog/dashboard.py)
-owns the Live display and decides when these are drawn.
+owns the Live display and decides when these are drawn. The features' tables (memory's) and their
+parts of the epoch line come from their views (``FeatureView.dashboard_table``, ``epoch_line_part``).
 """
 from __future__ import annotations
 
@@ -15,17 +16,14 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from ..core.format import DASH, fmt_bytes
-from .fold import RunView, fmt_value, is_bytes_series
+from ..core.format import DASH
+from .fold import RunView
 from ..core.format import run_headline, terminal_safe
 
 SPARKS = "▁▂▃▄▅▆▇█"
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan", "ok": "green",
                   "disabled": "magenta"}
 SEVERITY_MARK = {"error": "✖", "warning": "▲", "info": "●", "ok": "✔", "disabled": "⊘"}
-# Sources shown first, in this order, when present (others follow alphabetically).
-PREFERRED_SOURCES = ("allocated", "reserved", "inactive_split", "nvml", "rss", "tensor_bytes", "tensors",
-                     "tensor_count", "graph_bytes", "graph_tensors")
 
 
 def sparkline(values: list[float], width: int = 16) -> str:
@@ -61,15 +59,6 @@ def fmt_rate(rate: float | None) -> str:
     return "0 steps/s"
 
 
-def source_order(names) -> list[str]:
-    def key(n: str):
-        for i, p in enumerate(PREFERRED_SOURCES):
-            if n == p or n.startswith(p) or n.endswith(" " + p):
-                return (i, n)
-        return (len(PREFERRED_SOURCES), n)
-    return sorted(names, key=key)
-
-
 def header(view: RunView) -> Text:
     t = Text()
     epochs = f"{view.epochs}" + (f"/{view.total_epochs}" if view.total_epochs else "")
@@ -90,30 +79,6 @@ def header(view: RunView) -> Text:
     t.append("   elapsed ", style="dim")
     t.append(fmt_duration(view.elapsed))
     return t
-
-
-def memory_table(view: RunView, max_rows: int = 6) -> Table:
-    table = Table(title="memory per epoch", title_style="bold", title_justify="left",
-                  box=None, pad_edge=False, show_header=True, header_style="dim", expand=False)
-    table.add_column("source", no_wrap=True, max_width=28, overflow="ellipsis")
-    table.add_column("chart", no_wrap=True)
-    table.add_column("last", justify="right", no_wrap=True)
-    table.add_column("Δ/epoch", justify="right", no_wrap=True)
-    series = view.memory_series()
-    if not series:
-        table.add_row(Text("no samples yet", style="dim"), DASH, DASH, DASH)
-        return table
-    for name in source_order(series)[:max_rows]:
-        pts = series[name]
-        vals = [v for _, v in pts]
-        delta = DASH
-        if len(vals) >= 2:
-            d = (vals[-1] - vals[0]) / (len(vals) - 1)
-            delta = ("+" if d >= 0 else "") + (fmt_bytes(d) if is_bytes_series(name) else f"{d:,.0f}")
-        table.add_row(escape(terminal_safe(name)), Text(sparkline(vals), style="cyan"), fmt_value(name, vals[-1]), delta)
-    if len(series) > max_rows:
-        table.add_row(Text(f"+{len(series) - max_rows} more", style="dim"), "", "", "")
-    return table
 
 
 def checks_table(view: RunView) -> Table:
@@ -154,7 +119,7 @@ def findings_table(view: RunView, limit: int = 5) -> Table:
 
 
 class DashboardRenderable:
-    """The live dashboard: header, epoch progress, memory chart, checks, newest findings."""
+    """The live dashboard: header, epoch progress, the features' tables (memory), checks, newest findings."""
 
     def __init__(self, view: RunView, title: str = "watchdog"):
         self.view = view
@@ -168,7 +133,8 @@ class DashboardRenderable:
         grid = Table.grid(padding=(0, 3), expand=True)
         grid.add_column(no_wrap=True)
         grid.add_column(ratio=1)
-        grid.add_row(memory_table(v), checks_table(v))
+        tables = [t for feature in v.features.values() if (t := feature.dashboard_table()) is not None]
+        grid.add_row(tables[0] if len(tables) == 1 else Group(*tables), checks_table(v))
         parts.append(Text(""))
         parts.append(grid)
         parts.append(Text(""))
@@ -199,16 +165,9 @@ def _pass_progress(v: RunView) -> Table:
 def epoch_line(view: RunView, now: float | None = None) -> str:
     """The one concise line per epoch printed instead of the dashboard when not on a terminal."""
     c = view.counts()
-    mem = ""
-    series = view.memory_series()
-    for name in source_order(series)[:2]:
-        mem += f" {terminal_safe(name)}={fmt_value(name, series[name][-1][1])}"
-    evals = 0
-    for row in view.eval_cadence()[-1:]:
-        evals = row["eval"]
+    parts = [part for feature in view.features.values() if (part := feature.epoch_line_part())]
     return (f"[watchdog] epoch {view.epochs}"
             + (f"/{view.total_epochs}" if view.total_epochs else "")
             + f" · steps {view.steps:,} · {fmt_rate(view.step_rate())}"
-            + f" · eval passes {evals}"
-            + (f" ·{mem}" if mem else "")
+            + "".join(f" · {part}" for part in parts)
             + f" · findings {c['error']}E {c['warning']}W {c['info']}I")

@@ -1,0 +1,226 @@
+"""The memory feature's part of the views: its samples folded per epoch, charted per source.
+
+Folds ``memory_sample`` events into one value per source per epoch (``memory_series()``); draws one
+line chart per source in the HTML report, the sparkline table of the live dashboard, and the two
+first sources in the line printed per epoch when the dashboard cannot draw.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ..core.format import fmt_bytes, terminal_safe
+from ..report.fold import FeatureView, float_or_none, int_or_none
+from ..report.markup import PALETTE, esc, fmt
+from ..report.svg import line_chart
+
+# Keys of a memory_sample's data that describe *when* it was taken, not a measurement.
+_MEMORY_META_KEYS = frozenset(
+    {"epoch", "steps", "step", "t", "time", "at", "when", "phase", "reason", "source", "trigger",
+     "pass_index", "window", "kind", "available", "unavailable", "device_name", "name", "uuid",
+     "index", "devices_total", "total_bytes", "total", "census"}
+)
+# Per-device CUDA allocator and NVML values worth a chart (the rest stays in the event log).
+_CUDA_CHARTED = ("allocated", "reserved", "epoch_peak", "inactive_split")
+_NVML_CHARTED = ("used",)
+_CENSUS_CHARTED = {"count": "tensors", "bytes": "tensor_bytes", "graph_count": "graph_tensors",
+                   "graph_bytes": "graph_bytes"}
+# Sources shown first, in this order, when present (others follow alphabetically).
+PREFERRED_SOURCES = ("allocated", "reserved", "inactive_split", "nvml", "rss", "tensor_bytes", "tensors",
+                     "tensor_count", "graph_bytes", "graph_tensors")
+
+
+@dataclass
+class MemoryPoint:
+    epoch: int | None
+    steps: int | None
+    t: float | None
+    at_epoch_end: bool
+    values: dict[str, float]
+
+
+@dataclass(eq=False)
+class MemoryView(FeatureView):
+    """The run's memory samples: the epoch-end ones, and the background sampler's recent ones."""
+    name = "memory"
+    exports = ("memory_series",)
+    section_order = 10
+
+    at_epoch_end: list[MemoryPoint] = field(default_factory=list)
+    recent: deque = field(default_factory=lambda: deque(maxlen=600))  # in-epoch samples
+    last_in_epoch: dict = field(default_factory=dict)  # completed epochs k -> last sampler values
+
+    def on_memory_sample(self, t, d):
+        values = memory_values(d)
+        at = str(d.get("at") or d.get("trigger") or d.get("reason") or "")  # "epoch_end" | "sampler"
+        point = MemoryPoint(
+            epoch=int_or_none(d.get("epoch")),
+            steps=int_or_none(d.get("steps", d.get("step"))),
+            t=t,
+            at_epoch_end=at in ("epoch_end", "epoch", ""),
+            values=values,
+        )
+        # The background sampler writes about one sample a second: keep only the recent ones, and
+        # per epoch the last one (NVML, for one, is only in these).
+        if point.at_epoch_end:
+            self.at_epoch_end.append(point)
+        else:
+            self.recent.append(point)
+            if point.epoch is not None:
+                self.last_in_epoch[point.epoch] = values
+
+    def memory_series(self) -> dict[str, list[tuple[int, float]]]:
+        """Per source, one value per epoch: the epoch-end sample, completed with the sources only
+        the in-epoch sampler reads (NVML) from its last sample in that epoch."""
+        per_epoch: dict[int, dict[str, float]] = {}
+        if self.at_epoch_end:
+            for i, p in enumerate(self.at_epoch_end):
+                e = p.epoch if p.epoch is not None else i + 1
+                sampled = self.last_in_epoch.get(e - 1, {})
+                per_epoch[e] = {**sampled, **p.values}
+        else:
+            for i, p in enumerate(self.recent):
+                per_epoch[p.epoch if p.epoch is not None else i] = p.values
+        series: dict[str, list[tuple[int, float]]] = {}
+        for e in sorted(per_epoch):
+            for name, v in per_epoch[e].items():
+                series.setdefault(name, []).append((e, v))
+        return series
+
+    # ------------------------------------------------------------------ what it shows
+    def html_section(self) -> str:
+        series = self.memory_series()
+        out = ["<section id=\"memory\"><h2>Memory per epoch</h2>"]
+        if not series:
+            out.append("<p class=\"muted\">No memory samples in this run.</p></section>")
+            return "".join(out)
+        out.append("<div class=\"charts\">")
+        for i, name in enumerate(source_order(series)):
+            pts = series[name]
+            out.append(
+                f"<div class=\"chart\" data-chart=\"memory\" data-source=\"{esc(name)}\">"
+                f"<div class=\"title\">{esc(name)}</div>"
+                + line_chart(pts, color=PALETTE[i % len(PALETTE)], bytes_axis=is_bytes_series(name),
+                             label=name)
+                + "</div>"
+            )
+        out.append("</div></section>")
+        return "".join(out)
+
+    def epoch_line_part(self) -> str | None:
+        series = self.memory_series()
+        shown = [f"{terminal_safe(name)}={fmt_value(name, series[name][-1][1])}"
+                 for name in source_order(series)[:2]]
+        return " ".join(shown) or None
+
+    def dashboard_table(self, max_rows: int = 6) -> Any:
+        """The dashboard's "memory per epoch" table: a sparkline, the last value and the mean change
+        per epoch of each source. rich loads here, when the dashboard draws."""
+        from .. import _rich_import  # noqa: F401  (first: rich must not draw from `random`)
+        from rich.markup import escape
+        from rich.table import Table
+        from rich.text import Text
+
+        from ..core.format import DASH
+        from ..report.panels import sparkline
+
+        table = Table(title="memory per epoch", title_style="bold", title_justify="left",
+                      box=None, pad_edge=False, show_header=True, header_style="dim", expand=False)
+        table.add_column("source", no_wrap=True, max_width=28, overflow="ellipsis")
+        table.add_column("chart", no_wrap=True)
+        table.add_column("last", justify="right", no_wrap=True)
+        table.add_column("Δ/epoch", justify="right", no_wrap=True)
+        series = self.memory_series()
+        if not series:
+            table.add_row(Text("no samples yet", style="dim"), DASH, DASH, DASH)
+            return table
+        for name in source_order(series)[:max_rows]:
+            pts = series[name]
+            vals = [v for _, v in pts]
+            delta = DASH
+            if len(vals) >= 2:
+                d = (vals[-1] - vals[0]) / (len(vals) - 1)
+                delta = ("+" if d >= 0 else "") + (fmt_bytes(d) if is_bytes_series(name) else f"{d:,.0f}")
+            table.add_row(escape(terminal_safe(name)), Text(sparkline(vals), style="cyan"),
+                          fmt_value(name, vals[-1]), delta)
+        if len(series) > max_rows:
+            table.add_row(Text(f"+{len(series) - max_rows} more", style="dim"), "", "", "")
+        return table
+
+
+# ---------------------------------------------------------------------- sources
+def source_order(names) -> list[str]:
+    """Memory sources in display order: PREFERRED_SOURCES first, the others alphabetically."""
+    def key(n: str):
+        for i, p in enumerate(PREFERRED_SOURCES):
+            if n == p or n.startswith(p) or n.endswith(" " + p):
+                return (i, n)
+        return (len(PREFERRED_SOURCES), n)
+    return sorted(names, key=key)
+
+
+def is_bytes_series(name: str) -> bool:
+    n = name.lower()
+    return "bytes" in n or n.endswith(("allocated", "reserved", "used", "rss", "active", "inactive_split",
+                                         "peak", "free"))
+
+
+def fmt_value(name: str, v: Any) -> str:
+    return fmt_bytes(v) if is_bytes_series(name) else (f"{v:,.0f}" if isinstance(v, (int, float)) else fmt(v))
+
+
+def memory_values(d: Mapping[str, Any]) -> dict[str, float]:
+    """The charted values of one memory_sample, one name per source.
+
+    The memory probe writes `rss` (bytes), `cuda` / `nvml` as lists of per-device dicts, and at
+    epoch end a live-tensor `census` (count, bytes, graph_count, graph_bytes). Anything else numeric
+    at the top level (other writers, older logs) is kept under its dotted name.
+    """
+    out: dict[str, float] = {}
+    for key, value in d.items():
+        if key in ("cuda", "nvml") and isinstance(value, list):
+            charted = _CUDA_CHARTED if key == "cuda" else _NVML_CHARTED
+            for i, dev in enumerate(value):
+                if not isinstance(dev, Mapping):
+                    continue
+                idx = dev.get("device", i)
+                for name in charted:
+                    v = float_or_none(dev.get(name))
+                    if v is not None:
+                        out[f"{key}:{idx} {name}"] = v
+        elif key == "census" and isinstance(value, Mapping):
+            for name, label in _CENSUS_CHARTED.items():
+                v = float_or_none(value.get(name))
+                if v is not None:
+                    out[label] = v
+        elif key == "rss":
+            v = float_or_none(value)
+            if v is not None:
+                out["rss_bytes"] = v
+        elif key in _MEMORY_META_KEYS or key.endswith("_diff") or key in ("top", "culprits"):
+            continue
+        else:
+            out.update(flatten_numeric({key: value}))
+    return out
+
+
+def flatten_numeric(d: Any, prefix: str = "") -> dict[str, float]:
+    """Numeric leaves of a memory sample as dotted names ("cuda.0.allocated": 1.2e9)."""
+    out: dict[str, float] = {}
+    if isinstance(d, Mapping):
+        for k, v in d.items():
+            k = str(k)
+            if not prefix and k in _MEMORY_META_KEYS:
+                continue
+            if k in ("epoch", "steps", "step", "t", "time", "index", "pid"):
+                continue
+            name = f"{prefix}.{k}" if prefix else k
+            out.update(flatten_numeric(v, name))
+    elif isinstance(d, (list, tuple)):
+        for i, v in enumerate(d):
+            out.update(flatten_numeric(v, f"{prefix}.{i}" if prefix else str(i)))
+    elif isinstance(d, (int, float)) and not isinstance(d, bool) and math.isfinite(d) and prefix:
+        out[prefix] = float(d)
+    return out
