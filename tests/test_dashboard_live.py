@@ -48,8 +48,8 @@ class Tty(io.StringIO):
         return True
 
 
-def capture_console(width=100):
-    return Console(file=io.StringIO(), width=width, force_terminal=True, color_system=None,
+def capture_console(width=100, height=40):
+    return Console(file=io.StringIO(), width=width, height=height, force_terminal=True, color_system=None,
                    legacy_windows=False)
 
 

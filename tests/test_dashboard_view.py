@@ -18,8 +18,8 @@ from watchdog.report.fold import FeatureView, RunView
 from watchdog.report.html import render_html
 from watchdog.report.panels import DashboardRenderable, epoch_line, sparkline
 
-def render_text(view: RunView, width: int = 100) -> str:
-    console = Console(width=width, file=io.StringIO(), color_system=None, force_terminal=False,
+def render_text(view: RunView, width: int = 100, height: int = 40) -> str:
+    console = Console(width=width, height=height, file=io.StringIO(), color_system=None, force_terminal=False,
                       record=True, legacy_windows=False)
     console.print(DashboardRenderable(view))
     return console.export_text()
@@ -38,20 +38,20 @@ def epoch_end_samples(events: list[dict]) -> list[dict]:
 # `print(render_text(RunView.from_events(fixture_events("memory_leak"))))` and read the diff.
 EXPECTED_100 = """\
 ╭─ watchdog · run completed · 0 errors · 2 warnings · 0 info ──────────────────────────────────────╮
-│ epoch 6   steps 150   rate 102 steps/s   phase done   elapsed 00:01                              │
+│ epoch 6   steps 150   rate 72 steps/s   phase done   elapsed 00:02                               │
 │                                                                                                  │
 │ memory per epoch                             checks                                              │
-│ source         chart       last    Δ/epoch   ✔  checkpoint-comp…  ok                             │
-│ rss_bytes      ▁▂▂▂▇█   319 MiB   +716 KiB   ✔  checkpoint-inte…  ok                             │
-│ tensor_bytes   ▁▂▄▅▇█   152 KiB  +12.6 KiB   ▲  eval-cadence      warning  eval/missing-epochs:… │
-│ tensors        ▁▂▄▅▇█       324        +50   ✔  eval-mode         ok                             │
-│ graph_bytes    ▁▂▄▅▇█  75.6 KiB  +12.6 KiB   ▲  memory            warning  memory/tensor-growth… │
-│ graph_tensors  ▁▂▄▅▇█       300        +50   ✔  overlap           ok                             │
-│                                              ✔  resume            ok                             │
+│ source         chart       last    Δ/epoch   ✔  checkpoint-completeness  ok                      │
+│ rss_bytes      ▁▂▂▂▇█   319 MiB   +802 KiB   ✔  checkpoint-integrity     ok                      │
+│ tensor_bytes   ▁▂▄▅▇█   152 KiB  +12.6 KiB   ▲  eval-cadence             warning  eval/missing-… │
+│ tensors        ▁▂▄▅▇█       324        +50   ✔  eval-mode                ok                      │
+│ graph_bytes    ▁▂▄▅▇█  75.6 KiB  +12.6 KiB   ▲  memory                   warning  memory/tensor… │
+│ graph_tensors  ▁▂▄▅▇█       300        +50   ✔  overlap                  ok                      │
+│                                              ✔  resume                   ok                      │
 │                                                                                                  │
 │ newest findings                                                                                  │
 │ ep 1       warning  eval/missing-epochs   Epochs 0–5 of 6 had no evaluation; no evaluation ran … │
-│ ep 4       warning  memory/tensor-growth  Live tensors grow every epoch since epoch 1: +50 tens… │
+│ ep 3       warning  memory/tensor-growth  Live tensors grow every epoch since epoch 1: +50 tens… │
 ╰─────────────────────────────────────────────────────────────────────── run 20231114-221320-4242 ─╯
 """
 
@@ -67,7 +67,8 @@ def test_dashboard_fits_narrow_and_wide_consoles(name):
     for width in (60, 80, 160):
         lines = render_text(view, width).splitlines()
         assert all(len(line) == width for line in lines), width
-        assert "memory per epoch" in "\n".join(lines)
+        # the full layout from 100 columns on; below, the compact one (issue 13 item 5)
+        assert ("memory per epoch" in "\n".join(lines)) is (width >= 100)
 
 
 def test_view_of_the_leaking_run_shows_the_epoch_end_census_growing():
@@ -301,3 +302,18 @@ def test_a_new_familys_view_is_one_class_its_feature_declares(monkeypatch):
     assert "memory per epoch" in dashboard and f"epoch ends: {steps}" in dashboard
     with pytest.raises(AttributeError, match="no_such_read"):
         view.no_such_read
+
+
+def test_below_100_columns_or_30_rows_the_dashboard_is_compact_and_never_cuts_a_code():
+    """tmux at 80x24, a CI log: the header and one line per check that is not ok (issue 13 item 5)."""
+    view = RunView.from_events(fixture_events("overlap_bug"))
+    for width, height in ((80, 40), (120, 24)):
+        lines = render_text(view, width, height).splitlines()
+        assert len(lines) <= 6, lines
+        assert all(len(line) <= width for line in lines)
+        [row] = [line for line in lines if "overlap" in line and "error" in line]
+        assert "overlap/train-eval" in row  # the code whole; the message gives way
+    full = render_text(view, 120, 40)
+    assert "newest findings" in full and "memory per epoch" in full
+    clean = RunView.from_events(fixture_events("correct_loop"))
+    assert any(f"all {len(clean.checks)} checks ok" in line for line in render_text(clean, 80, 24).splitlines())

@@ -81,16 +81,20 @@ def header(view: RunView) -> Text:
     return t
 
 
-def checks_table(view: RunView) -> Table:
-    table = Table(title="checks", title_style="bold", title_justify="left", box=None,
+def checks_table(view: RunView, only_not_ok: bool = False) -> Table:
+    table = Table(title=None if only_not_ok else "checks", title_style="bold", title_justify="left", box=None,
                   pad_edge=False, show_header=False, expand=True)
     table.add_column("mark", no_wrap=True, min_width=1)
-    table.add_column("check", no_wrap=True, min_width=10, max_width=16, overflow="ellipsis")
+    shown = [name for name, st in view.checks.items() if not (only_not_ok and st.severity == "ok")]
+    widest = max((len(name) for name in shown), default=10)
+    table.add_column("check", no_wrap=True, min_width=widest)  # a check's name is never cut
     table.add_column("status", no_wrap=True, overflow="ellipsis", ratio=1)
-    if not view.checks:
+    if not view.checks and not only_not_ok:
         table.add_row("", Text("none reported yet", style="dim"), "")
     for name in sorted(view.checks):
         st = view.checks[name]
+        if only_not_ok and st.severity == "ok":
+            continue
         style = SEVERITY_STYLE.get(st.severity, "")
         status = Text(terminal_safe(st.severity), style=style)
         if st.message:
@@ -105,9 +109,10 @@ def findings_table(view: RunView, limit: int = 5) -> Table:
                   pad_edge=False, show_header=False, expand=True)
     table.add_column("when", no_wrap=True, style="dim", width=9)
     table.add_column("severity", no_wrap=True, width=7)
-    table.add_column("code", no_wrap=True, max_width=30, overflow="ellipsis")
-    table.add_column("message", no_wrap=True, overflow="ellipsis", ratio=1)
     recent = view.recent(limit)
+    widest = max((len(f.code) for f in recent), default=4)
+    table.add_column("code", no_wrap=True, min_width=widest)  # a code is never cut: the message gives way
+    table.add_column("message", no_wrap=True, overflow="ellipsis", ratio=1)
     if not recent:
         table.add_row("", Text("none", style="green"), "", "")
     for f in recent:
@@ -118,6 +123,11 @@ def findings_table(view: RunView, limit: int = 5) -> Table:
     return table
 
 
+# Below these, the dashboard is compact: its header and one line per check that is not ok.
+COMPACT_BELOW_COLUMNS = 100
+COMPACT_BELOW_ROWS = 30
+
+
 class DashboardRenderable:
     """The live dashboard: header, epoch progress, the features' tables (memory), checks, newest findings."""
 
@@ -125,7 +135,29 @@ class DashboardRenderable:
         self.view = view
         self.title = title
 
-    def __rich__(self) -> Panel:
+    def __rich_console__(self, console: Any, options: Any):
+        compact = options.max_width < COMPACT_BELOW_COLUMNS or console.size.height < COMPACT_BELOW_ROWS
+        yield self.compact() if compact else self.full()
+
+    def _panel(self, parts: list[Any]) -> Panel:
+        v = self.view
+        headline, severity = run_headline(v.status, v.counts())  # "run completed · 3 errors · ...", coloured by the worst
+        subtitle = escape(f"run {terminal_safe(v.run_id)}") if v.run_id else None
+        return Panel(Group(*parts), title=f"[bold]{escape(terminal_safe(self.title))}[/] · "
+                                          f"[{SEVERITY_STYLE.get(severity, '')}]{escape(terminal_safe(headline))}[/]",
+                     title_align="left", subtitle=subtitle, subtitle_align="right", border_style="blue")
+
+    def compact(self) -> Panel:
+        """Below ~100 columns or ~30 rows: the header, then one line per check that is not ok."""
+        v = self.view
+        parts: list[Any] = [header(v)]
+        if v.current_batches is not None:
+            parts.append(_pass_progress(v))
+        table = checks_table(v, only_not_ok=True)
+        parts.append(table if table.row_count else Text(f"✔ all {len(v.checks)} checks ok", style="green"))
+        return self._panel(parts)
+
+    def full(self) -> Panel:
         v = self.view
         parts: list[Any] = [header(v)]
         if v.current_batches is not None:
@@ -139,12 +171,7 @@ class DashboardRenderable:
         parts.append(grid)
         parts.append(Text(""))
         parts.append(findings_table(v))
-        c = v.counts()
-        headline, severity = run_headline(v.status, c)  # "run completed · 3 errors · ...", coloured by the worst
-        subtitle = escape(f"run {terminal_safe(v.run_id)}") if v.run_id else None
-        return Panel(Group(*parts), title=f"[bold]{escape(terminal_safe(self.title))}[/] · "
-                                          f"[{SEVERITY_STYLE.get(severity, '')}]{escape(terminal_safe(headline))}[/]",
-                     title_align="left", subtitle=subtitle, subtitle_align="right", border_style="blue")
+        return self._panel(parts)
 
 
 def _pass_progress(v: RunView) -> Table:

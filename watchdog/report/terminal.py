@@ -1,4 +1,4 @@
-"""The end-of-run terminal summary: one row per finding, with its fix (a rich table)."""
+"""The end-of-run terminal summary: a headline, then one block per finding with its fix."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from .. import _rich_import  # noqa: F401  (first: rich must not draw from `random`)
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
 from ..core.format import run_headline, terminal_safe
 
@@ -16,21 +16,25 @@ _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 _HEADLINE_STYLE = {**_STYLE, "ok": "bold green"}
 
 
-def summary_table(report: dict[str, Any]) -> Table:
-    table = Table(show_lines=True, expand=False, title=None)
-    table.add_column("severity", no_wrap=True)
-    table.add_column("code", no_wrap=True)
-    table.add_column("finding and fix", overflow="fold")
+def finding_blocks(report: dict[str, Any]) -> list[Text]:
+    """One block per finding: severity, code and where on one line, then the message and the fix at
+    full width. Rich wraps them at spaces; a code or a path is never cut mid-identifier, so the
+    summary reads the same at 80 columns as at 200 (a CI log, tmux)."""
+    blocks = []
     for finding in report.get("findings", []):
-        severity = finding.get("severity", "?")
-        text = escape(terminal_safe(finding.get("message", ""), keep_newlines=True))
+        severity = str(finding.get("severity", "?"))
+        block = Text()
+        block.append(terminal_safe(severity), style=_STYLE.get(severity, ""))
+        block.append("  ")
+        block.append(terminal_safe(finding.get("code", "?")), style="bold")
         if finding.get("where"):
-            text += f"\n[dim]at {escape(terminal_safe(finding['where']))}[/dim]"
+            block.append(f"  at {terminal_safe(finding['where'])}", style="dim")
+        block.append("\n" + terminal_safe(finding.get("message", ""), keep_newlines=True))
         if finding.get("fix"):
-            text += f"\n[bold]Fix:[/bold] {escape(terminal_safe(finding['fix'], keep_newlines=True))}"
-        table.add_row(f"[{_STYLE.get(severity, '')}]{escape(terminal_safe(severity))}[/]",
-                      escape(terminal_safe(finding.get("code", "?"))), text)
-    return table
+            block.append("\nFix: ", style="bold")
+            block.append(terminal_safe(finding["fix"], keep_newlines=True))
+        blocks.append(block)
+    return blocks
 
 
 def headline(report: dict[str, Any]) -> tuple[str, str]:
@@ -48,8 +52,9 @@ def print_summary(report: dict[str, Any], report_dir: Path | str, archived_to: P
     console = console or Console(stderr=True)
     text, severity = headline(report)
     console.print(f"[{_HEADLINE_STYLE[severity]}]{escape(terminal_safe(text))}[/]", highlight=False)
-    if report.get("findings"):
-        console.print(summary_table(report))
+    for block in finding_blocks(report):
+        console.print()
+        console.print(block, highlight=False, overflow="fold")
     if archived_to is not None:
         console.print(f"[dim]watchdog: the earlier report in this directory was moved to {escape(terminal_safe(archived_to))}[/dim]")
     console.print(f"[dim]{escape(report_written_line(report_dir, len(report.get('findings') or [])))}[/dim]",
