@@ -113,7 +113,7 @@ def test_fail_on_without_findings_keeps_status_zero(tmp_path):
                            "--fail-on", "warning", "train.py", "fork"], cwd=tmp_path, capture_output=True,
                           text=True, env=ENV, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert "done" in proc.stdout and "0 error(s), 0 warning(s)" in proc.stderr
+    assert "done" in proc.stdout and "watchdog: run completed · no findings" in proc.stderr
 
 
 def test_usage_errors_are_clear_and_not_tracebacks(tmp_path):

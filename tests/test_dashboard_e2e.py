@@ -109,7 +109,7 @@ def test_live_dashboard_in_a_real_run_with_prints_logging_and_an_exception(tmp_p
     out = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", capsys.readouterr().out)
     for e in (0, 1):
         assert f"user print {e}\n" in out and f"LOG user log {e}\n" in out
-    assert f"watchdog · run {run.run_id} · exception" in out and "overlap/train-eval" in out
+    assert "watchdog · run ended by an exception" in out and f"run {run.run_id}" in out and "overlap/train-eval" in out
     assert not [f for f in run.findings if f.code == "watchdog/internal-error"]
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "exception" in html

@@ -37,7 +37,7 @@ def epoch_end_samples(events: list[dict]) -> list[dict]:
 # (`python -m tests.fixtures.record memory_leak`), re-pin from
 # `print(render_text(RunView.from_events(fixture_events("memory_leak"))))` and read the diff.
 EXPECTED_100 = """\
-╭─ watchdog · run 20231114-221320-4242 · ok ───────────────────────────────────────────────────────╮
+╭─ watchdog · run completed · 0 errors · 2 warnings · 0 info ──────────────────────────────────────╮
 │ epoch 6   steps 150   rate 114 steps/s   phase done   elapsed 00:01                              │
 │                                                                                                  │
 │ memory per epoch                             checks                                              │
@@ -52,7 +52,7 @@ EXPECTED_100 = """\
 │ newest findings                                                                                  │
 │ ep 1       warning  eval/missing-epochs   Epochs 0–5 of 6 had no evaluation; no evaluation ran … │
 │ ep 3       warning  memory/tensor-growth  Live tensors grow every epoch since epoch 1: +50 tens… │
-╰─────────────────────────────────────────────────────────────────── 0 error · 2 warning · 0 info ─╯
+╰─────────────────────────────────────────────────────────────────────── run 20231114-221320-4242 ─╯
 """
 
 

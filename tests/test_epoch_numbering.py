@@ -26,7 +26,7 @@ def test_an_overlap_found_in_the_users_epoch_0_says_epoch_0_in_json_html_and_das
     view = RunView.from_log(report_dir / "events.jsonl")
     [finding] = [f for f in view.findings.values() if f.code == "overlap/train-eval"]
     assert finding.epoch == 0
-    console = Console(width=120, record=True, file=open("/dev/null", "w"), color_system=None)
+    console = Console(width=120, height=40, record=True, file=open("/dev/null", "w"), color_system=None)  # the full dashboard
     console.print(DashboardRenderable(view))
     row = next(line for line in console.export_text().splitlines() if "overlap/train-eval" in line
                and "ep " in line)

@@ -82,6 +82,7 @@ def test_a_read_only_report_directory_runs_the_training_unwatched(report_dir, mo
     assert_untouched(report_dir, report_text, log_text)
 
 
+@pytest.mark.foreign_report_json  # plants a report.json of its own
 def test_a_with_block_gets_an_unwatched_run_when_the_start_fails(report_dir, capsys):
     report_dir.mkdir()
     (report_dir / "previous").write_text("")

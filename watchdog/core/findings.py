@@ -22,6 +22,15 @@ def severity_at_least(severity: str, threshold: str) -> bool:
 
 @dataclass
 class Finding:
+    """One thing watchdog found: ``run.findings`` holds them, ``report.json`` lists them.
+
+    ``code`` is ``family/name`` (stable once released; each documented in the README),
+    ``severity`` one of ``"error"``, ``"warning"``, ``"info"``; ``message`` says what, where and how
+    much, ``fix`` what to change, ``evidence`` the structured facts behind it. The run stamps
+    ``check`` (the check that made it), ``epoch``, ``step`` and ``time``; ``updates`` counts later
+    revisions of the same finding (same ``code`` and ``key``).
+    """
+
     code: str
     severity: str
     message: str

@@ -115,3 +115,57 @@ def terminal_safe(text: Any, *, keep_newlines: bool = False) -> str:
         else:
             out.append(f"\\u{code:04x}")
     return "".join(out)
+
+
+# -- the run's headline: how the script ended, and what watchdog found --------------------------------
+# Two separate things. The run's status (``run_end``'s ``status``) says only how the script ended;
+# "ok" there means "exited normally", never "no problems". The headline's colour comes from the
+# worst of the findings and of the ending, so a run with error findings never reads as a green OK.
+RUN_OUTCOMES = {
+    "ok": "completed",
+    "exit": "exited with a non-zero status",
+    "exception": "ended by an exception",
+    "interrupted": "interrupted (Ctrl-C)",
+    "terminated": "terminated (SIGTERM)",
+    "stopped": "stopped by watchdog (strict)",
+    "running": "in progress",
+    "incomplete": "incomplete (its log was never closed)",
+    "created": "not started",
+    "unwatched": "not watched",
+}
+# How bad each ending is, as a severity for the headline's colour ("ok": nothing wrong).
+_OUTCOME_SEVERITY = {"ok": "ok", "running": "ok", "created": "ok", "exit": "error", "exception": "error",
+                     "terminated": "error", "interrupted": "warning", "stopped": "warning",
+                     "incomplete": "warning", "unwatched": "warning"}
+
+
+def run_outcome(status: str | None) -> str:
+    """How the script ended, in words: ``ok`` → ``completed``, ``exception`` → ``ended by an exception``."""
+    return RUN_OUTCOMES.get(status or "", status or "unknown")
+
+
+def fmt_finding_counts(counts: dict[str, int]) -> str:
+    """``3 errors · 1 warning · 0 info``, or ``no findings``."""
+    errors, warnings, info = (int(counts.get(s) or 0) for s in ("error", "warning", "info"))
+    if not (errors or warnings or info):
+        return "no findings"
+    return (f"{errors} error{'' if errors == 1 else 's'} · {warnings} warning{'' if warnings == 1 else 's'}"
+            f" · {info} info")
+
+
+def run_headline(status: str | None, counts: dict[str, int]) -> tuple[str, str]:
+    """The one headline every view shows: ``("run completed · 3 errors · 0 warnings · 1 info", "error")``.
+
+    ``status`` is the run's ending (``run_end``'s status), ``counts`` the findings per severity
+    (``error``/``warning``/``info``). The second item, the headline's severity (its colour), is the
+    worst finding's severity or the ending's, whichever is worse: ``ok`` (green) only for a run that
+    completed (or is still running) with no findings at all.
+    """
+    worst = "ok"
+    for severity in ("info", "warning", "error"):
+        if int(counts.get(severity) or 0) > 0:
+            worst = severity
+    ending = _OUTCOME_SEVERITY.get(status or "", "warning")
+    if severity_rank(ending) > severity_rank(worst):
+        worst = ending
+    return f"run {run_outcome(status)} · {fmt_finding_counts(counts)}", worst

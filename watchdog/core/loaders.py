@@ -45,6 +45,15 @@ _explicit_roles: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictiona
 
 
 def set_loader_role(loader: Any, role: str) -> None:
+    """Say what a DataLoader is for, when watchdog cannot tell (``watchdog.loader_role(loader, "eval")``).
+
+    ``role``: ``"train"``, ``"eval"`` (or ``"val"``, ``"validation"``, ``"test"``), or ``"ignore"``
+    (a loader watchdog should not judge: a statistics pass, a calibration set). Without it, a pass
+    with optimizer steps or ``backward()`` is training; one with forwards and no step, under
+    ``no_grad``, or with the model in eval mode is evaluation.
+    Raises ``TypeError`` for something that is not a ``torch.utils.data.DataLoader`` and
+    ``ValueError`` for an unknown role.
+    """
     if not isinstance(loader, torch.utils.data.DataLoader):
         raise TypeError(f"watchdog.loader_role expects a torch DataLoader, got {type(loader).__name__}")
     canonical = _ROLE_ALIASES.get(role, role)

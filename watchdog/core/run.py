@@ -25,7 +25,7 @@ import traceback
 import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal, TypeVar, overload
 
 from .._version import __version__
 from .events import EVENT_LOG_NAME, REPORT_EVENT_KINDS, Event, EventBus, EventLog, UnknownEventKind, read_events
@@ -49,18 +49,28 @@ class WatchdogStartError(Exception):
     """Watching cannot start (the report directory is unusable): the loop then runs unwatched."""
 
 
+StopAt = Literal["error", "warning"]
+FailOn = Literal["never", "warning", "error"]
+CheckpointVerify = Literal["first", "every", "off"]
+
+
 @dataclass
 class WatchOptions:
-    """Options of one watched run (``watchdog.watch(**options)``)."""
+    """The options of one watched run, as given to ``watchdog.watch(...)`` (``run.options``).
 
-    report_dir: str | os.PathLike | None = None
+    Each field is the ``watch`` keyword of the same name, with the same default; see ``watch`` for
+    what each does. A bad value raises ``WatchdogUsageError``.
+    """
+
+    report_dir: str | os.PathLike[str] | None = None
     dashboard: bool | None = None  # None: on when stdout is a terminal
-    strict: bool | str = False  # True or "error": stop at the first error finding; "warning" too
-    fail_on: str = "never"  # the CLI's exit status: "never" | "warning" | "error"
+    strict: bool | StopAt = False  # True or "error": stop at the first error finding; "warning" too
+    fail_on: FailOn = "never"  # the CLI's exit status: "never" | "warning" | "error"
     eval_every: int = 1  # expected evaluation cadence, in epochs
     fingerprint: bool = False  # hash sample contents to catch duplicates across dataset objects
     summary: bool = True  # print the terminal summary at the end
-    checkpoint_verify: str = "first"  # read checkpoints back: "first" | "every" | "off"
+    checkpoint_verify: CheckpointVerify = "first"  # read checkpoints back: "first" | "every" | "off"
+    # Settings for watchdog's own parts and tests (not a ``watch`` option; none is stable).
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -83,11 +93,13 @@ class WatchOptions:
 
     @property
     def stop_threshold(self) -> str | None:
+        """The least severity that stops a ``strict`` run (``"error"``, ``"warning"``), or None."""
         if self.strict is True:
             return "error"
         return self.strict or None
 
     def to_dict(self) -> dict[str, Any]:
+        """The options as JSON-safe data (``run_start``'s ``options``)."""
         data = asdict(self)
         data["report_dir"] = str(self.report_dir) if self.report_dir is not None else None
         return data
@@ -103,32 +115,51 @@ def current_run() -> "Run | None":
 
 
 class Run:
-    """One watched run: live state for checks, the event bus, and the findings."""
+    """One watched run, as ``with watchdog.watch() as run:`` yields it; readable after the block.
+
+    What you read (stable):
+
+    - ``findings``: the findings, most severe first (``Finding``: ``code``, ``severity``,
+      ``message``, ``fix``, ``evidence``, ``where``...); ``findings_at_least("warning")``.
+    - ``status``: how the script ended, not whether watchdog found anything: ``"running"``, then
+      ``"ok"`` (it ended normally), ``"exception"``, ``"interrupted"``, ``"terminated"``,
+      ``"stopped"`` (``strict``), ``"exit"`` (a non-zero ``sys.exit``); ``"unwatched"`` when
+      watching could not start.
+    - ``report_dir``, ``report_json``, ``report_html``: where the report is.
+    - ``run_id``, ``options`` (``WatchOptions``), ``loop`` (the loop's state as watchdog saw it:
+      ``loop.epoch``, ``loop.steps``...; read-only).
+
+    For watchdog's own parts (probes, checks, views), not a stable API: ``emit``, ``report``,
+    ``internal_error``, ``is_disabled``, ``disabled``, ``take_pending_stop``, ``add_boundary``,
+    ``patches``, ``bus``, ``log``, ``checks``, ``probes``, ``argv``, ``pid``, ``start_metadata``,
+    ``shared_report_dir``, ``start``, ``stop``, ``mark_epoch`` and ``fails``. (They keep their names
+    because every feature calls them; a user calls ``watchdog.mark_epoch()``, not ``run.mark_epoch()``.)
+    """
 
     def __init__(self, options: WatchOptions, argv: list[str] | None = None):
-        self.options = options
+        self._options = options
         self.argv = [_argv_text(a) for a in (sys.argv if argv is None else argv)]
         self.pid = os.getpid()
-        self.run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{self.pid}"
-        self.report_dir = Path(options.report_dir or os.environ.get("WATCHDOG_REPORT_DIR") or DEFAULT_REPORT_DIR)
+        self._run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{self.pid}"
+        self._report_dir = Path(options.report_dir or os.environ.get("WATCHDOG_REPORT_DIR") or DEFAULT_REPORT_DIR)
         rank, world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
         if rank is not None and world is not None and world.isdigit() and int(world) > 1:
-            self.report_dir = self.report_dir / f"rank{rank}"  # torchrun: one report per process
+            self._report_dir = self.report_dir / f"rank{rank}"  # torchrun: one report per process
         self.patches = PatchStack()
         self.bus = EventBus(self._handler_failed, registry.event_kinds())
         self.log: EventLog | None = None
-        self.status = "created"
-        self.started_at: float | None = None
-        self.ended_at: float | None = None
+        self._status = "created"
+        self._started_at: float | None = None
+        self._ended_at: float | None = None
         self._lock = threading.RLock()
         self._findings: dict[tuple[str, str | None], Finding] = {}
         self.checks: list[Any] = []
         self.probes: list[Any] = []
         self.disabled: set[str] = set()
-        self.depth = 0
-        self.archived_to: Path | None = None
+        self._depth = 0
+        self._archived_to: Path | None = None
         # The loop's state: written only by the loop probes, read by everyone (core/loop.py).
-        self.loop = LoopState(self.emit, self.internal_error)
+        self._loop = LoopState(self.emit, self.internal_error)
         self._boundaries: list[Callable[[], Any]] = []
         self._pending_stop: WatchdogStop | None = None
         self._stop_raised = False
@@ -140,12 +171,50 @@ class Run:
         self.shared_report_dir: dict[str, Any] | None = None  # set when a live run held report_dir
         self.start_metadata: dict[str, Any] = {}  # the run_start event's data (argv redacted)
 
+    # -- what users read ----------------------------------------------------------------------------
+    @property
+    def run_id(self) -> str:
+        """This run's id: its start time and pid (``20240131-142502-4242``), as in ``report.json``."""
+        return self._run_id
+
+    @property
+    def options(self) -> WatchOptions:
+        """The options this run was started with."""
+        return self._options
+
+    @property
+    def status(self) -> str:
+        """How the script ended (``"ok"``: normally); never whether watchdog found anything."""
+        return self._status
+
+    @property
+    def loop(self) -> LoopState:
+        """The loop's state as watchdog saw it (read-only properties: ``epoch``, ``steps``, ...)."""
+        return self._loop
+
+    @property
+    def report_dir(self) -> Path:
+        """The directory of this run's report (``DIR/run-<id>/`` when a live run held the one asked for)."""
+        return self._report_dir
+
+    @property
+    def report_json(self) -> Path:
+        """``report_dir/report.json``: the findings as data (written when the run ends)."""
+        return self._report_dir / "report.json"
+
+    @property
+    def report_html(self) -> Path:
+        """``report_dir/report.html``: the report to read, with charts (written when the run ends)."""
+        return self._report_dir / "report.html"
+
     # -- findings ------------------------------------------------------------------------------------
     @property
     def findings(self) -> list[Finding]:
+        """The findings so far, most severe first, then oldest first."""
         return sorted(self._findings.values(), key=lambda f: (most_severe_first(f.severity), f.time or 0.0))
 
     def findings_at_least(self, severity: str) -> list[Finding]:
+        """The findings of ``severity`` or worse (``"info"`` < ``"warning"`` < ``"error"``)."""
         return [f for f in self.findings if severity_at_least(f.severity, severity)]
 
     def report(self, finding: Finding) -> Finding:
@@ -205,6 +274,7 @@ class Run:
             pass
 
     def is_disabled(self, component: str) -> bool:
+        """Whether ``component`` (``"probe:memory"``, ``"check:overlap"``) was switched off."""
         return component in self.disabled
 
     def _handler_failed(self, owner: Any, exc: BaseException) -> None:
@@ -220,6 +290,7 @@ class Run:
 
     # -- events --------------------------------------------------------------------------------------
     def emit(self, kind: str, data: dict[str, Any], refs: dict[str, Any] | None = None) -> Event:
+        """Log an event and dispatch it to the checks (``data`` JSON-safe; ``refs`` live objects)."""
         if kind not in self.bus.kinds:
             raise UnknownEventKind(f"watchdog emitted {kind!r}, an event kind no feature declares")
         event = Event(kind, data, refs)
@@ -272,8 +343,9 @@ class Run:
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> "Run":
-        self.status = "running"
-        self.started_at = time.time()
+        """Open the report directory, subscribe the checks and install the probes (``watch`` calls it)."""
+        self._status = "running"
+        self._started_at = time.time()
         start_metadata = self._start_metadata()
         self._open_report_dir()
         if self.shared_report_dir is not None:
@@ -303,9 +375,9 @@ class Run:
             self.internal_error("sigterm-handler", exc)
         return self
 
-    def abandon_start(self) -> None:
+    def _abandon_start(self) -> None:
         """Undo a start that could not complete: the loop runs unwatched. Never raises."""
-        self.status = "unwatched"
+        self._status = "unwatched"
         with contextlib.suppress(Exception):
             self.patches.undo_all()
         with contextlib.suppress(Exception):
@@ -324,7 +396,7 @@ class Run:
         """
         if self.status not in ("running",):
             return
-        self.status = status or _status_for(exc)
+        self._status = status or _status_for(exc)
         interrupted: BaseException | None = None  # Ctrl-C / SystemExit mid-teardown: raised once all is undone
         # Each step runs whatever the one before it did; the second undo pass catches what the
         # first could not reach (it raised before popping anything) and anything armed since.
@@ -335,7 +407,7 @@ class Run:
                 self.internal_error("shutdown", error)
             except BaseException as error:
                 interrupted = interrupted or error
-        self.ended_at = time.time()
+        self._ended_at = time.time()
         try:
             end = self._end_metadata(exc)
         except Exception as error:  # the run still ends in the log, with what is sure
@@ -351,7 +423,7 @@ class Run:
             with contextlib.suppress(Exception):
                 log.close()
         try:
-            self.write_reports()
+            self._write_reports()
         except Exception as error:
             say(f"watchdog: could not write the report to {self.report_dir}: {error}")
         finally:
@@ -388,11 +460,11 @@ class Run:
             except Exception as exc:
                 self.internal_error(f"check:{check.name}", exc)
 
-    def write_reports(self) -> None:
+    def _write_reports(self) -> None:
         """report.json from the events the run kept (everything it saw, whatever reached the disk),
         report.html from the log, and the terminal summary: written by the reporters (registry)."""
         registry.write_reports(self.report_dir, self._report_events, lost_lines=self._event_log_lost,
-                               summary=self.options.summary, archived_to=self.archived_to)
+                               summary=self.options.summary, archived_to=self._archived_to)
 
     # -- report directory ----------------------------------------------------------------------------
     def _open_report_dir(self) -> None:
@@ -418,7 +490,7 @@ class Run:
                 f"cannot open the event log in {str(directory)!r}: {exc.strerror or exc}"
             ) from None
         try:
-            self.archived_to = archive_previous_report(directory)
+            self._archived_to = archive_previous_report(directory)
             log.commit()
         except BaseException:
             log.discard()
@@ -446,7 +518,7 @@ class Run:
         self.shared_report_dir = {"dir": str(directory), "held_by_pid": holder, "report_dir": str(own)}
         say(f"watchdog: {str(directory)!r} is in use by a running watchdog run ({who}); "
             f"this run's report goes to {str(own)!r}")
-        self.report_dir = own
+        self._report_dir = own
         return own
 
     def _release_report_dir(self) -> None:
@@ -470,7 +542,7 @@ class Run:
             "torch": torch.__version__,
             "numpy": numpy.__version__,
             "platform": platform.platform(),
-            "started_at": _iso(self.started_at),
+            "started_at": _iso(self._started_at),
             "options": self.options.to_dict(),
             "checks": [check_class.name for check_class in registry.all_checks()],
         }
@@ -478,8 +550,8 @@ class Run:
     def _end_metadata(self, exc: BaseException | None) -> dict[str, Any]:
         return {
             "status": self.status,
-            "ended_at": _iso(self.ended_at),
-            "seconds": round((self.ended_at or time.time()) - (self.started_at or time.time()), 3),
+            "ended_at": _iso(self._ended_at),
+            "seconds": round((self._ended_at or time.time()) - (self._started_at or time.time()), 3),
             "epochs": self.loop.epoch,
             "steps": self.loop.steps,
             "epoch_source": self.loop.epoch_source,
@@ -522,6 +594,7 @@ class Run:
 
     # -- exit status ---------------------------------------------------------------------------------
     def fails(self, threshold: str | None = None) -> bool:
+        """Whether a finding reaches ``threshold`` (default ``options.fail_on``): the CLI's exit status."""
         threshold = threshold or self.options.fail_on
         return any(severity_at_least(f.severity, threshold) for f in self._findings.values())
 
@@ -712,79 +785,137 @@ def archive_previous_report(directory: Path) -> Path | None:
     return target
 
 
-class watch:
-    """Watch a training loop: ``@watchdog.watch``, ``@watchdog.watch(**options)`` or ``with watchdog.watch() as run``.
+F = TypeVar("F", bound=Callable[..., Any])
 
-    Options: ``report_dir`` (default ``./watchdog-report``, or ``$WATCHDOG_REPORT_DIR``), ``dashboard``
-    (None: on in a terminal), ``strict`` (True: stop at the end of the DataLoader pass where the first
-    error finding appeared), ``eval_every`` (expected evaluation cadence in epochs), ``fingerprint``
-    (hash sample contents), ``summary`` (print the findings table at the end), ``checkpoint_verify``.
 
-    A ``watch`` nested inside an active one joins it. The decorated function's last run is
-    ``fn.watchdog_run``.
+@overload
+def watch(fn: F, /) -> F: ...
+
+
+@overload
+def watch(
+    *,
+    report_dir: str | os.PathLike[str] | None = None,
+    dashboard: bool | None = None,
+    strict: bool | StopAt = False,
+    fail_on: FailOn = "never",
+    eval_every: int = 1,
+    fingerprint: bool = False,
+    summary: bool = True,
+    checkpoint_verify: CheckpointVerify = "first",
+) -> "Watcher": ...
+
+
+def watch(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    report_dir: str | os.PathLike[str] | None = None,
+    dashboard: bool | None = None,
+    strict: bool | StopAt = False,
+    fail_on: FailOn = "never",
+    eval_every: int = 1,
+    fingerprint: bool = False,
+    summary: bool = True,
+    checkpoint_verify: CheckpointVerify = "first",
+    **unknown: Any,
+) -> Any:
+    """Watch a training loop: ``@watchdog.watch``, ``@watchdog.watch(...)`` or ``with watchdog.watch() as run:``.
+
+    ``@watchdog.watch`` on a function watches each call of it (a generator's or coroutine's whole
+    life); ``watchdog.watch(...)`` with options returns a ``Watcher``, usable as a decorator or as a
+    context manager that yields the ``Run``. The decorated function's last run is ``fn.watchdog_run``.
+    A ``watch`` nested inside an active one joins it.
+
+    Args:
+        report_dir: where ``report.json``, ``report.html`` and ``events.jsonl`` go (default
+            ``$WATCHDOG_REPORT_DIR`` or ``./watchdog-report``).
+        dashboard: the live dashboard; None: on when stdout is a terminal.
+        strict: True or ``"error"``: raise ``WatchdogStop`` at the end of the DataLoader pass where
+            the first error finding appeared; ``"warning"``: at the first warning too.
+        fail_on: the exit status of ``watchdog run``: ``"never"``, ``"warning"`` or ``"error"``.
+        eval_every: the expected evaluation cadence, in epochs.
+        fingerprint: hash sample contents, to catch duplicates across dataset objects.
+        summary: print the summary of the findings at the end.
+        checkpoint_verify: read checkpoints back: ``"first"``, ``"every"`` or ``"off"``.
+
+    Raises:
+        WatchdogUsageError: an unknown option or a bad value (before anything is watched).
+    """
+    if unknown:
+        known = sorted(set(WatchOptions.__dataclass_fields__) - {"extra"})
+        raise WatchdogUsageError(
+            f"watchdog.watch got unknown option(s) {', '.join(sorted(unknown))}; known options: {', '.join(known)}"
+        )
+    watcher = Watcher(WatchOptions(
+        report_dir=report_dir, dashboard=dashboard, strict=strict, fail_on=fail_on, eval_every=eval_every,
+        fingerprint=fingerprint, summary=summary, checkpoint_verify=checkpoint_verify))
+    if fn is None:
+        return watcher
+    if not callable(fn):
+        raise WatchdogUsageError(
+            f"watchdog.watch: expected a function to decorate or keyword options, got {fn!r}. "
+            "Use @watchdog.watch, @watchdog.watch(report_dir=...) or `with watchdog.watch() as run:`"
+        )
+    return watcher(fn)
+
+
+class Watcher:
+    """What ``watchdog.watch(...)`` returns: a decorator, and a context manager that yields the ``Run``.
+
+    Each use starts its own run (a use nested inside an active run joins it), with the options given
+    to ``watchdog.watch``.
     """
 
-    def __new__(cls, fn: Callable | None = None, /, **options: Any) -> Any:
-        self = super().__new__(cls)
-        self._options = _make_options(options)
+    def __init__(self, options: WatchOptions) -> None:
+        self.options = options
         self._runs: list[tuple[Run, bool]] = []
-        if fn is None:
-            return self
-        if not callable(fn):
-            raise WatchdogUsageError(
-                f"watchdog.watch: expected a function to decorate or keyword options, got {fn!r}. "
-                "Use @watchdog.watch, @watchdog.watch(report_dir=...) or `with watchdog.watch() as run:`"
-            )
-        return self(fn)
 
-    def __init__(self, fn: Callable | None = None, /, **options: Any) -> None:
-        pass
-
-    def __call__(self, fn: Callable) -> Callable:
+    def __call__(self, fn: F) -> F:
         """Decorate ``fn``; the run spans each call (a generator's or coroutine's whole life)."""
-        options = self._options
+        options = self.options
         if inspect.isasyncgenfunction(fn):
             raise TypeError(
                 f"@watchdog.watch cannot watch the async generator function {fn.__qualname__!r}: the run "
                 "would end at its first `yield`. Decorate the function that iterates it, or use "
                 "`with watchdog.watch() as run:` around the `async for` loop."
             )
-
+        watched: Any
         if inspect.isgeneratorfunction(fn):  # the run spans first next() to exhaustion or close()
             @functools.wraps(fn)
             def watched(*args: Any, **kwargs: Any) -> Any:
-                with watch(**options_to_kwargs(options)) as run:
+                with Watcher(options) as run:
                     watched.watchdog_run = run
                     return (yield from fn(*args, **kwargs))
         elif inspect.iscoroutinefunction(fn):  # the run spans the awaited coroutine
             @functools.wraps(fn)
             async def watched(*args: Any, **kwargs: Any) -> Any:
-                with watch(**options_to_kwargs(options)) as run:
+                with Watcher(options) as run:
                     watched.watchdog_run = run
                     return await fn(*args, **kwargs)
         else:
             @functools.wraps(fn)
             def watched(*args: Any, **kwargs: Any) -> Any:
-                with watch(**options_to_kwargs(options)) as run:
+                with Watcher(options) as run:
                     watched.watchdog_run = run
                     return fn(*args, **kwargs)
 
         watched.watchdog_run = None
-        return watched
+        return watched  # type: ignore[no-any-return]
 
     def __enter__(self) -> Run:
         global _active_run
         with _active_lock:
             if _active_run is not None and _active_run.status == "running" and _active_run.pid == os.getpid():
-                _active_run.depth += 1
+                _active_run._depth += 1
                 self._runs.append((_active_run, False))
                 return _active_run
-            run = Run(self._options)
+            run = Run(self.options)
             _active_run = run
         try:
             run.start()
         except BaseException as exc:
-            run.abandon_start()
+            run._abandon_start()
             with _active_lock:
                 _active_run = None
             if not isinstance(exc, Exception):
@@ -801,7 +932,7 @@ class watch:
         run, owner = self._runs.pop()
         if not owner:
             if run.status != "unwatched":
-                run.depth -= 1
+                run._depth -= 1
             return False
         try:
             run.stop(exc)
@@ -810,21 +941,6 @@ class watch:
                 if _active_run is run:
                     _active_run = None
         return False  # the user's exception propagates unchanged
-
-
-def _make_options(options: dict[str, Any]) -> WatchOptions:
-    known = set(WatchOptions.__dataclass_fields__) - {"extra"}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise WatchdogUsageError(
-            f"watchdog.watch got unknown option(s) {', '.join(unknown)}; known options: {', '.join(sorted(known))}"
-        )
-    return WatchOptions(**options)
-
-
-def options_to_kwargs(options: WatchOptions) -> dict[str, Any]:
-    data = {name: getattr(options, name) for name in WatchOptions.__dataclass_fields__ if name != "extra"}
-    return data
 
 
 def mark_epoch() -> None:

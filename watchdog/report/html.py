@@ -14,7 +14,7 @@ import pathlib
 from typing import Any, Mapping
 
 from .._version import __version__
-from ..core.format import DASH
+from ..core.format import DASH, run_headline
 from .fold import RunView
 from .markup import SEV_COLOR, esc, json_text, value_cell
 from .panels import fmt_duration, fmt_rate
@@ -27,6 +27,7 @@ h3{font-size:14px;margin:14px 0 6px}
 .muted{color:#667} .mono,code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px}
 .summary{display:grid;grid-template-columns:repeat(auto-fill,minmax(160px,1fr));gap:10px;margin-top:14px}
 .card{background:#fff;border:1px solid #d8dbe0;border-radius:6px;padding:10px 12px}
+.card.wide{grid-column:span 2}
 .card .k{color:#667;font-size:12px} .card .v{font-size:18px;font-weight:600;overflow-wrap:anywhere}
 .sev{display:inline-block;border-radius:3px;padding:0 6px;color:#fff;font-size:12px;font-weight:600;text-transform:uppercase}
 .sev-error{background:#c62828}.sev-warning{background:#b26a00}.sev-info{background:#1565c0}.sev-ok{background:#2e7d32}.sev-disabled{background:#6a1b9a}
@@ -89,12 +90,14 @@ def write_html(view: RunView, report_dir: str | os.PathLike, name: str = "report
 # ---------------------------------------------------------------------- sections
 def _summary(v: RunView, title: str) -> str:
     c = v.counts()
-    status_cls = "ok" if v.status == "ok" else ("error" if v.status in ("exception", "terminated")
-                                                 else "warning")
+    # How the script ended and what was found, in one headline coloured by the worse of the two
+    # (run_headline): a run with error findings never shows a green tile.
+    run_text, run_severity = run_headline(v.status, c)
     started = (_dt.datetime.fromtimestamp(v.t_start, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
                if v.t_start else DASH)
     cards = [
-        ("status", f'<span class="sev sev-{status_cls}">{esc(v.status)}</span>'),
+        ("run", f'<span class="run-headline" data-severity="{esc(run_severity)}" '
+                f'style="color:{SEV_COLOR.get(run_severity, "inherit")}">{esc(run_text.removeprefix("run "))}</span>'),
         ("epochs", esc(v.epochs)),
         ("optimizer steps", esc(f"{v.steps:,}")),
         ("duration", esc(fmt_duration(v.elapsed))),
@@ -113,8 +116,8 @@ def _summary(v: RunView, title: str) -> str:
         f"<div class=\"muted\">command: <span class=\"mono\">{esc(argv)}</span></div>"
         f"<div class=\"muted\">versions: {esc(versions)}</div>"
         "<div class=\"summary\">"
-        + "".join(f"<div class=\"card\"><div class=\"k\">{esc(k)}</div><div class=\"v\">{val}</div></div>"
-                  for k, val in cards)
+        + "".join(f"<div class=\"card{' wide' if k == 'run' else ''}\"><div class=\"k\">{esc(k)}</div>"
+                  f"<div class=\"v\">{val}</div></div>" for k, val in cards)
         + "</div></header>"
     )
 

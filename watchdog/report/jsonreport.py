@@ -13,7 +13,11 @@ from typing import Any, Iterable
 from ..core.events import Event
 from ..core.format import SEVERITIES, most_severe_first
 
+# report.json's version; report.schema.json (packaged beside this file) describes it. A field added
+# keeps the version (readers ignore what they do not know); one removed, renamed or changed in
+# meaning bumps it, and the schema file with it.
 SCHEMA_VERSION = 1
+SCHEMA_PATH = Path(__file__).with_name("report.schema.json")
 # The event kinds build_report reads.
 from ..core.events import REPORT_EVENT_KINDS  # noqa: E402 - re-exported: the kinds build_report reads
 
@@ -56,6 +60,11 @@ def build_report(events: Iterable[Event]) -> dict[str, Any]:
         "epochs": epochs,
         "passes": passes,
     }
+
+
+def load_schema() -> dict[str, Any]:
+    """report.json's JSON Schema (draft 2020-12), as published in ``report.schema.json``."""
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
 def write_report_json(directory: Path, report: dict[str, Any]) -> Path:

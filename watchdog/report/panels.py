@@ -18,7 +18,7 @@ from rich.text import Text
 
 from ..core.format import DASH
 from .fold import RunView
-from ..core.format import terminal_safe
+from ..core.format import run_headline, terminal_safe
 
 SPARKS = "▁▂▃▄▅▆▇█"
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan", "ok": "green",
@@ -141,11 +141,10 @@ class DashboardRenderable:
 
     def _panel(self, parts: list[Any]) -> Panel:
         v = self.view
-        c = v.counts()
-        subtitle = (f"{c['error']} error · {c['warning']} warning · {c['info']} info")
-        run = f" · run {terminal_safe(v.run_id)}" if v.run_id else ""
-        return Panel(Group(*parts), title=f"[bold]{escape(terminal_safe(self.title))}[/]{escape(run)} · "
-                                          f"{escape(terminal_safe(v.status))}",
+        headline, severity = run_headline(v.status, v.counts())  # "run completed · 3 errors · ...", coloured by the worst
+        subtitle = escape(f"run {terminal_safe(v.run_id)}") if v.run_id else None
+        return Panel(Group(*parts), title=f"[bold]{escape(terminal_safe(self.title))}[/] · "
+                                          f"[{SEVERITY_STYLE.get(severity, '')}]{escape(terminal_safe(headline))}[/]",
                      title_align="left", subtitle=subtitle, subtitle_align="right", border_style="blue")
 
     def compact(self) -> Panel:

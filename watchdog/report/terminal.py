@@ -10,9 +10,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from ..core.format import terminal_safe
+from ..core.format import run_headline, terminal_safe
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+_HEADLINE_STYLE = {**_STYLE, "ok": "bold green"}
 
 
 def finding_blocks(report: dict[str, Any]) -> list[Text]:
@@ -36,18 +37,21 @@ def finding_blocks(report: dict[str, Any]) -> list[Text]:
     return blocks
 
 
-def headline(report: dict[str, Any]) -> str:
+def headline(report: dict[str, Any]) -> tuple[str, str]:
+    """The summary's first line and its severity (its colour), worded by ``run_headline``."""
     s = report.get("summary", {})
-    run = report.get("run", {})
-    counts = f"{s.get('errors', 0)} error(s), {s.get('warnings', 0)} warning(s), {s.get('info', 0)} info"
-    status = run.get("status", "?")
-    return f"watchdog: {counts} — {s.get('epochs', 0)} epoch(s), {s.get('steps') or 0} optimizer step(s), run {status}"
+    counts = {"error": s.get("errors", 0), "warning": s.get("warnings", 0), "info": s.get("info", 0)}
+    text, severity = run_headline(report.get("run", {}).get("status"), counts)
+    epochs, steps = s.get("epochs") or 0, s.get("steps") or 0
+    return (f"watchdog: {text} — {epochs} epoch{'' if epochs == 1 else 's'}, "
+            f"{steps:,} optimizer step{'' if steps == 1 else 's'}"), severity
 
 
 def print_summary(report: dict[str, Any], report_dir: Path | str, archived_to: Path | None = None,
                   console: Console | None = None) -> None:
     console = console or Console(stderr=True)
-    console.print(escape(terminal_safe(headline(report))), highlight=False)
+    text, severity = headline(report)
+    console.print(f"[{_HEADLINE_STYLE[severity]}]{escape(terminal_safe(text))}[/]", highlight=False)
     for block in finding_blocks(report):
         console.print()
         console.print(block, highlight=False, overflow="fold")
