@@ -58,7 +58,8 @@ def test_not_a_terminal_gives_one_line_per_epoch_and_an_html_report(tmp_path, ca
         loop(epochs=3)
     err = capsys.readouterr().err
     lines = [ln for ln in err.splitlines() if ln.startswith("[watchdog] epoch")]
-    assert [ln.split(" · ")[0] for ln in lines] == ["[watchdog] epoch 1", "[watchdog] epoch 2", "[watchdog] epoch 3"]
+    assert [ln.split(" · ")[0] for ln in lines] == ["[watchdog] epoch 0 ended", "[watchdog] epoch 1 ended",
+                                                         "[watchdog] epoch 2 ended"]
     assert all("eval passes 1" in ln for ln in lines)
     assert "findings 1E" in lines[-1]
     assert [f.code for f in run.findings] == ["overlap/train-eval"]
@@ -153,7 +154,7 @@ def test_live_view_follows_the_open_pass_of_a_real_loop(tmp_path, monkeypatch, c
         assert dash.view.loss is None and dash.view.loss_note == "on meta: not read, no sync"
     assert torch.autograd.backward is original_backward   # the loss watch was undone
     assert seen[0] == ("train", 3, 6, 1, 9)
-    assert "train pass" in seen[1] and "3/6 batches" in seen[1] and "epoch 1" in seen[1]
+    assert "train pass" in seen[1] and "3/6 batches" in seen[1] and "epochs done 1" in seen[1]
     assert "loss " in seen[1]
     assert seen[2] == ("eval", 2, 4)
     assert dash.view.status == "ok" and dash.view.epochs == 2

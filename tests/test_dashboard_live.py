@@ -115,11 +115,11 @@ def test_fallback_prints_one_line_per_epoch_including_its_evaluation():
     d.stop()
     lines = out.getvalue().splitlines()
     assert len(lines) == 6
-    assert [ln.split(" · ")[0] for ln in lines] == [f"[watchdog] epoch {e}" for e in range(1, 7)]
+    assert [ln.split(" · ")[0] for ln in lines] == [f"[watchdog] epoch {e} ended" for e in range(6)]
     assert ["eval passes 1" in ln for ln in lines] == [False, True, False, True, False, True]
     epoch_2 = next(e["data"] for e in events if e["kind"] == "memory_sample" and e["data"]["at"] == "epoch_end"
                    and e["data"]["epoch"] == 2)
-    assert f"rss_bytes={fmt_bytes(epoch_2['rss'])}" in lines[1]
+    assert f"process RSS {fmt_bytes(epoch_2['rss'])}" in lines[1]
     assert d._thread is None  # no thread, no Live in the fallback
 
 
@@ -165,7 +165,7 @@ def test_live_prints_and_logging_go_above_the_dashboard_and_are_restored():
     assert "user print line\n" in text and "LOG user log line\n" in text
     assert "user print line" not in text.split("memory per epoch")[-1]  # printed above, not inside
     last = text.split("watchdog · run")[-1]
-    assert "epoch 3" in last and "steps 75" in last and "phase done" in last
+    assert "epochs done 3" in last and "steps 75" in last and "phase done" in last
     assert not run.errors
 
 
@@ -299,7 +299,7 @@ def test_fallback_with_mark_epoch_prints_each_epoch_when_its_memory_sample_arriv
         assert len(out.getvalue().splitlines()) == e + 1
     d.stop()
     lines = out.getvalue().splitlines()
-    assert len(lines) == 3 and "rss_bytes=286 MiB" in lines[-1]
+    assert len(lines) == 3 and "process RSS 286 MiB" in lines[-1]
 
 
 def test_user_output_is_printed_verbatim_and_a_progress_bar_line_once():

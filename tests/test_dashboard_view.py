@@ -38,20 +38,20 @@ def epoch_end_samples(events: list[dict]) -> list[dict]:
 # `print(render_text(RunView.from_events(fixture_events("memory_leak"))))` and read the diff.
 EXPECTED_100 = """\
 ╭─ watchdog · run completed · 0 errors · 2 warnings · 0 info ──────────────────────────────────────╮
-│ epoch 6   steps 150   rate 114 steps/s   phase done   elapsed 00:01                              │
+│ epochs done 6   steps 150   rate 108 steps/s   phase done   elapsed 00:01                        │
 │                                                                                                  │
 │ memory per epoch                             checks                                              │
 │ source         chart       last    Δ/epoch   ✔  checkpoint-completeness  ok                      │
-│ rss_bytes      ▁▁▂▃▇█   319 MiB   +995 KiB   ✔  checkpoint-integrity     ok                      │
-│ tensor_bytes   ▁▂▄▅▇█   152 KiB  +12.6 KiB   ▲  eval-cadence             warning  eval/missing-… │
-│ tensors        ▁▂▄▅▇█       324        +50   ✔  eval-mode                ok                      │
-│ graph_bytes    ▁▂▄▅▇█  75.6 KiB  +12.6 KiB   ▲  memory                   warning  memory/tensor… │
-│ graph_tensors  ▁▂▄▅▇█       300        +50   ✔  overlap                  ok                      │
+│ process RSS    ▁▂▂▂▇█   319 MiB   +909 KiB   ✔  checkpoint-integrity     ok                      │
+│ tensor bytes   ▁▂▄▅▇█   152 KiB  +12.6 KiB   ▲  eval-cadence             warning  eval/missing-… │
+│ live tensors   ▁▂▄▅▇█       324        +50   ✔  eval-mode                ok                      │
+│ graph bytes    ▁▂▄▅▇█  75.6 KiB  +12.6 KiB   ▲  memory                   warning  memory/tensor… │
+│ graph tensors  ▁▂▄▅▇█       300        +50   ✔  overlap                  ok                      │
 │                                              ✔  resume                   ok                      │
 │                                                                                                  │
 │ newest findings                                                                                  │
 │ ep 1       warning  eval/missing-epochs   Epochs 0–5 of 6 had no evaluation; no evaluation ran … │
-│ ep 3       warning  memory/tensor-growth  Live tensors grow every epoch since epoch 1: +50 tens… │
+│ ep 3       warning  memory/tensor-growth  Live tensors grow every epoch since epoch 0: +50 tens… │
 ╰─────────────────────────────────────────────────────────────────────── run 20231114-221320-4242 ─╯
 """
 
@@ -80,9 +80,11 @@ def test_view_of_the_leaking_run_shows_the_epoch_end_census_growing():
     assert set(series) == {"rss_bytes", "tensor_bytes", "tensors", "graph_tensors", "graph_bytes"}
     # one point per epoch, from the epoch-end samples only (the sampler's in-epoch RSS never shows)
     samples = epoch_end_samples(events)
-    assert [e for e, _ in series["tensors"]] == [1, 2, 3, 4, 5, 6] == [d["epoch"] for d in samples]
-    assert series["rss_bytes"] == [(d["epoch"], float(d["rss"])) for d in samples]
-    assert series["tensors"] == [(d["epoch"], float(d["census"]["count"])) for d in samples]
+    # numbered as the user's loop numbers them: the sample at the end of epoch e (from 0) is point e,
+    # while the sample's own `epoch` field counts the epochs completed
+    assert [e for e, _ in series["tensors"]] == [0, 1, 2, 3, 4, 5] == [d["epoch"] - 1 for d in samples]
+    assert series["rss_bytes"] == [(d["epoch"] - 1, float(d["rss"])) for d in samples]
+    assert series["tensors"] == [(d["epoch"] - 1, float(d["census"]["count"])) for d in samples]
     # the seed's leak: 25 losses and 25 outputs kept per epoch, 50 of them holding graphs
     tensors = [v for _, v in series["tensors"]]
     assert [b - a for a, b in zip(tensors, tensors[1:])] == [50.0] * 5
@@ -205,7 +207,7 @@ def test_a_killed_run_s_log_is_read_up_to_its_torn_last_line(tmp_path):
     view = RunView.from_log(write_log(tmp_path, events[:cut + 1], torn_tail=torn))
     assert view.events_bad == 1 and view.status == "running" and view.epochs == 3
     assert view.phase != "done" and view.elapsed == pytest.approx(events[cut]["t"] - events[0]["t"])
-    assert "epoch 3" in render_text(view, 100)
+    assert "epochs done 3" in render_text(view, 100)
 
 
 def test_user_strings_are_not_interpreted_as_rich_markup():
@@ -220,10 +222,10 @@ def test_epoch_line_is_one_concise_line():
     events = fixture_events("memory_leak")
     line = epoch_line(RunView.from_events(events))
     assert "\n" not in line and len(line) < 160
-    assert line.startswith("[watchdog] epoch 6 · steps 150")
+    assert line.startswith("[watchdog] epoch 5 ended · epochs done 6 · steps 150")
     last = epoch_end_samples(events)[-1]
-    assert f"rss_bytes={fmt_bytes(last['rss'])}" in line
-    assert f"tensor_bytes={fmt_bytes(last['census']['bytes'])}" in line
+    assert f"process RSS {fmt_bytes(last['rss'])}" in line
+    assert f"tensor bytes {fmt_bytes(last['census']['bytes'])}" in line
     assert "findings 0E 2W 0I" in line
 
 
@@ -237,7 +239,7 @@ def test_memory_per_epoch_takes_nvml_from_the_in_epoch_sampler():
     # CUDA and NVML readings: the recorded runs are CPU-only, so these samples are written by hand
     # in the shape the memory probe writes on a GPU (tests/test_memory_gpu.py covers the real path).
     events = [{"kind": "run_start", "t": 0.0, "data": {}}]
-    for k in range(3):   # epoch k+1: sampler samples during it (epoch = k completed), then its end
+    for k in range(3):   # the user's epoch k: sampler samples during it (epoch = k completed), then its end
         for j in range(3):
             events.append({"kind": "memory_sample", "t": 10.0 * k + j, "data": {
                 "at": "sampler", "epoch": k, "steps": 10 * k + j, "rss": 1e9,
@@ -248,8 +250,8 @@ def test_memory_per_epoch_takes_nvml_from_the_in_epoch_sampler():
             "cuda": [{"device": 0, "allocated": 5e9 + k, "reserved": 6e9, "epoch_peak": 5.5e9,
                       "active": 1, "num_ooms": 0, "total": 8e10}]}})
     series = RunView.from_events(events).memory_series()
-    assert series["nvml:0 used"] == [(1, 7e9 + 2), (2, 7.1e9 + 2), (3, 7.2e9 + 2)]
-    assert series["rss_bytes"] == [(1, 2e9), (2, 2e9 + 1), (3, 2e9 + 2)]     # the epoch end's own
+    assert series["nvml:0 used"] == [(0, 7e9 + 2), (1, 7.1e9 + 2), (2, 7.2e9 + 2)]
+    assert series["rss_bytes"] == [(0, 2e9), (1, 2e9 + 1), (2, 2e9 + 2)]     # the epoch end's own
     assert set(series) == {"nvml:0 used", "rss_bytes", "cuda:0 allocated", "cuda:0 reserved",
                            "cuda:0 epoch_peak"}
 
@@ -296,7 +298,7 @@ def test_a_new_familys_view_is_one_class_its_feature_declares(monkeypatch):
     page = render_html(view)
     assert '<div class="k">epoch ends</div><div class="v">6</div>' in page
     assert page.index('id="cadence"') < page.index('id="epoch-ends"') < page.index('id="overlap"')
-    assert epoch_line(view).endswith(" · eval passes 0 · rss_bytes=319 MiB tensor_bytes=152 KiB"
+    assert epoch_line(view).endswith(" · eval passes 0 · process RSS 319 MiB tensor bytes 152 KiB"
                                      " · epoch ends 6 · findings 0E 2W 0I")
     dashboard = render_text(view, 100)
     assert "memory per epoch" in dashboard and f"epoch ends: {steps}" in dashboard

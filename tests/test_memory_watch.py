@@ -82,7 +82,7 @@ def test_sparse_censuses_within_the_budget_report_the_leak_at_the_fourth_census(
     (f,) = _memory(run)
     assert f.code == "memory/tensor-growth" and f.evidence["epoch"] == 20  # at the 4th census (f.epoch: 19, from 0)
     assert "+32 tensors/epoch" in f.message  # per epoch: divided by the 5 epochs between censuses
-    assert "since epoch 5" in f.message
+    assert "since epoch 4" in f.message
     assert "list `all_losses` in seed_leak()" in f.message and "list `all_outputs` in seed_leak()" in f.message
     assert f.evidence["increments"] == [32.0, 32.0, 32.0]
 
@@ -141,7 +141,7 @@ def test_seed_pattern_found_at_epoch_4_with_both_lists_named(tmp_path):
     # Projected to the run's length, found in the training code (`epochs` = 5).
     assert f.evidence["projected_epochs"] == 5 and f.evidence["run_length_from"] == "`epochs` in seed_leak()"
     first_message = first["data"]["message"]
-    assert "by the run's last epoch (5, from `epochs` in seed_leak())" in first_message
+    assert "more by the end of the run's last epoch (epoch 4, from `epochs` in seed_leak() = 5)" in first_message
     report = json.loads((tmp_path / "report.json").read_text())
     codes = [x["code"] for x in report["findings"]]
     assert "memory/tensor-growth" in codes

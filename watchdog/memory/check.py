@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .graphs import GRAPH_NODE_BYTES
 from .holders import find_holders
 from ..core.findings import Finding
 from ..core.format import fmt_bytes, fmt_int
@@ -90,8 +91,9 @@ def run_length(frames: list, done: int) -> tuple[int, str] | None:
     return None
 
 
-def _epoch_text(epoch: float) -> str:
-    return f"epoch {fmt_int(epoch)}"
+def _epoch_text(epochs_completed: float) -> str:
+    """The epoch, numbered as the user's loop numbers it (from 0), at whose end `epochs_completed` epochs are done."""
+    return f"epoch {fmt_int(epochs_completed - 1)}"
 
 
 class MemoryCheck(Check):
@@ -177,7 +179,7 @@ class MemoryCheck(Check):
         epoch = sample.epoch
         count_rate = self._rate_of("tensor_count")
         byte_rate = self._rate_of("tensor_bytes") or self.series.recent_rate("tensor_bytes")
-        since = self.since.setdefault("tensors", verdict.growth.since_index + 1)
+        since = self.since.setdefault("tensors", verdict.growth.since_index)  # the user's epoch, from 0
         holders = self.holders
         if diff is not None and epoch - self.holders_epoch >= CULPRIT_EVERY:
             frames = stack_frames()
@@ -186,6 +188,10 @@ class MemoryCheck(Check):
             self._find_run_length(frames, epoch)
         named = [h for h in holders if h.kind != "graph-only" and h.tensors]
         graph_bytes = sum(h.graph_hidden_bytes for h in holders)  # not already in the census bytes
+        # Of those, the saved tensors no Python object refers to are measured; the nodes themselves
+        # are estimated (GRAPH_NODE_BYTES each), and the message says so.
+        graph_node_estimate = sum(h.graph.node_bytes_estimate for h in holders if h.graph is not None)
+        graph_saved = graph_bytes - graph_node_estimate
         held_rate = max(0.0, byte_rate) + graph_bytes
         proj_text, proj = "", {}
         if held_rate > 0:
@@ -194,16 +200,22 @@ class MemoryCheck(Check):
         parts = []
         if count_rate:
             parts.append(f"+{fmt_int(count_rate)} tensors/epoch")
-        parts.append(f"+{fmt_bytes(held_rate)}/epoch")
+        parts.append(f"+{fmt_bytes(max(0.0, byte_rate))}/epoch in live tensors (measured)")
+        if graph_saved > 0:
+            parts.append(f"+{fmt_bytes(graph_saved)}/epoch in tensors saved by their autograd graphs (measured)")
+        if graph_node_estimate > 0:
+            parts.append(f"~+{fmt_bytes(graph_node_estimate)}/epoch in autograd graph nodes "
+                         f"(estimated, ~{fmt_bytes(GRAPH_NODE_BYTES)} per node)")
+        estimated = " (partly estimated)" if graph_node_estimate > 0 else ""
         head = (f"Live tensors grow every epoch since epoch {since}: {', '.join(parts)}"
                 f" (now {fmt_int(sample.tensor_count or 0)} tensors, {fmt_bytes(sample.tensor_bytes or 0)}"
                 f" in Python-visible tensors).")
         horizon = self.horizon
         if count_rate and epoch < horizon:
-            end = (f"the run's last epoch ({horizon}, from {self.horizon_source})" if self.horizon_source
-                   else f"epoch {horizon}")
+            end = (f"the run's last epoch (epoch {horizon - 1}, from {self.horizon_source} = {horizon})"
+                   if self.horizon_source else _epoch_text(horizon))
             head += (f" At this rate: {fmt_int((sample.tensor_count or 0) + count_rate * (horizon - epoch))}"
-                     f" tensors and +{fmt_bytes(held_rate * (horizon - epoch))} more by {end}"
+                     f" tensors and +{fmt_bytes(held_rate * (horizon - epoch))}{estimated} more by the end of {end}"
                      f"{proj_text}.")
         elif proj_text:
             head += f" At this rate, {proj_text.lstrip('; ')}."
@@ -288,7 +300,7 @@ class MemoryCheck(Check):
                 elif g is not None and g.nodes == 0:
                     s += " (graphs shared with the holder above)"
                 elif g is not None:
-                    s += (f" (~{fmt_bytes(g.node_bytes_estimate)} in {fmt_int(g.nodes)} graph nodes; "
+                    s += (f" (~{fmt_bytes(g.node_bytes_estimate)} (estimated) in {fmt_int(g.nodes)} graph nodes; "
                           f"backward() already freed their saved tensors)")
             sentences.append(s)
             fixes.append(self._fix_for(h))
@@ -329,7 +341,7 @@ class MemoryCheck(Check):
         total = mem.total if mem is not None else None
         proj_text, proj = self._projection(verdict.growth, total, "device's memory", sample.epoch)
         message = (f"CUDA memory allocated on {device} grows +{fmt_bytes(verdict.growth.rate)}/epoch since "
-                   f"epoch {verdict.growth.since_index + 1} (now {fmt_bytes(verdict.growth.last)}){proj_text}.")
+                   f"epoch {verdict.growth.since_index} (now {fmt_bytes(verdict.growth.last)}){proj_text}.")
         named = [h for h in self.holders if h.kind != "graph-only"]
         if tensor_verdict is not None and named:
             message += f" The live-tensor census names the holder: {named[0].describe()} (see memory/tensor-growth)."
@@ -359,7 +371,7 @@ class MemoryCheck(Check):
             code="memory/rss-growth",
             severity="warning",
             message=(f"Process RSS grows +{fmt_bytes(verdict.growth.rate)}/epoch since epoch "
-                     f"{verdict.growth.since_index + 1} (now {fmt_bytes(verdict.growth.last)}){proj_text}, "
+                     f"{verdict.growth.since_index} (now {fmt_bytes(verdict.growth.last)}){proj_text}, "
                      f"while the live tensors stay flat: the memory is held outside tensors "
                      f"(Python objects, numpy arrays, a growing log or cache)."),
             fix=("Look for containers that grow every step outside tensors (lists of dicts/arrays, logs kept in "

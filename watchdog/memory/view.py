@@ -72,13 +72,16 @@ class MemoryView(FeatureView):
                 self.last_in_epoch[point.epoch] = values
 
     def memory_series(self) -> dict[str, list[tuple[int, float]]]:
-        """Per source, one value per epoch: the epoch-end sample, completed with the sources only
-        the in-epoch sampler reads (NVML) from its last sample in that epoch."""
+        """Per source, one value per epoch, numbered as the user's loop numbers it (from 0): the
+        sample taken at the end of epoch e, completed with the sources only the in-epoch sampler
+        reads (NVML) from its last sample in epoch e (the sampler's `epoch` is the epoch in progress)."""
         per_epoch: dict[int, dict[str, float]] = {}
         if self.at_epoch_end:
             for i, p in enumerate(self.at_epoch_end):
-                e = p.epoch if p.epoch is not None else i + 1
-                sampled = self.last_in_epoch.get(e - 1, {})
+                # An epoch-end sample's `epoch` counts the epochs completed: the one taken at the
+                # end of the user's epoch e (``for e in range(n)``, from 0) has epoch e + 1.
+                e = p.epoch - 1 if p.epoch is not None else i
+                sampled = self.last_in_epoch.get(e, {})
                 per_epoch[e] = {**sampled, **p.values}
         else:
             for i, p in enumerate(self.recent):
@@ -99,11 +102,14 @@ class MemoryView(FeatureView):
         out.append("<div class=\"charts\">")
         for i, name in enumerate(source_order(series)):
             pts = series[name]
+            title = source_label(name)
+            counted = not is_bytes_series(name)
             out.append(
                 f"<div class=\"chart\" data-chart=\"memory\" data-source=\"{esc(name)}\">"
-                f"<div class=\"title\">{esc(name)}</div>"
-                + line_chart(pts, color=PALETTE[i % len(PALETTE)], bytes_axis=is_bytes_series(name),
-                             label=name)
+                f"<div class=\"title\">{esc(title)}</div>"
+                + line_chart(pts, color=PALETTE[i % len(PALETTE)], bytes_axis=not counted,
+                             label=title, integer=counted and all(float(v).is_integer() for _, v in pts),
+                             y_title=source_unit(name), x_title="epoch (from 0)")
                 + "</div>"
             )
         out.append("</div></section>")
@@ -111,7 +117,7 @@ class MemoryView(FeatureView):
 
     def epoch_line_part(self) -> str | None:
         series = self.memory_series()
-        shown = [f"{terminal_safe(name)}={fmt_value(name, series[name][-1][1])}"
+        shown = [f"{terminal_safe(source_label(name, short=True))} {fmt_value(name, series[name][-1][1])}"
                  for name in source_order(series)[:2]]
         return " ".join(shown) or None
 
@@ -143,7 +149,7 @@ class MemoryView(FeatureView):
             if len(vals) >= 2:
                 d = (vals[-1] - vals[0]) / (len(vals) - 1)
                 delta = ("+" if d >= 0 else "") + (fmt_bytes(d) if is_bytes_series(name) else f"{d:,.0f}")
-            table.add_row(escape(terminal_safe(name)), Text(sparkline(vals), style="cyan"),
+            table.add_row(escape(terminal_safe(source_label(name, short=True))), Text(sparkline(vals), style="cyan"),
                           fmt_value(name, vals[-1]), delta)
         if len(series) > max_rows:
             table.add_row(Text(f"+{len(series) - max_rows} more", style="dim"), "", "", "")
@@ -159,6 +165,55 @@ def source_order(names) -> list[str]:
                 return (i, n)
         return (len(PREFERRED_SOURCES), n)
     return sorted(names, key=key)
+
+
+# What the series of memory_values() are, in the words a user reads (charts, dashboard, epoch line).
+SOURCE_LABELS = {
+    "rss_bytes": "process RSS",
+    "tensor_bytes": "live tensor bytes",
+    "tensors": "live tensors",
+    "graph_tensors": "graph-holding tensors",  # tensors with a grad_fn
+    "graph_bytes": "graph-holding tensor bytes",
+}
+# The same, shorter, where a column is narrow (the dashboard's table, the line printed per epoch).
+SHORT_SOURCE_LABELS = {
+    "rss_bytes": "process RSS",
+    "tensor_bytes": "tensor bytes",
+    "tensors": "live tensors",
+    "graph_tensors": "graph tensors",
+    "graph_bytes": "graph bytes",
+}
+_DEVICE_LABELS = {
+    "allocated": "CUDA allocated",
+    "reserved": "CUDA reserved",
+    "epoch_peak": "CUDA peak allocated in the epoch",
+    "inactive_split": "CUDA inactive split blocks",
+    "used": "GPU memory used (NVML)",
+}
+
+
+def source_label(name: str, short: bool = False) -> str:
+    """The human name of a memory series: ``rss_bytes`` -> "process RSS", ``cuda:0 allocated`` ->
+    "CUDA allocated (cuda:0)", ``nvml:1 used`` -> "GPU memory used (NVML) (GPU 1)"; other names as they
+    are. `short`: the narrow form ("tensor bytes"; device series keep their "cuda:0 allocated" form)."""
+    labels = SHORT_SOURCE_LABELS if short else SOURCE_LABELS
+    if name in labels:
+        return labels[name]
+    if short:
+        return name
+    source, _, what = name.partition(" ")
+    kind, _, index = source.partition(":")
+    if what in _DEVICE_LABELS and kind in ("cuda", "nvml") and index:
+        device = f"cuda:{index}" if kind == "cuda" else f"GPU {index}"
+        return f"{_DEVICE_LABELS[what]} ({device})"
+    return name
+
+
+def source_unit(name: str) -> str:
+    """The y axis title of a memory series' chart: "bytes" or what it counts."""
+    if is_bytes_series(name):
+        return "bytes"
+    return "tensors" if name in ("tensors", "graph_tensors", "tensor_count") else "value"
 
 
 def is_bytes_series(name: str) -> bool:

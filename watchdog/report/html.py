@@ -177,7 +177,7 @@ def _passes(v: RunView) -> str:
            f"{len(v.passes)} passes</summary><table><thead><tr><th>epoch</th><th>loader</th><th>role</th>"
            "<th>batches</th><th>samples</th><th>steps</th><th>complete</th></tr></thead><tbody>"]
     for p in v.passes[:2000]:
-        out.append(f"<tr><td class=\"num\">{p.epoch + 1}</td><td>{esc(p.loader)}</td><td>{esc(p.role)}</td>"
+        out.append(f"<tr><td class=\"num\">{p.epoch}</td><td>{esc(p.loader)}</td><td>{esc(p.role)}</td>"
                    f"<td class=\"num\">{esc(p.batches)}</td><td class=\"num\">{esc(p.samples)}</td>"
                    f"<td class=\"num\">{esc(p.steps)}</td><td>{value_cell(p.complete)}</td></tr>")
     out.append("</tbody></table></details></section>")

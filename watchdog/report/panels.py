@@ -59,11 +59,15 @@ def fmt_rate(rate: float | None) -> str:
     return "0 steps/s"
 
 
+def epochs_done(view: RunView) -> str:
+    """How many epochs completed, out of the run's length when known: "6" or "6/10"."""
+    return f"{view.epochs}" + (f"/{view.total_epochs}" if view.total_epochs else "")
+
+
 def header(view: RunView) -> Text:
     t = Text()
-    epochs = f"{view.epochs}" + (f"/{view.total_epochs}" if view.total_epochs else "")
-    t.append("epoch ", style="dim")
-    t.append(epochs, style="bold")
+    t.append("epochs done ", style="dim")  # a count; the epochs themselves are numbered from 0
+    t.append(epochs_done(view), style="bold")
     t.append("   steps ", style="dim")
     t.append(f"{view.steps:,}", style="bold")
     t.append("   rate ", style="dim")
@@ -193,8 +197,8 @@ def epoch_line(view: RunView, now: float | None = None) -> str:
     """The one concise line per epoch printed instead of the dashboard when not on a terminal."""
     c = view.counts()
     parts = [part for feature in view.features.values() if (part := feature.epoch_line_part())]
-    return (f"[watchdog] epoch {view.epochs}"
-            + (f"/{view.total_epochs}" if view.total_epochs else "")
+    ended = f"epoch {view.epochs - 1} ended · " if view.epochs else ""
+    return (f"[watchdog] {ended}epochs done {epochs_done(view)}"
             + f" · steps {view.steps:,} · {fmt_rate(view.step_rate())}"
             + "".join(f" · {part}" for part in parts)
             + f" · findings {c['error']}E {c['warning']}W {c['info']}I")

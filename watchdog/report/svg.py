@@ -53,24 +53,72 @@ def _open(width: float, height: float, label: str) -> str:
             f'viewBox="0 0 {width} {height}" role="img" aria-label="{esc(label)}">')
 
 
+_BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+
+
+@dataclass
+class Axis:
+    """A value axis fitted to the data: its range, tick values and their labels (all distinct)."""
+    low: float
+    high: float
+    values: list[float]
+    labels: list[str]
+    unit: str  # what the labels count: "B", "KiB"... for bytes, else the caller's unit
+
+
+def nice_step(raw: float, integer: bool = False) -> float:
+    """The smallest 1, 2 or 5 times a power of ten at or above `raw` (at least 1 for counts)."""
+    if raw <= 0 or not math.isfinite(raw):
+        return 1.0
+    magnitude = 10.0 ** math.floor(math.log10(raw))
+    step = next(f * magnitude for f in (1, 2, 5, 10) if f * magnitude >= raw * (1 - 1e-9))
+    return max(1.0, round(step)) if integer else step
+
+
+def value_axis(values: Sequence[float], *, bytes_axis: bool = False, integer: bool = False,
+               unit: str = "", most: int = 5) -> Axis:
+    """Ticks for `values`: the range fitted to the data (not drawn from 0 unless the data nears it),
+    1/2/5 steps, integer ticks for counts, in one binary unit for bytes, and labels that never repeat."""
+    lo, hi = min(values), max(values)
+    if hi == lo:
+        half = 1.0 if integer or lo == 0 else abs(lo) * 0.05
+        lo, hi = lo - half, hi + half
+        if min(values) >= 0:
+            lo = max(lo, 0.0)
+    scale, unit_name = 1.0, unit
+    if bytes_axis:
+        biggest = max(abs(lo), abs(hi))
+        k = 0
+        while k < len(_BYTE_UNITS) - 1 and biggest >= 1024.0 ** (k + 1):
+            k += 1
+        scale, unit_name = 1024.0 ** k, _BYTE_UNITS[k]
+        integer = integer or k == 0  # no fraction of a byte
+    step = nice_step((hi - lo) / scale / max(1, most - 1), integer) * scale
+    first = math.floor(lo / step + 1e-9) * step
+    last = math.ceil(hi / step - 1e-9) * step
+    if first < 0 <= min(values):
+        first = 0.0
+    count = int(round((last - first) / step)) + 1
+    ticks_at = [first + i * step for i in range(count)]
+    decimals = 0 if integer else max(0, -math.floor(math.log10(step / scale) + 1e-9))
+    labels = [f"{v / scale:,.{decimals}f}" + (f" {unit_name}" if bytes_axis else "") for v in ticks_at]
+    return Axis(low=first, high=last, values=ticks_at, labels=labels, unit=unit_name)
+
+
 def line_chart(points: list[tuple[int, float]], color: str = "#1565c0", bytes_axis: bool = False,
-               label: str = "", width: int = 320, height: int = 150) -> str:
-    """A small line chart (x: epoch, y: value) as inline SVG."""
-    ml, mr, mt, mb = 58, 10, 8, 24
+               label: str = "", width: int = 320, height: int = 160, integer: bool = False,
+               y_title: str = "", x_title: str = "epoch", point_text=None) -> str:
+    """A small line chart (x: epoch, y: value) as inline SVG, with axis titles.
+
+    The y range is fitted to the data; `integer` gives whole-number ticks (counts); `point_text`
+    formats a point's value for its tooltip (the tick format by default)."""
+    ml, mr, mt, mb = 72, 10, 8, 36
     pw, ph = width - ml - mr, height - mt - mb
     xs = [x for x, _ in points]
     ys = [y for _, y in points]
     x0, x1 = min(xs), max(xs)
-    y0, y1 = min(ys), max(ys)
-    if y0 >= 0 and y1 > 0 and (y1 - y0) < 0.1 * y1:
-        y0 = 0.0  # a change of a few percent is drawn against zero, not magnified to full height
-    if y1 == y0:
-        y0, y1 = y0 - (abs(y0) * 0.05 or 1), y1 + (abs(y1) * 0.05 or 1)
-    else:
-        pad = (y1 - y0) * 0.08
-        y0, y1 = y0 - pad, y1 + pad
-    if y0 < 0 <= min(ys):
-        y0 = 0.0
+    axis = value_axis(ys, bytes_axis=bytes_axis, integer=integer)
+    y0, y1 = axis.low, axis.high
 
     def px(x):
         return ml + (pw * (x - x0) / (x1 - x0) if x1 != x0 else pw / 2)
@@ -78,21 +126,27 @@ def line_chart(points: list[tuple[int, float]], color: str = "#1565c0", bytes_ax
     def py(y):
         return mt + ph - ph * (y - y0) / (y1 - y0)
 
-    fmt_y = (lambda y: fmt_bytes(y)) if bytes_axis else (lambda y: number_text(y))
+    if point_text is None:
+        point_text = fmt_bytes if bytes_axis else number_text
     parts = [_open(width, height, f"{label} per epoch")]
-    for i in range(3):
-        yv = y0 + (y1 - y0) * i / 2
+    for yv, text in zip(axis.values, axis.labels):
         yy = py(yv)
         parts.append(f'<line x1="{ml}" y1="{yy:.1f}" x2="{ml + pw}" y2="{yy:.1f}" stroke="#e3e5ea"/>')
-        parts.append(f'<text x="{ml - 4}" y="{yy + 3:.1f}" text-anchor="end">{esc(fmt_y(yv))}</text>')
+        parts.append(f'<text class="tick" x="{ml - 4}" y="{yy + 3:.1f}" text-anchor="end">{esc(text)}</text>')
     for x in ticks(x0, x1):
-        parts.append(f'<text x="{px(x):.1f}" y="{height - 8}" text-anchor="middle">{x}</text>')
+        parts.append(f'<text class="tick" x="{px(x):.1f}" y="{mt + ph + 13}" text-anchor="middle">{x}</text>')
     parts.append(f'<line x1="{ml}" y1="{mt + ph}" x2="{ml + pw}" y2="{mt + ph}" stroke="#99a"/>')
+    if x_title:
+        parts.append(f'<text class="axis-title" x="{ml + pw / 2:.1f}" y="{height - 4}" '
+                     f'text-anchor="middle">{esc(x_title)}</text>')
+    if y_title:
+        parts.append(f'<text class="axis-title" x="12" y="{mt + ph / 2:.1f}" text-anchor="middle" '
+                     f'transform="rotate(-90 12 {mt + ph / 2:.1f})">{esc(y_title)}</text>')
     coords = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in points)
     parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{coords}"/>')
     for x, y in points:
         parts.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="2.5" fill="{color}">'
-                     f'<title>epoch {x}: {esc(fmt_y(y))}</title></circle>')
+                     f'<title>epoch {x}: {esc(point_text(y))}</title></circle>')
     parts.append("</svg>")
     return "".join(parts)
 
