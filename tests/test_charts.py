@@ -1,0 +1,107 @@
+"""The HTML report's charts read as figures (issue 13 item 3): human names and units, axis titles,
+a y range fitted to the data, integer ticks for counts, tick labels that never repeat; and the memory
+finding tells measured bytes from estimated ones."""
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+
+from fixtures import fixture_events
+from watchdog.memory.view import source_label
+from watchdog.report.fold import RunView
+from watchdog.report.html import render_html
+from watchdog.report.svg import line_chart, value_axis
+
+MiB = 1024 * 1024
+
+
+def chart_parts(svg: str) -> tuple[list[str], list[str]]:
+    """(the y tick labels, the axis titles) of a line chart."""
+    ticks = [html.unescape(t) for t in re.findall(r'<text class="tick" [^>]*text-anchor="end">([^<]*)<', svg)]
+    titles = [html.unescape(t) for t in re.findall(r'<text class="axis-title"[^>]*>([^<]*)<', svg)]
+    return ticks, titles
+
+
+def test_counts_get_integer_ticks():
+    axis = value_axis([0, 1], integer=True)  # was "0 / 0.5 / 1 tensors"
+    assert all(float(v).is_integer() for v in axis.values)
+    assert axis.labels == ["0", "1"]
+    axis = value_axis([74, 124, 174, 224, 274, 324], integer=True)
+    assert all(float(v).is_integer() for v in axis.values) and len(set(axis.labels)) == len(axis.labels)
+
+
+def test_tiny_byte_values_do_not_repeat_a_tick_label():
+    axis = value_axis([0, 1], bytes_axis=True)  # was "1 B / 0 B / 0 B"
+    assert axis.labels == ["0 B", "1 B"]
+    axis = value_axis([3, 3], bytes_axis=True)   # flat: still distinct labels, no fraction of a byte
+    assert len(set(axis.labels)) == len(axis.labels) and all(float(v).is_integer() for v in axis.values)
+
+
+def test_rss_is_drawn_against_a_range_fitted_to_it_not_from_zero():
+    rss = [314.5 * MiB, 315.0 * MiB, 315.4 * MiB, 316.0 * MiB, 318.9 * MiB, 319.4 * MiB]
+    axis = value_axis(rss, bytes_axis=True)
+    assert axis.low > 300 * MiB and axis.low <= min(rss) and axis.high >= max(rss)
+    assert axis.high - axis.low < 10 * MiB
+    assert all(label.endswith(" MiB") for label in axis.labels)
+
+
+@pytest.mark.parametrize("bytes_axis", [False, True])
+@pytest.mark.parametrize("integer", [False, True])
+def test_any_range_gets_a_few_distinct_ticks_around_the_data(bytes_axis, integer):
+    for lo in (0, 1, 7, 999, 1023, 1024, 5e5, 3.3e8, 1.2e10):
+        for spread in (0, 0.001, 0.4, 1, 3, 17, 1000, 1e6, 5e9):
+            values = [lo, lo + spread / 3, lo + spread]
+            axis = value_axis(values, bytes_axis=bytes_axis, integer=integer)
+            assert axis.low <= min(values) and axis.high >= max(values), (lo, spread)
+            assert 2 <= len(axis.values) <= 7, (lo, spread, axis.labels)
+            assert len(set(axis.labels)) == len(axis.labels), (lo, spread, axis.labels)
+            if integer:
+                assert all(float(v).is_integer() for v in axis.values)
+
+
+def test_a_line_chart_has_axis_titles_and_point_tooltips_in_the_series_unit():
+    svg = line_chart([(0, 2.0), (1, 3.0), (2, 5.0)], label="live tensors", integer=True, y_title="tensors")
+    ticks, titles = chart_parts(svg)
+    assert titles == ["epoch", "tensors"]
+    assert not any("." in t for t in ticks)
+    assert "<title>epoch 2: 5</title>" in svg
+
+
+def test_memory_charts_of_a_real_run_use_human_names_units_and_fitted_ranges():
+    page = render_html(RunView.from_events(fixture_events("memory_leak")))
+    charts = dict((m.group(1), (m.group(2), m.group(3))) for m in re.finditer(
+        r'data-source="([^"]+)"><div class="title">([^<]*)</div>(.*?)</svg>', page, re.S))
+    assert {name: title for name, (title, _) in charts.items()} == {
+        "rss_bytes": "process RSS", "tensor_bytes": "live tensor bytes", "tensors": "live tensors",
+        "graph_bytes": "graph-holding tensor bytes", "graph_tensors": "graph-holding tensors"}
+    rss_ticks, rss_titles = chart_parts(charts["rss_bytes"][1])
+    assert rss_titles == ["epoch (from 0)", "bytes"]
+    assert not rss_ticks[0].startswith("0 ")  # RSS (~320 MiB) no longer drawn from 0
+    count_ticks, count_titles = chart_parts(charts["tensors"][1])
+    assert count_titles[1] == "tensors" and all(re.fullmatch(r"[\d,]+", t) for t in count_ticks)
+    for _, svg in charts.values():
+        ticks, _ = chart_parts(svg)
+        assert len(set(ticks)) == len(ticks)
+
+
+def test_device_series_are_named_for_users():
+    assert source_label("cuda:0 allocated") == "CUDA allocated (cuda:0)"
+    assert source_label("cuda:1 epoch_peak") == "CUDA peak allocated in the epoch (cuda:1)"
+    assert source_label("nvml:0 used") == "GPU memory used (NVML) (GPU 0)"
+    assert source_label("rss_bytes") == "process RSS" and source_label("rss_bytes", short=True) == "process RSS"
+    assert source_label("tensor_bytes", short=True) == "tensor bytes"
+    assert source_label("some.other.value") == "some.other.value"
+
+
+def test_the_leak_finding_says_which_bytes_are_measured_and_which_estimated():
+    events = fixture_events("memory_leak")
+    first = next(e["data"] for e in events if e["kind"] == "finding" and e["data"]["code"] == "memory/tensor-growth")
+    message = first["message"]
+    # the census measures +12.6 KiB of tensors per epoch; the ~179 KiB of graph nodes is an estimate
+    assert "+12.6 KiB/epoch in live tensors (measured)" in message
+    assert re.search(r"~\+179 KiB/epoch in autograd graph nodes \(estimated", message)
+    assert "~179 KiB (estimated) in 179 graph nodes" in message
+    assert "+192 KiB/epoch" not in message  # the old sum, an estimate shown as a measurement
+    assert "(partly estimated) more by the end of the run's last epoch (epoch 5," in message
