@@ -460,3 +460,31 @@ def test_alternating_optimizers_all_count_and_a_replaced_one_does_not(tmp_path):
                 opt.step()
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict()}, tmp_path / "stage2.pt")
     assert not [f for f in run.findings if f.code.startswith("checkpoint/missing")], [str(f) for f in run.findings]
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs /proc/self/maps (Linux)")
+def test_read_back_maps_the_file_instead_of_copying_it(tmp_path):
+    from watchdog.checkpoint.roundtrip import compare, read_back
+
+    saved = {"w": torch.arange(1 << 16, dtype=torch.float32), "step": 3}
+    path = str(tmp_path / "mapped.pt")
+    torch.save(saved, path)
+    loaded = read_back(path)
+    with open("/proc/self/maps") as maps:
+        mapped = any(line.rstrip().endswith(os.path.realpath(path)) for line in maps)
+    assert mapped, "the read-back should be a file mapping, not a second copy in anonymous memory"
+    assert compare(saved, loaded) == ([], 0)
+    del loaded
+
+
+def test_legacy_format_and_bytes_are_still_read_back(tmp_path):
+    from watchdog.checkpoint.roundtrip import Unverifiable, compare, read_back
+
+    saved = {"w": torch.linspace(0, 1, 100), "epoch": 2}
+    path = str(tmp_path / "legacy.pt")
+    torch.save(saved, path, _use_new_zipfile_serialization=False)
+    legacy = read_back(path)
+    assert not isinstance(legacy, Unverifiable) and compare(saved, legacy) == ([], 0)
+    buf = io.BytesIO()
+    torch.save(saved, buf)
+    from_bytes = read_back(buf.getvalue())
+    assert not isinstance(from_bytes, Unverifiable) and compare(saved, from_bytes) == ([], 0)
