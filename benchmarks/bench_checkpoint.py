@@ -7,6 +7,8 @@ Prints:
 2. the read-back (weights_only load + bitwise compare + per-leaf CRC) per parameter and per GB,
    for Adam checkpoints of 1M and 10M parameters;
 3. torch.save to a file, unwatched vs watched with checkpoint_verify off / first / every;
+5. read-back of a file versus its save (100 MB and 1 GB; --readback-only for just this part): time, and
+   the anonymous memory (RssAnon) each adds, measured in a fresh subprocess per size;
 4. the per-step cost of the first-sight wrappers (LRScheduler.step, GradScaler.update) and of an
    optimizer step once the post-load hook has been removed.
 Wall-clock numbers: for the README, never for tests.
@@ -54,11 +56,87 @@ def adam_checkpoint(n_params: int, n_tensors: int = 32):
     return model, opt, sched, ckpt
 
 
+def _rss_anon() -> int:
+    """Anonymous resident memory of this process, in bytes (Linux; 0 elsewhere)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _peak_anon_during(fn) -> tuple[float, int]:
+    """(seconds, peak RssAnon above the start) while ``fn`` runs, sampled every 2 ms by a thread."""
+    import threading
+
+    start = _rss_anon()
+    peak = [start]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_anon())
+            done.wait(0.002)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    t0 = time.perf_counter()
+    result = fn()
+    seconds = time.perf_counter() - t0
+    done.set()
+    sampler.join()
+    peak[0] = max(peak[0], _rss_anon())
+    del result
+    return seconds, peak[0] - start
+
+
+def readback_one(nbytes: int, directory: str) -> None:
+    """One size, in this (fresh) process: save, then read back + compare + CRC, as the integrity check does."""
+    n_params = nbytes // 12  # weights + Adam's two moments, float32
+    _, _, _, ckpt = adam_checkpoint(n_params)
+    path = os.path.join(directory, f"ckpt-{nbytes}.pt")
+    t_save, anon_save = _peak_anon_during(lambda: torch.save(ckpt, path))
+    size = os.path.getsize(path)
+
+    def verify():
+        loaded = read_back(path)
+        compare(ckpt, loaded)
+        leaf_crcs(loaded)
+        return None
+
+    t_verify, anon_verify = _peak_anon_during(verify)
+    os.unlink(path)
+    print(f"   {size / 1e6:7.0f} MB: save {t_save:6.2f} s (+{anon_save / 1e6:6.0f} MB anon), read-back+compare+crc "
+          f"{t_verify:6.2f} s (+{anon_verify / 1e6:6.0f} MB anon) = {t_verify / t_save:4.2f}x the save", flush=True)
+
+
+def readback_table(sizes: list[int], directory: str) -> None:
+    import subprocess
+
+    print(f"\n5. read-back of a saved file vs its save (each size in a fresh process, files in {directory})", flush=True)
+    for nbytes in sizes:
+        subprocess.run([sys.executable, os.path.abspath(__file__), "--readback-one", str(nbytes),
+                        "--dir", directory], check=True, timeout=900)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--readback-only", action="store_true")
+    ap.add_argument("--readback-one", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--dir", default=tempfile.gettempdir(), help="where part 5 writes its files (default: /tmp)")
     args = ap.parse_args()
+    if args.readback_one:
+        readback_one(args.readback_one, args.dir)
+        return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    sizes = [100_000_000] if args.quick else [100_000_000, 1_000_000_000]
+    if args.readback_only:
+        readback_table(sizes, args.dir)
+        return
 
     print("\n1. structural check per save (statetree.inventory), model + Adam + scheduler + epoch")
     for n_tensors in (10, 100, 1000):
@@ -154,6 +232,8 @@ def main() -> None:
     for label, before, watched in rows:
         print(f"   {label:18s} unwatched {before * 1e9:8.0f} ns, watched {watched * 1e9:8.0f} ns, "
               f"added {(watched - before) * 1e9:6.0f} ns")
+
+    readback_table(sizes, args.dir)
 
 
 if __name__ == "__main__":

@@ -75,3 +75,15 @@ def test_manual_resume_from_a_lightning_checkpoint_that_skips_the_optimizer(tmp_
     f = next(f for f in run.findings if f.code == "resume/optimizer-not-restored")
     assert "optimizer_states[0]" in f.message
     assert "opt.load_state_dict(checkpoint['optimizer_states'][0])" in f.fix
+
+
+def test_a_second_trainer_resuming_in_the_same_process_is_clean(tmp_path):
+    """Issue 12: the first fit's Adam, still alive, is not an optimizer the second fit's complete
+    checkpoint "leaves out" (completeness is judged against the optimizers that train now)."""
+    with watchdog.watch(report_dir=tmp_path / "wd", summary=False) as run:
+        first = Regressor()  # kept alive, as in a notebook or a script that fits twice
+        trainer(tmp_path / "a", 2).fit(first, data())
+        (ckpt,) = (tmp_path / "a" / "checkpoints").glob("*.ckpt")
+        trainer(tmp_path / "b", 4).fit(Regressor(), data(), ckpt_path=str(ckpt))
+    assert relevant(run) == []
+    assert first.trainer is not None  # the first fit's optimizer really stayed alive

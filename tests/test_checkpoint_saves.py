@@ -431,3 +431,60 @@ def test_checkpoint_too_large_for_free_memory_is_not_read_back(tmp_path, monkeyp
     assert codes(run) == ["checkpoint/unverifiable"]
     assert "not read back" in run.findings[0].message and run.findings[0].severity == "info"
     assert events(run, "checkpoint_verified") == []
+
+
+def test_alternating_optimizers_all_count_and_a_replaced_one_does_not(tmp_path):
+    """Which optimizers a checkpoint must hold: those that train now (issue 12). A GAN's two
+    optimizers alternate and both count; an optimizer a later stage replaced does not."""
+    import watchdog
+
+    g, d = nn.Linear(4, 4), nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 1))  # 2 and 4 parameter tensors
+    opt_g, opt_d = torch.optim.Adam(g.parameters()), torch.optim.Adam(d.parameters())
+    with watchdog.watch(report_dir=tmp_path / "gan", summary=False, dashboard=False) as run:
+        for _ in range(4):
+            for opt, sign in ((opt_d, 1.0), (opt_g, -1.0)):
+                opt.zero_grad()
+                (sign * d(g(torch.randn(8, 4))).mean()).backward()
+                opt.step()
+        torch.save({"g": g.state_dict(), "d": d.state_dict(), "opt_g": opt_g.state_dict()}, tmp_path / "gan.pt")
+    missing = [f for f in run.findings if f.code == "checkpoint/missing-optimizer-state"]
+    assert len(missing) == 1 and "4 parameter tensors" in missing[0].message  # the discriminator's Adam
+
+    model = nn.Linear(4, 1)
+    stage1 = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)  # keeps state
+    with watchdog.watch(report_dir=tmp_path / "stages", summary=False, dashboard=False) as run:
+        for opt in (stage1, torch.optim.Adam(model.parameters())):  # stage 2 replaces stage 1's optimizer
+            for _ in range(3):
+                opt.zero_grad()
+                model(torch.randn(8, 4)).mean().backward()
+                opt.step()
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict()}, tmp_path / "stage2.pt")
+    assert not [f for f in run.findings if f.code.startswith("checkpoint/missing")], [str(f) for f in run.findings]
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs /proc/self/maps (Linux)")
+def test_read_back_maps_the_file_instead_of_copying_it(tmp_path):
+    from watchdog.checkpoint.roundtrip import compare, read_back
+
+    saved = {"w": torch.arange(1 << 16, dtype=torch.float32), "step": 3}
+    path = str(tmp_path / "mapped.pt")
+    torch.save(saved, path)
+    loaded = read_back(path)
+    with open("/proc/self/maps") as maps:
+        mapped = any(line.rstrip().endswith(os.path.realpath(path)) for line in maps)
+    assert mapped, "the read-back should be a file mapping, not a second copy in anonymous memory"
+    assert compare(saved, loaded) == ([], 0)
+    del loaded
+
+
+def test_legacy_format_and_bytes_are_still_read_back(tmp_path):
+    from watchdog.checkpoint.roundtrip import Unverifiable, compare, read_back
+
+    saved = {"w": torch.linspace(0, 1, 100), "epoch": 2}
+    path = str(tmp_path / "legacy.pt")
+    torch.save(saved, path, _use_new_zipfile_serialization=False)
+    legacy = read_back(path)
+    assert not isinstance(legacy, Unverifiable) and compare(saved, legacy) == ([], 0)
+    buf = io.BytesIO()
+    torch.save(saved, buf)
+    from_bytes = read_back(buf.getvalue())
+    assert not isinstance(from_bytes, Unverifiable) and compare(saved, from_bytes) == ([], 0)

@@ -108,3 +108,26 @@ def test_leaf_crcs_name_changed_leaves():
     changed = {"model": dict(model.state_dict()), "optimizer": opt.state_dict()}
     changed["model"]["0.bias"] = changed["model"]["0.bias"] + 1
     assert crc_changes(before, leaf_crcs(changed)) == ["model.0.bias"]
+
+
+def test_each_optimizer_s_state_is_named_for_what_it_is():
+    """Issue 12: Adadelta's state was called "RMSprop averages"."""
+    import torch
+    from torch import nn
+
+    from watchdog.checkpoint.statetree import optimizer_kind
+
+    expected = {torch.optim.Adam: "Adam moments", torch.optim.AdamW: "Adam moments",
+                torch.optim.Adadelta: "Adadelta averages", torch.optim.RMSprop: "RMSprop averages",
+                torch.optim.Adagrad: "Adagrad sums", torch.optim.Adamax: "Adamax moments",
+                torch.optim.ASGD: "ASGD averages", torch.optim.Rprop: "Rprop step sizes"}
+    for cls, kind in expected.items():
+        model = nn.Linear(3, 2)
+        opt = cls(model.parameters(), lr=0.01) if cls is not torch.optim.Adadelta else cls(model.parameters())
+        model(torch.randn(4, 3)).sum().backward()
+        opt.step()
+        assert optimizer_kind(opt.state_dict()["state"].values()) == kind, cls.__name__
+    sgd = torch.optim.SGD(nn.Linear(3, 2).parameters(), lr=0.1, momentum=0.9)
+    sgd.param_groups[0]["params"][0].grad = torch.ones(2, 3)
+    sgd.step()
+    assert optimizer_kind(sgd.state_dict()["state"].values()) == "momentum buffers"

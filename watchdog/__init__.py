@@ -18,18 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 
-# Public name -> (module, attribute), imported on first access.
-_PUBLIC: dict[str, tuple[str, str]] = {
-    "Finding": ("watchdog.core.findings", "Finding"),
-    "WatchdogStop": ("watchdog.core.findings", "WatchdogStop"),
-    "loader_role": ("watchdog.core.loaders", "set_loader_role"),
-    "Run": ("watchdog.core.run", "Run"),
-    "WatchdogUsageError": ("watchdog.core.run", "WatchdogUsageError"),
-    "WatchOptions": ("watchdog.core.run", "WatchOptions"),
-    "current_run": ("watchdog.core.run", "current_run"),
-    "mark_epoch": ("watchdog.core.run", "mark_epoch"),
-    "watch": ("watchdog.core.run", "watch"),
-}
+from ._public import PUBLIC as _PUBLIC
+from ._public import load as _load
 
 __all__ = ["__version__", *sorted(_PUBLIC)]
 
@@ -40,15 +30,7 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    try:
-        module_name, attribute = _PUBLIC[name]
-    except KeyError:
-        raise AttributeError(f"module 'watchdog' has no attribute {name!r}") from None
-    import importlib
-
-    value = getattr(importlib.import_module(module_name), attribute)
-    globals()[name] = value  # later accesses are plain attribute reads
-    return value
+    return _load("watchdog", globals(), name)
 
 
 def __dir__() -> list[str]:

@@ -88,7 +88,7 @@ class CheckpointCompletenessCheck(Check):
     def _open_group(self, key: str, nearby: list[Any]) -> SaveGroup:
         group = SaveGroup(key, self.run.loop.steps)
         live: dict[int, Any] = {}
-        for info in list(self.run.loop.optimizers.values()):
+        for info in self.run.loop.optimizers_training_now():  # not a finished fit's optimizer
             opt = info.ref()
             if opt is None:
                 continue

@@ -2,7 +2,10 @@
 
 * `read_back(source)` loads a file path or bytes with `weights_only=True` and `map_location="cpu"`
   through `torch.serialization.load` (never the patched `torch.load`, never full unpickling). A
-  file that needs arbitrary unpickling comes back as `Unverifiable(why)`.
+  file that needs arbitrary unpickling comes back as `Unverifiable(why)`. A path in the zipfile
+  format is loaded with `mmap=True`: the tensors are views of the file's pages (page cache, shared
+  with the save that just wrote them), not a second copy in anonymous memory. Bytes and the legacy
+  format, which cannot be mapped, are read into memory as before.
 * `compare(saved, loaded)` walks both trees: mappings by key (int keys of optimizer `state`
   included), sequences by position (a tuple and a list with equal items are equal: `betas`), tensors
   by dtype, shape and bits (same-width integer views: NaN-safe, exact on -0.0), floats by bits.
@@ -47,10 +50,10 @@ def read_back(source: str | bytes | bytearray | memoryview) -> Any:
     """Load `source` (a path or the bytes of one save) safely; Unverifiable when that cannot be done."""
     try:
         if isinstance(source, (bytes, bytearray, memoryview)):
-            f: Any = io.BytesIO(source)
-        else:
-            f = source
-        return torch.serialization.load(f, map_location="cpu", weights_only=True)
+            return torch.serialization.load(io.BytesIO(source), map_location="cpu", weights_only=True)
+        if _is_zipfile(source):
+            return torch.serialization.load(source, map_location="cpu", weights_only=True, mmap=True)
+        return torch.serialization.load(source, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - every failure is a reason to report, not to raise
         text = str(exc).strip()
         first = ""
@@ -63,6 +66,15 @@ def read_back(source: str | bytes | bytearray | memoryview) -> Any:
             first = text.splitlines()[0] if text else type(exc).__name__
         first = first.split(" was not an allowed global")[0]
         return Unverifiable(f"{type(exc).__name__}: {first[:300]}")
+
+
+def _is_zipfile(path: str) -> bool:
+    """Whether the file at ``path`` is in torch.save's zipfile format (the only one ``mmap=True`` loads)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
 
 
 def _bits(t: torch.Tensor) -> torch.Tensor:

@@ -229,8 +229,16 @@ def optimizer_kind(state_entries: Any) -> str:
         return "Adam moments"
     if "momentum_buffer" in keys:
         return "momentum buffers"
+    if "acc_delta" in keys:
+        return "Adadelta averages"
     if "square_avg" in keys:
         return "RMSprop averages"
+    if "exp_inf" in keys:
+        return "Adamax moments"
+    if "ax" in keys:
+        return "ASGD averages"
+    if "step_size" in keys and "prev" in keys:
+        return "Rprop step sizes"
     if "sum" in keys:
         return "Adagrad sums"
     if "exp_avg" in keys:

@@ -100,6 +100,13 @@ class LoopState:
         """``{id: LoaderInfo}`` of the DataLoaders iterated."""
         return MappingProxyType(self._loaders)
 
+    def optimizers_training_now(self) -> list[Any]:
+        """The optimizers that train now: every live optimizer that stepped, except one whose last step
+        came before another optimizer's first (a later fit's optimizer replaced it; optimizers that
+        alternate, as a GAN's do, all train)."""
+        infos = [info for info in self._optimizers.values() if info.ref() is not None]
+        return [a for a in infos if not any(b.first_step > a.last_step for b in infos if b is not a)]
+
     @property
     def stepping_optimizer(self) -> Any:
         """Inside a step alarm: the optimizer whose step rang it (None elsewhere)."""

@@ -45,6 +45,10 @@ class OptimizerInfo:
     first_step: int
     steps: int = 0
     names: list[str] = field(default_factory=list)
+    last_step: int = 0  # the run's step count at this optimizer's latest step
+
+    def __post_init__(self) -> None:
+        self.last_step = max(self.last_step, self.first_step)
 
     @property
     def label(self) -> str:
@@ -212,6 +216,7 @@ class TrainingProbe:
                                                                 loop._steps, 1)
         else:
             info.steps += 1
+            info.last_step = loop._steps
 
     def count_backward(self) -> None:
         passes = self.loop.open_passes

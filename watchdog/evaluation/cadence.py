@@ -39,6 +39,9 @@ epoch is clean. A run that trained a single epoch has no cadence to keep: it is 
 Codes:
 
 - ``eval/missing-epochs`` — epochs trained without evaluation, one finding summarising the ranges.
+  When no evaluation ran at all, the rule tells "forgot to evaluate" from "nothing to evaluate": a
+  held-out split or an evaluation loader that exists near the loop but is never iterated is the bug
+  (warning); no held-out data at all (a GAN) is info.
   Warning; **error** when the only evaluation ran after training (the seed's loop); info when only
   the last ``eval_every`` epochs lack it and every earlier epoch was evaluated on time (validation
   at the start of each epoch: the final weights were never evaluated).
@@ -58,7 +61,8 @@ from typing import Any
 from ..core.findings import Finding
 from ..core.check import Check
 from ..core.format import fmt_ranges
-from .common import TrainedModels, at_step
+from ..core.frames import user_frames
+from .common import TrainedModels, at_step, held_out_data
 
 STEP_RUN_MIN_STEPS = 1000  # step-based loops shorter than this are not judged
 MIN_TRAINED_EPOCHS = 2  # fewer trained epochs have no cadence: such runs are judged by steps
@@ -208,6 +212,7 @@ class EvalCadenceCheck(Check):
 
     def __init__(self, run: Any):
         super().__init__(run)
+        self.held_out: dict[str, None] = {}  # names of held-out data seen near the loop (ordered)
         self.trained = TrainedModels(run)
         self.pass_starts: dict[str, list[int]] = {}  # loader id -> run.loop.steps at each pass start
         self.train_loader_id: str | None = None  # the first loader whose pass trained
@@ -354,6 +359,9 @@ class EvalCadenceCheck(Check):
         first_during = points.first_after(0)  # the first evaluation after step 0, if any
         only_after = final and first_during is not None and first_during >= steps
         never = first_during is None
+        if never:  # is there anything to evaluate on? (looked for while the training frames are there)
+            self.held_out.update(dict.fromkeys(held_out_data(run, user_frames(8))))
+        nothing_held_out = never and not self.held_out
         trailing_only = (final and not never and not only_after and bool(evaluated)
                          and missing == sorted(self.trailing_missing) and len(missing) <= self.every)
         cadence = f"at least one every {self.every} epochs" if self.every > 1 else "one after every epoch"
@@ -364,6 +372,9 @@ class EvalCadenceCheck(Check):
                            "watched the run while it trained"
             elif never:
                 message += "; no evaluation ran at all during this run"
+                if nothing_held_out:
+                    message += (" and no held-out data was found (no evaluation loader, no validation split),"
+                                " so there may be nothing to evaluate on")
             elif trailing_only:
                 message += f": evaluation stopped after epoch {max(evaluated)}, so the final weights " \
                            "were never evaluated"
@@ -372,7 +383,7 @@ class EvalCadenceCheck(Check):
         else:
             message = (f"{plural.capitalize()} {ranges} closed without any evaluation so far "
                        f"(expected {cadence}; {len(self.epoch_steps)} epoch(s) ended, {steps} optimizer steps)")
-        severity = "error" if only_after else ("info" if trailing_only else "warning")
+        severity = "error" if only_after else ("info" if trailing_only or nothing_held_out else "warning")
         self.report(Finding(
             code="eval/missing-epochs",
             severity=severity,
@@ -391,6 +402,7 @@ class EvalCadenceCheck(Check):
                 "steps": steps,
                 "only_after_training": only_after,
                 "no_evaluation": never,
+                "held_out_data": list(self.held_out)[:20],
                 "final": final,
             },
             where=getattr(run.loop.primary_train_loader, "where", None),

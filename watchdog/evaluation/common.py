@@ -143,3 +143,34 @@ def at_step(check: Any, step: int, fn: Any) -> bool:
 
     schedule(step, guarded)
     return True
+
+
+def held_out_data(run: Any, frames: list) -> list[str]:
+    """Names of held-out data in the user's frames: a DataLoader never iterated, or a dataset that no
+    iterated loader serves (not its dataset, nor a base under its Subset/ConcatDataset), such as the
+    validation part of a ``random_split``. Empty when the run has nothing to evaluate on (a GAN)."""
+    from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
+
+    served: set[int] = set()
+    pending = [info.dataset_ref() for info in run.loop.loaders.values()]
+    while pending:
+        dataset = pending.pop()
+        if dataset is None or id(dataset) in served:
+            continue
+        served.add(id(dataset))
+        if isinstance(dataset, Subset):
+            pending.append(dataset.dataset)
+        elif isinstance(dataset, ConcatDataset):
+            pending.extend(dataset.datasets)
+    iterated = {id(info.ref()) for info in run.loop.loaders.values() if info.ref() is not None}
+    found: dict[str, None] = {}
+    for frame in frames:
+        for name, value in list(frame.namespace.items()):
+            if name.startswith("_"):
+                continue
+            if isinstance(value, DataLoader):
+                if id(value) not in iterated and id(value.dataset) not in served:
+                    found[name] = None
+            elif isinstance(value, Dataset) and id(value) not in served:
+                found[name] = None
+    return list(found)

@@ -352,29 +352,6 @@ class Dashboard:
                 proxy.on_error = self._drawing_failed
                 setattr(sys, name, proxy)
 
-    def _print_lines(self, text: str) -> int:
-        """rich's FileProxy.write, printing each complete line as written: ``soft_wrap`` leaves the
-        wrapping to the terminal, so a long URL or JSON line copies out whole."""
-        from rich.text import Text
-
-        buffer = self._FileProxy__buffer  # type: ignore[attr-defined]
-        lines: list[str] = []
-        rest = text
-        while rest:
-            line, newline, rest = rest.partition("\n")
-            if newline:
-                lines.append("".join(buffer) + line)
-                buffer.clear()
-            else:
-                buffer.append(line)
-                break
-        if lines:
-            console = self._FileProxy__console  # type: ignore[attr-defined]
-            decoder = self._FileProxy__ansi_decoder  # type: ignore[attr-defined]
-            with console:
-                console.print(Text("\n").join(decoder.decode_line(line) for line in lines), soft_wrap=True)
-        return len(text)
-
     def _drawing_failed(self, exc: BaseException) -> None:
         """Redrawing on a print() failed (the line proxy passes through now): stop drawing."""
         self._failed = True
