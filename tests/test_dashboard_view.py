@@ -37,20 +37,20 @@ def epoch_end_samples(events: list[dict]) -> list[dict]:
 # (`python -m tests.fixtures.record memory_leak`), re-pin from
 # `print(render_text(RunView.from_events(fixture_events("memory_leak"))))` and read the diff.
 EXPECTED_100 = """\
-╭─ watchdog · run completed · 0 errors · 2 warnings · 0 info ──────────────────────────────────────╮
-│ epochs done 6   steps 150   rate 108 steps/s   phase done   elapsed 00:01                        │
+╭─ watchdog · run completed · 0 errors · 1 warning · 1 info ───────────────────────────────────────╮
+│ epochs done 6   steps 150   rate 107 steps/s   phase done   elapsed 00:01                        │
 │                                                                                                  │
 │ memory per epoch                             checks                                              │
 │ source         chart       last    Δ/epoch   ✔  checkpoint-completeness  ok                      │
-│ process RSS    ▁▂▂▂▇█   319 MiB   +909 KiB   ✔  checkpoint-integrity     ok                      │
-│ tensor bytes   ▁▂▄▅▇█   152 KiB  +12.6 KiB   ▲  eval-cadence             warning  eval/missing-… │
+│ process RSS    ▁▂▂▂▇█   319 MiB   +805 KiB   ✔  checkpoint-integrity     ok                      │
+│ tensor bytes   ▁▂▄▅▇█   152 KiB  +12.6 KiB   ●  eval-cadence             info  eval/missing-epo… │
 │ live tensors   ▁▂▄▅▇█       324        +50   ✔  eval-mode                ok                      │
 │ graph bytes    ▁▂▄▅▇█  75.6 KiB  +12.6 KiB   ▲  memory                   warning  memory/tensor… │
 │ graph tensors  ▁▂▄▅▇█       300        +50   ✔  overlap                  ok                      │
 │                                              ✔  resume                   ok                      │
 │                                                                                                  │
 │ newest findings                                                                                  │
-│ ep 1       warning  eval/missing-epochs   Epochs 0–5 of 6 had no evaluation; no evaluation ran … │
+│ ep 1       info     eval/missing-epochs   Epochs 0–5 of 6 had no evaluation; no evaluation ran … │
 │ ep 3       warning  memory/tensor-growth  Live tensors grow every epoch since epoch 0: +50 tens… │
 ╰─────────────────────────────────────────────────────────────────────── run 20231114-221320-4242 ─╯
 """
@@ -91,7 +91,7 @@ def test_view_of_the_leaking_run_shows_the_epoch_end_census_growing():
     graphs = [v for _, v in series["graph_tensors"]]
     assert [b - a for a, b in zip(graphs, graphs[1:])] == [50.0] * 5
     assert view.checks["memory"].severity == "warning"
-    assert view.checks["eval-cadence"].severity == "warning"      # the example never evaluates
+    assert view.checks["eval-cadence"].severity == "info"  # never evaluates, and holds no held-out data
     assert view.checks["overlap"].severity == "ok"
     assert view.checks["checkpoint-completeness"].severity == view.checks["checkpoint-integrity"].severity == "ok"
     assert [r["eval"] for r in view.eval_cadence()] == [0] * 6
@@ -226,7 +226,7 @@ def test_epoch_line_is_one_concise_line():
     last = epoch_end_samples(events)[-1]
     assert f"process RSS {fmt_bytes(last['rss'])}" in line
     assert f"tensor bytes {fmt_bytes(last['census']['bytes'])}" in line
-    assert "findings 0E 2W 0I" in line
+    assert "findings 0E 1W 1I" in line
 
 
 def test_helpers():
@@ -299,7 +299,7 @@ def test_a_new_familys_view_is_one_class_its_feature_declares(monkeypatch):
     assert '<div class="k">epoch ends</div><div class="v">6</div>' in page
     assert page.index('id="cadence"') < page.index('id="epoch-ends"') < page.index('id="overlap"')
     assert epoch_line(view).endswith(" · eval passes 0 · process RSS 319 MiB tensor bytes 152 KiB"
-                                     " · epoch ends 6 · findings 0E 2W 0I")
+                                     " · epoch ends 6 · findings 0E 1W 1I")
     dashboard = render_text(view, 100)
     assert "memory per epoch" in dashboard and f"epoch ends: {steps}" in dashboard
     with pytest.raises(AttributeError, match="no_such_read"):
