@@ -452,9 +452,6 @@ class DataLoaderProbe:
             self.run.internal_error(COMPONENT, exc)
         return self.run.take_pending_stop()
 
-    def classify(self, record: PassRecord) -> str:
-        return record.role()
-
     def _end_pass(self, record: PassRecord) -> None:
         if record.closed:
             return
@@ -473,7 +470,7 @@ class DataLoaderProbe:
             captured_refs.update(refs)
         self.dataset_keys.forget_freed()
         info = record.loader
-        role = self.classify(record)
+        role = record.role()
         info.roles.add(role)
         info.passes += 1
         run.emit(
