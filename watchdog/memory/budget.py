@@ -18,9 +18,8 @@ process (a conservative ``DEFAULT_S_PER_BLOCK`` for the very first).
 The cadence this gives (census cost ``c``, epochs of length ``T``): a census about every
 ``100 c / T`` epochs, every epoch once ``T >= 100 c``. A leak is reported at the 4th census after
 its start (the growth rule needs 3 increments; rates are per epoch, divided by the epochs between
-censuses), so with ``c`` = 15 ms (a small script after ``import torch``): epochs of 40 ms → a census
-every ~38 epochs, reported near epoch 150 (~6 s); 1 s epochs → every 2nd epoch, near epoch 8; 60 s
-epochs → every epoch, at epoch 4.
+censuses). The latencies this gives for 40 ms, 1 s and 60 s epochs, simulated with the epoch ends'
+other costs included (tests/test_memory_rule.py), are tabled once, in docs/internals.md.
 """
 
 from __future__ import annotations
