@@ -40,14 +40,22 @@ EXPECTED_100 = """\
 ╭─ watchdog · run completed · 0 errors · 1 warning · 1 info ───────────────────────────────────────╮
 │ epochs done 6   steps 150   rate 107 steps/s   phase done   elapsed 00:01                        │
 │                                                                                                  │
-│ memory per epoch                             checks                                              │
-│ source         chart       last    Δ/epoch   ✔  checkpoint-completeness  ok                      │
-│ process RSS    ▁▂▂▂▇█   319 MiB   +805 KiB   ✔  checkpoint-integrity     ok                      │
-│ tensor bytes   ▁▂▄▅▇█   152 KiB  +12.6 KiB   ●  eval-cadence             info  eval/missing-epo… │
-│ live tensors   ▁▂▄▅▇█       324        +50   ✔  eval-mode                ok                      │
-│ graph bytes    ▁▂▄▅▇█  75.6 KiB  +12.6 KiB   ▲  memory                   warning  memory/tensor… │
-│ graph tensors  ▁▂▄▅▇█       300        +50   ✔  overlap                  ok                      │
-│                                              ✔  resume                   ok                      │
+│ memory per epoch                                                                                 │
+│ source         chart       last    Δ/epoch                                                       │
+│ process RSS    ▁▂▂▂▇█   319 MiB   +805 KiB                                                       │
+│ tensor bytes   ▁▂▄▅▇█   152 KiB  +12.6 KiB                                                       │
+│ live tensors   ▁▂▄▅▇█       324        +50                                                       │
+│ graph bytes    ▁▂▄▅▇█  75.6 KiB  +12.6 KiB                                                       │
+│ graph tensors  ▁▂▄▅▇█       300        +50                                                       │
+│                                                                                                  │
+│ checks                                                                                           │
+│ ✔  checkpoint-completeness  ok                                                                   │
+│ ✔  checkpoint-integrity     ok                                                                   │
+│ ●  eval-cadence             info     eval/missing-epochs   Epochs 0–5 of 6 had no evaluation; n… │
+│ ✔  eval-mode                ok                                                                   │
+│ ▲  memory                   warning  memory/tensor-growth  Live tensors grow every epoch since … │
+│ ✔  overlap                  ok                                                                   │
+│ ✔  resume                   ok                                                                   │
 │                                                                                                  │
 │ newest findings                                                                                  │
 │ ep 1       info     eval/missing-epochs   Epochs 0–5 of 6 had no evaluation; no evaluation ran … │
@@ -319,3 +327,15 @@ def test_below_100_columns_or_30_rows_the_dashboard_is_compact_and_never_cuts_a_
     assert "newest findings" in full and "memory per epoch" in full
     clean = RunView.from_events(fixture_events("correct_loop"))
     assert any(f"all {len(clean.checks)} checks ok" in line for line in render_text(clean, 80, 24).splitlines())
+
+
+def test_in_the_full_dashboard_every_check_shows_its_code_whole():
+    """At 100 columns the checks sit under the memory table, from 140 beside it: a code is never cut."""
+    view = RunView.from_events(fixture_events("checkpoint_seed_resume"))
+    codes = {st.code for st in view.checks.values() if st.code}
+    assert len(codes) >= 3
+    for width in (100, 120, 160):
+        text = render_text(view, width, 40)
+        checks = text.split("checks")[1].split("newest findings")[0]
+        for code in codes:
+            assert code in checks, (width, code)

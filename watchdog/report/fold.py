@@ -83,6 +83,7 @@ class CheckStatus:
     name: str
     severity: str = "ok"  # ok / info / warning / error / disabled
     message: str = ""
+    code: str = ""  # the code of the finding that set the severity
 
 
 @dataclass(eq=False)
@@ -320,6 +321,7 @@ class RunView:
         if st.severity != "disabled" and severity_rank(f.severity) >= severity_rank(st.severity):
             st.severity = f.severity
             st.message = f"{f.code}: {f.message}"
+            st.code = f.code
 
     def _on_check_disabled(self, t, d):
         name = str(d.get("disables") or d.get("check") or "?")

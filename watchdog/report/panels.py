@@ -92,19 +92,23 @@ def checks_table(view: RunView, only_not_ok: bool = False) -> Table:
     shown = [name for name, st in view.checks.items() if not (only_not_ok and st.severity == "ok")]
     widest = max((len(name) for name in shown), default=10)
     table.add_column("check", no_wrap=True, min_width=widest)  # a check's name is never cut
-    table.add_column("status", no_wrap=True, overflow="ellipsis", ratio=1)
+    table.add_column("severity", no_wrap=True)
+    codes = [view.checks[name].code for name in shown]
+    table.add_column("code", no_wrap=True, min_width=max((len(c) for c in codes), default=0))  # never cut
+    table.add_column("message", no_wrap=True, overflow="ellipsis", ratio=1)
     if not view.checks and not only_not_ok:
-        table.add_row("", Text("none reported yet", style="dim"), "")
+        table.add_row("", Text("none reported yet", style="dim"), "", "", "")
     for name in sorted(view.checks):
         st = view.checks[name]
         if only_not_ok and st.severity == "ok":
             continue
         style = SEVERITY_STYLE.get(st.severity, "")
-        status = Text(terminal_safe(st.severity), style=style)
-        if st.message:
-            status.append("  ")
-            status.append(terminal_safe(st.message.splitlines()[0]) if st.message else "", style="")
-        table.add_row(Text(SEVERITY_MARK.get(st.severity, "?"), style=style), Text(terminal_safe(name)), status)
+        message = st.message.splitlines()[0] if st.message else ""
+        if st.code and message.startswith(st.code + ": "):
+            message = message[len(st.code) + 2:]
+        table.add_row(Text(SEVERITY_MARK.get(st.severity, "?"), style=style), Text(terminal_safe(name)),
+                      Text(terminal_safe(st.severity), style=style), Text(terminal_safe(st.code)),
+                      Text(terminal_safe(message)))
     return table
 
 
@@ -130,6 +134,8 @@ def findings_table(view: RunView, limit: int = 5) -> Table:
 # Below these, the dashboard is compact: its header and one line per check that is not ok.
 COMPACT_BELOW_COLUMNS = 100
 COMPACT_BELOW_ROWS = 30
+# From this width on, the features' tables and the checks sit side by side.
+SIDE_BY_SIDE_COLUMNS = 140
 
 
 class DashboardRenderable:
@@ -141,7 +147,7 @@ class DashboardRenderable:
 
     def __rich_console__(self, console: Any, options: Any):
         compact = options.max_width < COMPACT_BELOW_COLUMNS or console.size.height < COMPACT_BELOW_ROWS
-        yield self.compact() if compact else self.full()
+        yield self.compact() if compact else self.full(side_by_side=options.max_width >= SIDE_BY_SIDE_COLUMNS)
 
     def _panel(self, parts: list[Any]) -> Panel:
         v = self.view
@@ -161,18 +167,24 @@ class DashboardRenderable:
         parts.append(table if table.row_count else Text(f"✔ all {len(v.checks)} checks ok", style="green"))
         return self._panel(parts)
 
-    def full(self) -> Panel:
+    def full(self, side_by_side: bool = True) -> Panel:
+        """The features' tables and the checks side by side (wide terminals) or one above the other,
+        so that no check's code is cut for want of width."""
         v = self.view
         parts: list[Any] = [header(v)]
         if v.current_batches is not None:
             parts.append(_pass_progress(v))
-        grid = Table.grid(padding=(0, 3), expand=True)
-        grid.add_column(no_wrap=True)
-        grid.add_column(ratio=1)
         tables = [t for feature in v.features.values() if (t := feature.dashboard_table()) is not None]
-        grid.add_row(tables[0] if len(tables) == 1 else Group(*tables), checks_table(v))
+        features = tables[0] if len(tables) == 1 else Group(*tables)
         parts.append(Text(""))
-        parts.append(grid)
+        if side_by_side:
+            grid = Table.grid(padding=(0, 3), expand=True)
+            grid.add_column(no_wrap=True)
+            grid.add_column(ratio=1)
+            grid.add_row(features, checks_table(v))
+            parts.append(grid)
+        else:
+            parts += [features, Text(""), checks_table(v)]
         parts.append(Text(""))
         parts.append(findings_table(v))
         return self._panel(parts)
