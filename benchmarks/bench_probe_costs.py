@@ -81,7 +81,7 @@ def main() -> None:
         watching = {}
         for name, fn in cases.items():
             if name.startswith("forward"):
-                run.discover_models(watchdog.core.frames.user_frames(1))  # hook `lin` as a root model
+                run.loop.discover_models(watchdog.core.frames.user_frames(1))  # hook `lin` as a root model
             watching[name] = best_of(fn)
     print("marginal cost per call (best of 15 repeats):")
     for name in cases:

@@ -77,20 +77,22 @@ class FunctionPatch:
         self.original = getattr(owner, name)
         self.hooks: dict[int, tuple[Hook, Callable[[BaseException], None]]] = {}
         self._next_key = 0
-        hooks, original = self.hooks, self.original
+        # What a call runs: a tuple rebuilt when a hook comes or goes (copy on write), so a call
+        # reads one cell and loops, with no copy of its own.
+        self._running: list[tuple[tuple[int, Hook, Callable[[BaseException], None]], ...]] = [()]
+        running, original, patch = self._running, self.original, self
 
         @functools.wraps(original)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if hooks:
-                for key, (hook, on_error) in tuple(hooks.items()):
+            for key, hook, on_error in running[0]:
+                try:
+                    hook(args, kwargs)
+                except Exception as exc:  # watchdog's own error: this hook goes, the call does not
+                    patch._remove(key)
                     try:
-                        hook(args, kwargs)
-                    except Exception as exc:  # watchdog's own error: this hook goes, the call does not
-                        hooks.pop(key, None)
-                        try:
-                            on_error(exc)
-                        except Exception:
-                            pass
+                        on_error(exc)
+                    except Exception:
+                        pass
             return original(*args, **kwargs)
 
         self.wrapper = wrapper
@@ -106,10 +108,15 @@ class FunctionPatch:
         key = patch._next_key
         patch._next_key += 1
         patch.hooks[key] = (hook, on_error)
+        patch._publish()
         return Undo(lambda: patch._remove(key), f"hook on {getattr(owner, '__name__', type(owner).__name__)}.{name}")
+
+    def _publish(self) -> None:
+        self._running[0] = tuple((key, hook, on_error) for key, (hook, on_error) in self.hooks.items())
 
     def _remove(self, key: int) -> None:
         self.hooks.pop(key, None)
+        self._publish()
         if self.hooks:
             return
         FunctionPatch._active.pop((id(self.owner), self.name), None)
