@@ -38,11 +38,11 @@ def epoch_end_samples(events: list[dict]) -> list[dict]:
 # `print(render_text(RunView.from_events(fixture_events("memory_leak"))))` and read the diff.
 EXPECTED_100 = """\
 ╭─ watchdog · run completed · 0 errors · 1 warning · 1 info ───────────────────────────────────────╮
-│ epochs done 6   steps 150   rate 107 steps/s   phase done   elapsed 00:01                        │
+│ epochs done 6   steps 150   rate 106 steps/s   phase done   elapsed 00:01                        │
 │                                                                                                  │
 │ memory per epoch                                                                                 │
 │ source         chart       last    Δ/epoch                                                       │
-│ process RSS    ▁▂▂▂▇█   319 MiB   +805 KiB                                                       │
+│ process RSS    ▁▂▂▂██   319 MiB   +730 KiB                                                       │
 │ tensor bytes   ▁▂▄▅▇█   152 KiB  +12.6 KiB                                                       │
 │ live tensors   ▁▂▄▅▇█       324        +50                                                       │
 │ graph bytes    ▁▂▄▅▇█  75.6 KiB  +12.6 KiB                                                       │

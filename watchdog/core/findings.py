@@ -45,6 +45,8 @@ class Finding:
     step: int | None = None
     time: float | None = None
     updates: int = 0
+    # In a multi-process run's merged report: the ranks that reported it (None on one process).
+    ranks: list[int] | None = None
 
     def __post_init__(self) -> None:
         if self.severity not in SEVERITIES:

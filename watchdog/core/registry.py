@@ -18,6 +18,7 @@ FEATURES: tuple[str, ...] = (
     "watchdog.checkpoint",
     "watchdog.evaluation",
     "watchdog.memory",
+    "watchdog.distributed",
     "watchdog.report",
 )
 

@@ -35,6 +35,7 @@ from .patching import PatchStack
 from .redact import redact_argv
 from . import registry
 from .loop import LoopState
+from .ranks import RankInfo
 
 DEFAULT_REPORT_DIR = "watchdog-report"
 REPORT_FILES = ("report.json", EVENT_LOG_NAME, "report.html")
@@ -142,9 +143,10 @@ class Run:
         self.pid = os.getpid()
         self._run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{self.pid}"
         self._report_dir = Path(options.report_dir or os.environ.get("WATCHDOG_REPORT_DIR") or DEFAULT_REPORT_DIR)
-        rank, world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
-        if rank is not None and world is not None and world.isdigit() and int(world) > 1:
-            self._report_dir = self.report_dir / f"rank{rank}"  # torchrun: one report per process
+        # Under torchrun: one report per process, in DIR/rank<N>/ (merged at the end: distributed/).
+        self.rank_info = RankInfo.from_env()
+        if self.rank_info is not None:
+            self._report_dir = self.report_dir / self.rank_info.folder_name
         self.patches = PatchStack()
         self.bus = EventBus(self._handler_failed, registry.event_kinds())
         self.log: EventLog | None = None
@@ -538,6 +540,7 @@ class Run:
             "argv": redact_argv(self.argv),
             "cwd": _cwd(),
             "pid": self.pid,
+            "rank": self.rank_info.to_dict() if self.rank_info is not None else None,
             "python": platform.python_version(),
             "torch": torch.__version__,
             "numpy": numpy.__version__,
