@@ -60,6 +60,12 @@ def pass_captures() -> list[Any]:
     return _declared("PASS_CAPTURES")
 
 
+def cross_rank_checks() -> list[Any]:
+    """Every feature's cross-rank check classes (``CROSS_RANK_CHECKS``: run when a multi-process run's
+    ranks are merged; the base class is ``distributed/crossrank.py``)."""
+    return _declared("CROSS_RANK_CHECKS")
+
+
 def views() -> list[Any]:
     """Every feature's view classes (``VIEWS``), in feature order."""
     return _declared("VIEWS")

@@ -78,3 +78,20 @@ def _one_finding(items: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
     if len(ranks) > 1 and not same_words:
         evidence["ranks"] = {str(rank): f.get("evidence") for rank, f in items}
     return {**shown, "severity": worst, "message": message, "evidence": evidence, "ranks": ranks}
+
+
+def cross_rank_checks() -> list[CrossRankCheck]:
+    """One instance of each cross-rank check the features declare (``CROSS_RANK_CHECKS``)."""
+    from ..core import registry
+
+    return [check_class() for check_class in registry.cross_rank_checks()]
+
+
+def merge_directory(directory: Any) -> tuple[list[RankRecord], MergedFindings]:
+    """Read every rank folder of ``directory`` and merge their findings with the cross-rank checks'."""
+    from pathlib import Path
+
+    from .records import read_rank_records
+
+    records = read_rank_records(Path(directory))
+    return records, merge_findings(records, cross_rank_checks())
