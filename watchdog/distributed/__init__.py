@@ -4,6 +4,9 @@ Each rank writes ``DIR/rank<N>/`` (``core.ranks.RankInfo`` names it); the merge 
 the ranks' folders (``records.py``), deduplicates their findings and runs the cross-rank checks
 (``crossrank.py``), which see what no rank alone can. No collective is ever issued on the user's
 process group: the ranks meet only in the report directory.
+
+This feature's own checks: ``sampler.py`` (per rank, live: a shuffling ``DistributedSampler`` whose
+epoch never moves) and ``unsharded.py`` (across ranks: every rank trains on the same samples).
 """
 
 EVENTS: dict[str, str] = {}
@@ -13,5 +16,8 @@ VIEWS: tuple = ()
 def __getattr__(name: str) -> tuple:
     if name not in ("PROBES", "CHECKS", "CROSS_RANK_CHECKS"):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals().update(PROBES=(), CHECKS=(), CROSS_RANK_CHECKS=())
+    from .sampler import SamplerEpochUnchanged
+    from .unsharded import UnshardedTrainLoader
+
+    globals().update(PROBES=(), CHECKS=(SamplerEpochUnchanged,), CROSS_RANK_CHECKS=(UnshardedTrainLoader,))
     return globals()[name]
