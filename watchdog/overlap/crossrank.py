@@ -94,18 +94,16 @@ class TrainEvalAcrossRanks(CrossRankCheck):
             return None
         eval_ranks = sorted(r for r, s in evaluated.items() if s.intersection_count(train_union))
         train_ranks = sorted(r for r, s in trained.items() if s.intersection_count(eval_union))
-        # Per evaluating rank: its overlap with training anywhere, and the part no rank alone could see
-        # (trained on other ranks only).
+        # Per evaluating rank: its overlap with training on any rank, and with its own training alone.
         by_eval_rank = {str(r): evaluated[r].intersection_count(train_union) for r in eval_ranks}
-        elsewhere_only = sum(by_eval_rank[str(r)] - evaluated[r].intersection_count(trained.get(r, IndexSet()))
-                             for r in eval_ranks)
+        same_rank = sum(evaluated[r].intersection_count(trained[r]) for r in eval_ranks if r in trained)
         by_export = {e.rank: e for e in exports}
         eval_loaders = {r: by_export[r].served("eval")[base_id]["loaders"] for r in eval_ranks}
         train_loaders = {r: by_export[r].served("train")[base_id]["loaders"] for r in train_ranks}
         note = ""
-        if elsewhere_only:
-            note = (f"{elsewhere_only} of them were trained on other ranks only: the ranks split the data "
-                    "differently (each rank's own random_split, unseeded or seeded per rank, draws its own parts).")
+        if same_rank == 0:  # each rank's own split is clean: only the ranks together overlap
+            note = ("No rank evaluates samples it trained on itself: the ranks split the data differently "
+                    "(each rank's own random_split, unseeded or seeded per rank, draws its own parts).")
         finding = train_eval_finding(
             overlap=overlap, eval_samples=len(eval_union), train_samples=len(train_union),
             examples=both.first(EXAMPLES), eval_label=loaders_label(eval_loaders),
@@ -115,7 +113,7 @@ class TrainEvalAcrossRanks(CrossRankCheck):
                       "base_dataset": {"label": base.get("label"), "names": base.get("names"), "size": base.get("size"),
                                        "identity": base.get("identity")},
                       "eval_ranks": eval_ranks, "train_ranks": train_ranks, "by_eval_rank": by_eval_rank,
-                      "trained_on_other_ranks_only": elsewhere_only},
+                      "same_rank_overlap": same_rank},
             where=next((ls[0].get("where") for ls in eval_loaders.values() if ls), None),
             key=f"ranks:{base_id}", note=note,
         )
