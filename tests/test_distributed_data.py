@@ -334,6 +334,18 @@ def test_the_identity_reads_no_sample_and_keeps_the_rng_streams():
     assert torch.equal(torch.get_rng_state(), torch_state) and np.array_equal(np.random.get_state()[1], numpy_state)
 
 
+class Unreadable(list):
+    def __len__(self):
+        raise RuntimeError("a lazy list that cannot be read yet")
+
+
+def test_a_dataset_that_cannot_be_read_is_tied_to_nothing():
+    a, b = Files("/data", 3), Files("/data", 3)
+    a.files = b.files = Unreadable()
+    first, second = dataset_identity(a), dataset_identity(b)
+    assert not first.content and first.fingerprint.startswith("unreadable-") and first.key != second.key
+
+
 # ---------------------------------------------------------------------- the export, on one process
 def _epochs(model, optimizer, train_loader, val_loader, epochs):
     for _ in range(epochs):

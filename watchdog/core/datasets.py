@@ -88,7 +88,8 @@ class DatasetIdentity:
     strings, paths and numbers in full (strings up to ``_TEXT_BYTES``); a list's length and
     ``_LIST_ITEMS`` of its items; nested datasets and objects (``_MAX_DEPTH`` levels) by their own
     attributes; other objects (transforms, file handles) by their type only. The user's variable
-    name is not part of it: a name is found lazily, in frames that differ from rank to rank.
+    name is not part of it: a name is found lazily, in frames that differ from rank to rank. A
+    dataset whose attributes cannot be read gets a fingerprint no other object or process shares.
     """
 
     type: str
@@ -108,10 +109,14 @@ def dataset_identity(dataset: Any) -> DatasetIdentity:
     """``dataset``'s identity across processes (see ``DatasetIdentity``); never calls ``__getitem__``."""
     digest = hashlib.blake2b(digest_size=8)
     reader = _ContentReader(digest)
-    reader.attributes(dataset, 0)
     cls = type(dataset)
+    try:
+        reader.attributes(dataset, 0)
+        fingerprint = digest.hexdigest()
+    except Exception:  # an attribute that cannot be read: an identity no other process shares (no false tie)
+        fingerprint, reader.read_any = f"unreadable-{os.getpid()}-{id(dataset):x}", False
     return DatasetIdentity(type=f"{cls.__module__}.{cls.__qualname__}", size=dataset_len(dataset),
-                           fingerprint=digest.hexdigest(), content=reader.read_any)
+                           fingerprint=fingerprint, content=reader.read_any)
 
 
 class _ContentReader:

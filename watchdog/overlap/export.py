@@ -81,7 +81,11 @@ class ServedExport:
         self.bases: dict[str, dict[str, Any]] = {}  # base file id -> identity, label
         self.loaders: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}  # (role, base) -> {loader id: loader}
         self.index_text: str | None = None
-        self._clear_earlier_export()
+        try:
+            self._clear_earlier_export()
+        except OSError as exc:  # this rank exports nothing: the merge keeps its own findings instead
+            run.internal_error(f"probe:{self.name}", exc)
+            return
         run.bus.subscribe(self, kinds=("loader_pass_end",))
         run.patches.add_undo(lambda: run.bus.unsubscribe(self), "overlap: served-set export subscription")
 
