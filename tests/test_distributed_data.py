@@ -191,6 +191,9 @@ def test_each_rank_s_own_unseeded_split_is_an_overlap_across_ranks(buggy):
     assert ev["eval_ranks"] == [0, 1] and ev["train_ranks"] == [0, 1] and ev["same_rank_overlap"] == 0
     assert ev["overlap"] == sum(ev["by_eval_rank"].values()) > 0
     assert ev["base_dataset"]["names"] == ["ds"] and ev["base_dataset"]["size"] == 128
+    # the one-process evidence's shape, each loader with its ranks (what the overlap view labels rows with)
+    assert [t["label"] for t in ev["train_loaders"]] == ["`train_loader` on ranks 0, 1"]
+    assert ev["eval_loader"]["label"] == "`val_loader` on ranks 0, 1" and ev["eval_loader"]["ranks"] == [0, 1]
     message = finding["message"]
     assert "served by `val_loader` on ranks 0, 1 were also served by the training loader `train_loader` on ranks 0, 1" \
         in message

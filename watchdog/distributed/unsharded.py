@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Sequence
 
 from ..core.findings import Finding
-from ..overlap.crossrank import served_records
+from ..overlap.crossrank import loaders_across_ranks, served_records
 from ..overlap.indexset import IndexSet
 from .crossrank import CrossRankCheck
 from .merge import rank_label
@@ -81,7 +81,7 @@ class UnshardedTrainLoader(CrossRankCheck):
             fix=FIX,
             evidence={"wasted_factor": round(factor, 3), "samples_per_rank": {str(r): per_rank[r] for r in ranks},
                       "samples_total": total, "distinct_samples": distinct, "ranks": ranks, "world_size": world,
-                      "samplers": samplers, "loaders": {str(r): ls[0] for r, ls in loaders.items()},
+                      "samplers": samplers, "train_loaders": loaders_across_ranks(loaders),
                       "base_dataset": {"label": base.get("label"), "names": base.get("names"), "size": base.get("size"),
                                        "identity": base.get("identity")}},
             where=next(iter(loaders.values()))[0].get("where"),

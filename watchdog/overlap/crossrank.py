@@ -41,13 +41,19 @@ def served_records(records: Sequence[RankRecord]) -> tuple[list[ServedRecord], l
     return exports, without
 
 
-def loaders_label(loaders_by_rank: dict[int, list[dict[str, Any]]]) -> str:
-    """```val_loader` on rank 1``, ```train_loader` on ranks 0, 1`` (a loader named alike on several ranks once)."""
-    ranks_of: dict[str, list[int]] = {}
+def loaders_across_ranks(loaders_by_rank: dict[int, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One entry per loader label across ranks (a loader named alike on several ranks once): the lowest
+    rank's loader, with ``ranks`` and its ``label`` naming them (```val_loader` on ranks 0, 1``)."""
+    entries: dict[str, dict[str, Any]] = {}
     for rank, loaders in sorted(loaders_by_rank.items()):
         for loader in loaders:
-            ranks_of.setdefault(str(loader.get("label") or loader.get("id")), []).append(rank)
-    return " and ".join(f"{label} on {rank_label(ranks)}" for label, ranks in ranks_of.items())
+            label = str(loader.get("label") or loader.get("id"))
+            entry = entries.setdefault(label, {**loader, "ranks": []})
+            if rank not in entry["ranks"]:
+                entry["ranks"].append(rank)
+    for label, entry in entries.items():
+        entry["label"] = f"{label} on {rank_label(entry['ranks'])}"
+    return list(entries.values())
 
 
 class TrainEvalAcrossRanks(CrossRankCheck):
@@ -104,12 +110,12 @@ class TrainEvalAcrossRanks(CrossRankCheck):
         if same_rank == 0:  # each rank's own split is clean: only the ranks together overlap
             note = ("No rank evaluates samples it trained on itself: the ranks split the data differently "
                     "(each rank's own random_split, unseeded or seeded per rank, draws its own parts).")
+        eval_entries, train_entries = loaders_across_ranks(eval_loaders), loaders_across_ranks(train_loaders)
         finding = train_eval_finding(
             overlap=overlap, eval_samples=len(eval_union), train_samples=len(train_union),
-            examples=both.first(EXAMPLES), eval_label=loaders_label(eval_loaders),
-            train_label=loaders_label(train_loaders), base_label=str(base.get("label")),
-            evidence={"eval_loaders": {str(r): ls for r, ls in eval_loaders.items()},
-                      "train_loaders": {str(r): ls for r, ls in train_loaders.items()},
+            examples=both.first(EXAMPLES), eval_label=" and ".join(e["label"] for e in eval_entries),
+            train_label=" and ".join(e["label"] for e in train_entries), base_label=str(base.get("label")),
+            evidence={"eval_loader": eval_entries[0], "eval_loaders": eval_entries, "train_loaders": train_entries,
                       "base_dataset": {"label": base.get("label"), "names": base.get("names"), "size": base.get("size"),
                                        "identity": base.get("identity")},
                       "eval_ranks": eval_ranks, "train_ranks": train_ranks, "by_eval_rank": by_eval_rank,
