@@ -6,6 +6,7 @@ together show, and decide in place of the ranks the codes they supersede.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -64,7 +65,12 @@ def merge_findings(records: Sequence[RankRecord], checks: Sequence[CrossRankChec
 
 
 def _one_finding(items: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
-    """One finding from the ranks that reported it: the lowest rank's words, every rank's evidence."""
+    """One finding from the ranks that reported it: their words once, every rank's evidence.
+
+    Ranks whose messages differ only in their figures (each rank's own rate, count, size) share one
+    message in which each differing figure lists the ranks' values ("+24.0 KiB/epoch (rank 0),
+    +16.0 KiB/epoch (rank 1)"); messages that differ in their words keep the lowest rank's, said so.
+    """
     ranks = [rank for rank, _ in items]
     shown_rank, shown = min(items, key=lambda item: item[0])
     worst = max((f.get("severity") for _, f in items), key=severity_rank)
@@ -73,11 +79,45 @@ def _one_finding(items: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
     if len(ranks) == 1 or same_words:
         message = f"{label}: {shown.get('message', '')}"
     else:
-        message = f"{label} (rank {shown_rank}'s figures; each rank's in evidence.ranks): {shown.get('message', '')}"
+        merged = figures_per_rank([(rank, str(f.get("message", ""))) for rank, f in items])
+        if merged is not None:
+            message = f"{label}: {merged}"
+        else:
+            message = (f"{label} (rank {shown_rank}'s figures; each rank's in evidence.ranks): "
+                       f"{shown.get('message', '')}")
     evidence = dict(shown.get("evidence") or {})
     if len(ranks) > 1 and not same_words:
         evidence["ranks"] = {str(rank): f.get("evidence") for rank, f in items}
     return {**shown, "severity": worst, "message": message, "evidence": evidence, "ranks": ranks}
+
+
+# A figure in a message: a number with its sign, thousands separators, decimals, unit and "/epoch",
+FIGURE = re.compile(r"(?<![\w.])[~+\-−]*\d[\d,]*(?:\.\d+)?(?:\s?(?:B|KiB|MiB|GiB|TiB|ms|s)\b|%)?"
+                    r"(?:/(?:epoch|step|s)\b)?(?!\w)")  # not inside a name: ckpt_rank1.pt, cuda0
+MAX_FIGURE_GROUPS = 4  # distinct values of one figure listed; more are left to evidence.ranks
+
+
+def figures_per_rank(messages: Sequence[tuple[int, str]]) -> str | None:
+    """The ranks' messages as one, when they differ only in their figures (None otherwise): a figure
+    the ranks agree on is written once; one they differ on lists each value with its ranks."""
+    split = [(rank, FIGURE.split(message), FIGURE.findall(message)) for rank, message in messages]
+    words = split[0][1]
+    if any(parts != words for _, parts, _ in split):
+        return None
+    out = [words[0]]
+    for i, text in enumerate(words[1:]):
+        by_value: dict[str, list[int]] = {}
+        for rank, _, figures in split:
+            by_value.setdefault(figures[i], []).append(rank)
+        if len(by_value) == 1:
+            out.append(next(iter(by_value)))
+        else:
+            groups = [f"{value} ({rank_label(value_ranks)})" for value, value_ranks in by_value.items()]
+            if len(groups) > MAX_FIGURE_GROUPS:
+                groups = groups[:MAX_FIGURE_GROUPS - 1] + ["… (each rank's in evidence.ranks)"]
+            out.append(", ".join(groups))
+        out.append(text)
+    return "".join(out)
 
 
 def cross_rank_checks() -> list[CrossRankCheck]:
