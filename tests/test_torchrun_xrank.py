@@ -301,3 +301,35 @@ def test_messages_that_differ_only_in_figures_list_each_ranks_figure(every_rank_
     assert merged == message.replace(rate, f"{rate} (ranks 0, 2), +31 tensors/epoch (rank 1)")
     assert figures_per_rank([(0, message), (1, message.replace("Live tensors", "Dead tensors"))]) is None
     assert figures_per_rank([(0, "saved to ckpt_rank0.pt"), (1, "saved to ckpt_rank1.pt")]) is None
+
+
+def _record(rank: int, findings: list[dict]):
+    from pathlib import Path
+
+    from watchdog.core.events import Event
+    from watchdog.distributed.records import RankRecord
+
+    return RankRecord(rank, Path("."), events=[Event("finding", f, None, 0.0) for f in findings])
+
+
+def _cuda_growth(device: int, rate: str) -> dict:
+    """A memory/cuda-growth finding as the memory check words it (CUDA cannot run here)."""
+    return {"code": "memory/cuda-growth", "severity": "warning", "key": f"cuda:{device}",
+            "message": f"CUDA memory allocated on cuda:{device} grows +{rate}/epoch since epoch 1 (now 3.2 GiB).",
+            "evidence": {"device": f"cuda:{device}"}}
+
+
+def test_each_ranks_own_device_growing_is_one_finding_and_a_ranks_two_devices_stay_two():
+    from watchdog.distributed.merge import merge_findings
+
+    # 2 nodes x 8 GPUs: rank r on cuda:r%8, rank 3 leaking a little faster
+    merged = merge_findings([_record(r, [_cuda_growth(r % 8, "22.0 MiB" if r == 3 else "21.0 MiB")])
+                             for r in range(16)], [])
+    [finding] = merged.findings
+    assert finding["ranks"] == list(range(16))
+    assert finding["message"] == ("ranks 0–15: CUDA memory allocated on cuda:0–7 (by rank) grows +21.0 MiB/epoch "
+                                  "(ranks 0–2, 4–15), +22.0 MiB/epoch (rank 3) since epoch 1 (now 3.2 GiB).")
+    assert finding["evidence"]["key_by_rank"]["9"] == "cuda:1"
+    # one rank with two devices (model parallel): two findings, as on one process
+    merged = merge_findings([_record(0, [_cuda_growth(0, "21.0 MiB"), _cuda_growth(1, "21.0 MiB")])], [])
+    assert sorted(f["key"] for f in merged.findings) == ["cuda:0", "cuda:1"]

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from ..core.format import most_severe_first, severity_rank
+from ..core.format import fmt_ranges, most_severe_first, severity_rank
 from .crossrank import CrossRankCheck
 from .records import RankRecord
 
@@ -50,9 +50,10 @@ def merge_findings(records: Sequence[RankRecord], checks: Sequence[CrossRankChec
         for finding in record.findings():
             if finding.get("code") in superseded:
                 continue
-            groups.setdefault((finding.get("code"), finding.get("key")), []).append((record.rank, finding))
+            groups.setdefault((finding.get("code"), key_shape(finding.get("key"))), []).append((record.rank, finding))
     for items in groups.values():
-        merged.findings.append(_one_finding(items))
+        for same in _same_finding(items):
+            merged.findings.append(_one_finding(same))
     for check in checks:
         try:
             for finding in check.check(records):
@@ -62,6 +63,27 @@ def merge_findings(records: Sequence[RankRecord], checks: Sequence[CrossRankChec
             merged.failed_checks[check.name] = f"{type(exc).__name__}: {exc}"[:500]
     merged.findings.sort(key=lambda f: (most_severe_first(f.get("severity")), f.get("time") or 0.0))
     return merged
+
+
+def key_shape(key: Any) -> Any:
+    """A finding's key with its figures blanked: ``cuda:0`` on rank 0 and ``cuda:1`` on rank 1 (each
+    rank's own device) are the same finding."""
+    return FIGURE.sub("#", key) if isinstance(key, str) else key
+
+
+def _same_finding(items: list[tuple[int, dict[str, Any]]]) -> list[list[tuple[int, dict[str, Any]]]]:
+    """Findings of one code whose keys differ at most in figures, split into the findings they are:
+    one when every rank has one and their messages differ only in figures too (the same leak on each
+    rank's device), else one per exact key (a rank's two devices stay two findings)."""
+    if len({f.get("key") for _, f in items}) == 1:
+        return [items]
+    ranks = [rank for rank, _ in items]
+    if len(ranks) == len(set(ranks)) and figures_per_rank([(r, str(f.get("message", ""))) for r, f in items]):
+        return [items]
+    by_key: dict[Any, list[tuple[int, dict[str, Any]]]] = {}
+    for rank, finding in items:
+        by_key.setdefault(finding.get("key"), []).append((rank, finding))
+    return list(by_key.values())
 
 
 def _one_finding(items: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
@@ -88,13 +110,41 @@ def _one_finding(items: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
     evidence = dict(shown.get("evidence") or {})
     if len(ranks) > 1 and not same_words:
         evidence["ranks"] = {str(rank): f.get("evidence") for rank, f in items}
+    if len({f.get("key") for _, f in items}) > 1:
+        evidence["key_by_rank"] = {str(rank): f.get("key") for rank, f in items}
     return {**shown, "severity": worst, "message": message, "evidence": evidence, "ranks": ranks}
 
 
 # A figure in a message: a number with its sign, thousands separators, decimals, unit and "/epoch",
-FIGURE = re.compile(r"(?<![\w.])[~+\-−]*\d[\d,]*(?:\.\d+)?(?:\s?(?:B|KiB|MiB|GiB|TiB|ms|s)\b|%)?"
-                    r"(?:/(?:epoch|step|s)\b)?(?!\w)")  # not inside a name: ckpt_rank1.pt, cuda0
+# a rate's unit word is part of it ("+20 tensors/epoch"); not inside a name ("ckpt_rank1.pt", "cuda0").
+FIGURE = re.compile(r"(?<![\w.])[~+\-−]*\d[\d,]*(?:\.\d+)?"
+                    r"(?:\s?(?:B|KiB|MiB|GiB|TiB|ms|s)\b|%|\s[a-z]+(?=/(?:epoch|step)\b))?"
+                    r"(?:/(?:epoch|step|s)\b)?(?!\w)")
 MAX_FIGURE_GROUPS = 4  # distinct values of one figure listed; more are left to evidence.ranks
+
+
+_UNITS = {"": 1.0, "B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "ms": 1e-3, "s": 1.0}
+
+
+def _magnitude(figure: str) -> float:
+    """A figure's value, for ordering (``+21.0 MiB/epoch`` -> 22020096.0, ``-3 B`` -> -3.0)."""
+    match = re.match(r"([~+\-−]*)(\d[\d,]*(?:\.\d+)?)\s?(B|KiB|MiB|GiB|TiB|ms|s)?\b", figure)
+    if match is None:
+        return 0.0
+    sign = -1.0 if ("-" in match.group(1) or "−" in match.group(1)) else 1.0
+    return sign * float(match.group(2).replace(",", "")) * _UNITS.get(match.group(3) or "", 1.0)
+
+
+def _figure_by_rank(by_value: dict[str, list[int]]) -> str:
+    """One figure the ranks differ on: each value with its ranks (``+24.0 KiB/epoch (rank 0), +16.0
+    KiB/epoch (rank 1)``); past ``MAX_FIGURE_GROUPS`` values, their span (``cuda:0–7 (by rank)``,
+    ``+16.0 KiB/epoch to +96.0 KiB/epoch (by rank)``), each rank's left to evidence."""
+    if len(by_value) <= MAX_FIGURE_GROUPS:
+        return ", ".join(f"{value} ({rank_label(ranks)})" for value, ranks in by_value.items())
+    if all(value.isdigit() for value in by_value):
+        return f"{fmt_ranges(sorted(int(v) for v in by_value))} (by rank)"
+    ordered = sorted(by_value, key=_magnitude)
+    return f"{ordered[0]} to {ordered[-1]} (by rank)"
 
 
 def figures_per_rank(messages: Sequence[tuple[int, str]]) -> str | None:
@@ -112,10 +162,7 @@ def figures_per_rank(messages: Sequence[tuple[int, str]]) -> str | None:
         if len(by_value) == 1:
             out.append(next(iter(by_value)))
         else:
-            groups = [f"{value} ({rank_label(value_ranks)})" for value, value_ranks in by_value.items()]
-            if len(groups) > MAX_FIGURE_GROUPS:
-                groups = groups[:MAX_FIGURE_GROUPS - 1] + ["… (each rank's in evidence.ranks)"]
-            out.append(", ".join(groups))
+            out.append(_figure_by_rank(by_value))
         out.append(text)
     return "".join(out)
 
