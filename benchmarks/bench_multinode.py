@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gc
 import json
 import os
 import shutil
@@ -37,6 +38,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -224,14 +226,21 @@ def main() -> None:
         print(f"\nevent logs: {mib(sizes[0])} per rank ({args.epochs} epochs, {args.hours:g} h of memory samples), "
               f"{mib(sum(sizes))} in all")
         best = None
+        held = 0
+        process = psutil.Process()
         for _ in range(3):
+            records = merged_findings = None
+            gc.collect()
+            rss_before = process.memory_info().rss
             t0 = time.perf_counter()
             records, merged_findings = merge_directory(directory)
             seconds = time.perf_counter() - t0
+            held = max(held, process.memory_info().rss - rss_before)  # the records alive: every rank's events
             best = seconds if best is None else min(best, seconds)
         events = sum(len(r.events) for r in records)
         print(f"  merge_directory: {len(records)} ranks, {events:,} events, {len(merged_findings.findings)} merged "
-              f"findings, best of 3: {best:.2f} s ({best / max(1, events) * 1e6:.1f} us per event)")
+              f"findings, best of 3: {best:.2f} s ({best / max(1, events) * 1e6:.1f} us per event); "
+              f"the ranks' events held in memory: ~{mib(held)} (RSS)")
     finally:
         if not args.keep:
             shutil.rmtree(directory, ignore_errors=True)
