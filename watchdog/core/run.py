@@ -187,6 +187,8 @@ class Run:
         self._pending_stop: WatchdogStop | None = None
         self._stop_raised = False
         self._previous_sigterm: Any = None
+        self._stopping = False  # stop() in progress
+        self._sigterm_during_stop = False  # a SIGTERM came while stop() ran: re-sent at its end
         self._report_events: list[Event] = []  # the events report.json is built from
         self._event_log_reported = False
         self._event_log_lost = 0
@@ -419,6 +421,7 @@ class Run:
         """
         if self.status not in ("running",):
             return
+        self._stopping = True  # a SIGTERM from now on takes effect once the report is written
         self._status = status or _status_for(exc)
         interrupted: BaseException | None = None  # Ctrl-C / SystemExit mid-teardown: raised once all is undone
         # Each step runs whatever the one before it did; the second undo pass catches what the
@@ -438,8 +441,6 @@ class Run:
             end = {"status": self.status, "epochs": self.loop.epoch, "steps": self.loop.steps}
         with contextlib.suppress(Exception):
             self.emit("run_end", end)
-        with contextlib.suppress(Exception):
-            self._restore_sigterm_handler()
         log, self.log = self.log, None
         if log is not None:
             self._event_log_lost = log.lost
@@ -455,6 +456,15 @@ class Run:
             self._run_end_hooks()
         except BaseException as error:  # Ctrl-C while merging: raised like one during teardown
             interrupted = interrupted or error
+        self._stopping = False
+        with contextlib.suppress(Exception):
+            self._restore_sigterm_handler()
+        if self._sigterm_during_stop:
+            # A launcher terminating the job (torchrun, once another rank died) while this run wrote
+            # its report and merged: the signal's default action, now that they are written.
+            self._sigterm_during_stop = False
+            if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+                os.kill(os.getpid(), signal.SIGTERM)
         if interrupted is not None:
             raise interrupted
 
@@ -619,6 +629,9 @@ class Run:
 
         def on_sigterm(signum: int, frame: Any) -> None:
             if os.getpid() == self.pid:
+                if self._stopping:  # stop() runs below this frame: it re-sends the signal when done
+                    self._sigterm_during_stop = True
+                    return
                 with contextlib.suppress(Exception):
                     self.stop(status="terminated")
             signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -121,6 +121,8 @@ def merge_at_rank_end(run: Any) -> None:
         return
     if not try_claim(directory, key, info.rank):
         return  # another rank finishing at the same moment merges
+    # A SIGTERM meanwhile (torchrun terminating the survivors once a rank died) takes effect when the
+    # run's stop() ends, after this (Run's handler defers it): the merged report is never half-written.
     merge_run(directory, key, merged_by=info.rank, summary=True if run.options.summary else "line")
     _forget_other_claims(directory, key)
 
