@@ -137,7 +137,7 @@ def merged_events(job: Any, merged: MergedFindings, *, merged_by: int | None, se
     for finding in findings:
         stream.append(Event("finding", {**finding, "update": False}, None, finding.get("time") or last_t))
     epochs, steps = rep.progress()
-    end_data = dict(end) if end is not None else {"epochs": epochs, "steps": steps}
+    end_data: dict[str, Any] = dict(end) if end is not None else {"epochs": epochs, "steps": steps}
     end_data["status"] = status
     stream.append(Event("run_end", end_data, None, last_t))
     return stream

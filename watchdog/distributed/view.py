@@ -108,13 +108,14 @@ class DistributedView(FeatureView):
                 f"<td class=\"num\">{esc(number_text(r.get('steps')))}</td>"
                 f"<td class=\"num\">{esc(number_text(r.get('findings')))}</td>"
                 f"<td>{esc(r.get('host'))}</td><td class=\"num\">{esc(r.get('pid'))}</td><td>{link}</td></tr>")
-        work = m.get("work") if isinstance(m.get("work"), Mapping) else {}
+        work: Mapping[str, Any] = m["work"] if isinstance(m.get("work"), Mapping) else {}
         merged_by = m.get("merged_by")
         by = f"rank {merged_by}, the last to finish" if isinstance(merged_by, int) else "watchdog report"
         seconds = work.get("seconds")
         notes = [f"Merged by {esc(by)}: {esc(number_text(work.get('logs_read')))} event logs read once "
                  f"({esc(fmt_bytes(work.get('bytes_read')))}, {esc(number_text(work.get('events_read')))} events)"
-                 + (f" in {esc(f'{seconds * 1000:.0f}')} ms" if isinstance(seconds, (int, float)) else "") + "."]
+                 + (f" and merged in {esc(f'{seconds * 1000:.1f}')} ms" if isinstance(seconds, (int, float)) else "")
+                 + "."]
         notes.append(f"Findings reported by several ranks appear once, naming the ranks. The charts and tables "
                      f"below are rank {esc(m.get('representative'))}'s own events.")
         if m.get("superseded"):
