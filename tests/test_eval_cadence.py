@@ -441,3 +441,39 @@ def test_incremental_evaluation_points_match_sorting_them_all_at_each_window():
                     ranges.add(windows)
                     assert ranges.text() == fmt_ranges(epochs)
                 start, windows = step, windows + 1
+
+
+# -- a DataLoader built inside the epoch loop: one training stream, one epoch per pass ------------------
+def rebuilt_loader_loop(tmp_path, eval_each_epoch: bool, epochs: int = 4):
+    from torch.utils.data import DataLoader
+
+    model, train_loader, val_loader, optimizer, criterion = setup()
+    train_data = train_loader.dataset
+    with watch(tmp_path) as run:
+        for _ in range(epochs):
+            model.train()
+            for data, target in DataLoader(train_data, batch_size=16, shuffle=True):
+                optimizer.zero_grad()
+                criterion(model(data), target).backward()
+                optimizer.step()
+            if eval_each_epoch:
+                evaluate(model, DataLoader(val_loader.dataset, batch_size=16), criterion)
+        if not eval_each_epoch:
+            evaluate(model, val_loader, criterion)
+    return run
+
+
+def test_a_loader_rebuilt_each_epoch_evaluated_only_after_training_is_an_error(tmp_path):
+    run = rebuilt_loader_loop(tmp_path, eval_each_epoch=False)
+    missing = finding(run, "eval/missing-epochs")
+    assert missing.severity == "error", missing.message
+    # the evaluation after training counts for the last epoch, as in the seed loop
+    assert missing.evidence["epochs"] == 4 and missing.evidence["missing_epochs"] == [0, 1, 2]
+
+
+def test_a_loader_rebuilt_each_epoch_evaluated_each_epoch_is_clean(tmp_path):
+    run = rebuilt_loader_loop(tmp_path, eval_each_epoch=True)
+    assert eval_codes(run) == []
+    windows = [json.loads(line)["data"] for line in (tmp_path / "wd" / "events.jsonl").read_text().splitlines()
+               if json.loads(line)["kind"] == "eval_window"]
+    assert [(w["epoch"], w["evaluated"]) for w in windows] == [(0, True), (1, True), (2, True), (3, True)]

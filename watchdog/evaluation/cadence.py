@@ -214,8 +214,10 @@ class EvalCadenceCheck(Check):
         super().__init__(run)
         self.held_out: dict[str, None] = {}  # names of held-out data seen near the loop (ordered)
         self.trained = TrainedModels(run)
-        self.pass_starts: dict[str, list[int]] = {}  # loader id -> run.loop.steps at each pass start
-        self.train_loader_id: str | None = None  # the first loader whose pass trained
+        # run.loop.steps at each pass start, per stream: the loaders over one dataset (a DataLoader
+        # rebuilt each epoch over the same dataset is one stream, as the loop's epoch rule has it)
+        self.pass_starts: dict[Any, list[int]] = {}
+        self.train_stream: Any = None  # the stream of the first loader whose pass trained
         self.epoch_end_steps: list[int] = []  # run.loop.steps at each epoch_end (the boundaries once epochs are marked)
         self.points = EvalPoints(self.trained)  # every evaluation so far, by step
         self.judged = 0  # windows closed so far
@@ -233,11 +235,18 @@ class EvalCadenceCheck(Check):
         return self.run.options.eval_every
 
     # -- events ---------------------------------------------------------------------------------------
+    @staticmethod
+    def _stream(event: Any) -> Any:
+        """The pass's stream: its loader's dataset (``LoaderInfo.dataset_id``), else the loader."""
+        record = (event.refs or {}).get("record")
+        dataset_id = getattr(getattr(record, "loader", None), "dataset_id", None)
+        return ("dataset", dataset_id) if dataset_id is not None else ("loader", str(event.data.get("loader_id")))
+
     def on_loader_pass_start(self, event: Any) -> None:
-        data = event.data
-        starts = self.pass_starts.setdefault(str(data.get("loader_id")), [])
-        starts.append(int(data.get("step", self.run.loop.steps)))
-        if data.get("loader_id") == self.train_loader_id and len(starts) > 1:
+        stream = self._stream(event)
+        starts = self.pass_starts.setdefault(stream, [])
+        starts.append(int(event.data.get("step", self.run.loop.steps)))
+        if stream == self.train_stream and len(starts) > 1:
             at_step(self, starts[-1] + 1, self._next_epoch_started)  # the previous epoch is over
 
     def on_loader_pass_end(self, event: Any) -> None:
@@ -245,8 +254,8 @@ class EvalCadenceCheck(Check):
         role = data.get("role")
         if role == "eval" and data.get("batches", 0) > 0:
             self.points.add_pass(int(data.get("step", self.run.loop.steps)), str(data.get("loader")))
-        elif role == "train" and self.train_loader_id is None:
-            self.train_loader_id = str(data.get("loader_id"))
+        elif role == "train" and self.train_stream is None:
+            self.train_stream = self._stream(event)
             self._close_windows(self.run.loop.steps)  # known late (Lightning): earlier epochs may be over
 
     def on_epoch_end(self, event: Any) -> None:
@@ -276,16 +285,16 @@ class EvalCadenceCheck(Check):
         """How many epoch windows are known so far (with ``final``, the open last one ends now)."""
         if self.run.loop.epoch_source == "mark":
             return len(self.epoch_end_steps)  # the session keeps loader epochs and marks consistent
-        if self.train_loader_id is None:
+        if self.train_stream is None:
             return 0
-        starts = len(self.pass_starts.get(self.train_loader_id, ()))
+        starts = len(self.pass_starts.get(self.train_stream, ()))
         return max(0, starts - 1) + (1 if final else 0)
 
     def _boundary(self, index: int, final: bool) -> int:
         """B_e of window ``index`` (< ``_boundary_count(final)``), read in place: no copy per call."""
         if self.run.loop.epoch_source == "mark":
             return self.epoch_end_steps[index]
-        starts = self.pass_starts.get(self.train_loader_id, [])
+        starts = self.pass_starts.get(self.train_stream, [])
         return starts[index + 1] if index + 1 < len(starts) else self.run.loop.steps
 
     def boundaries(self, final: bool) -> list[int]:

@@ -76,6 +76,7 @@ class PassView:
     eval_mode_forwards: int | None = None
     nograd_batches: int | None = None
     loader_id: Any = None
+    where: str | None = None  # where the loop iterated it (file:line in function())
 
 
 @dataclass
@@ -247,12 +248,17 @@ class RunView:
         self.current_pass_start = t
 
     def phase_guess(self, d) -> str:
-        # The role is only known at the pass's end; before that use what the loader did last time.
+        # The role is only known at the pass's end; before that use what the loader did last time,
+        # or a loader iterated at the same place (one rebuilt each epoch: `for x in DataLoader(...)`).
         loader_id = d.get("loader_id")
         name = d.get("loader")
+        where = d.get("where")
         for p in reversed(self.passes):
             if (loader_id is not None and p.loader_id == loader_id) or (name and p.loader == name):
                 return p.role
+        roles_here = {p.role for p in self.passes if where and p.where == where}
+        if len(roles_here) == 1:  # a place that always trained (or always evaluated)
+            return roles_here.pop()
         return "train" if not self.passes else "unknown"
 
     def _on_loader_pass_end(self, t, d):
@@ -276,6 +282,7 @@ class RunView:
             nograd_batches=int_or_none(d.get("nograd_batches")),
         )
         p.loader_id = d.get("loader_id")
+        p.where = str_or_none(d.get("where"))
         self.passes.append(p)
         self.phase = "idle"
         self.current_loader = None
