@@ -350,3 +350,17 @@ def test_a_sigterm_while_the_run_ends_takes_effect_once_its_report_and_merge_are
     assert proc.returncode == -15, proc.stderr
     assert (tmp_path / "wd" / "after-the-signal").is_file() and (tmp_path / "wd" / "report.json").is_file()
     assert "not reached" not in proc.stdout
+
+
+def test_watchdog_report_merges_rank_folders_unless_a_one_process_run_wrote_dir_since(clean_job, tmp_path, monkeypatch):
+    import watchdog
+    from watchdog.distributed.finish import holds_ranks
+
+    wd = tmp_path / "wd"
+    shutil.copytree(clean_job.report_dir, wd)
+    assert holds_ranks(wd) and not holds_ranks(wd / "rank0")
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    with watchdog.watch(report_dir=wd, summary=False, dashboard=False):
+        pass  # a one-process run in the same DIR, after the job: `watchdog report DIR` is about it now
+    assert not holds_ranks(wd)
