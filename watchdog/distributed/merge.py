@@ -7,32 +7,20 @@ together show, and decide in place of the ranks the codes they supersede.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from ..core.format import fmt_ranges, most_severe_first, severity_rank
+from ..core.events import Event
+from ..core.findings import Finding
+from ..core.format import fmt_ranges, fmt_ranks, most_severe_first, severity_rank
 from .crossrank import CrossRankCheck
 from .records import RankRecord
 
 
 def rank_label(ranks: Sequence[int]) -> str:
-    """``rank 3``, ``ranks 0, 3``, ``ranks 0–7`` (runs of three or more as ranges)."""
-    ordered = sorted(set(ranks))
-    if len(ordered) == 1:
-        return f"rank {ordered[0]}"
-    parts: list[str] = []
-    start = prev = ordered[0]
-    for r in ordered[1:] + [None]:  # type: ignore[list-item]
-        if r is not None and r == prev + 1:
-            prev = r
-            continue
-        if prev - start >= 2:
-            parts.append(f"{start}–{prev}")
-        else:
-            parts.extend(str(x) for x in range(start, prev + 1))
-        if r is not None:
-            start = prev = r
-    return "ranks " + ", ".join(parts)
+    """``rank 3``, ``ranks 0, 3``, ``ranks 0–7`` (runs of three or more as ranges: ``fmt_ranks``)."""
+    return fmt_ranks(ranks)
 
 
 @dataclass
@@ -174,11 +162,80 @@ def cross_rank_checks() -> list[CrossRankCheck]:
     return [check_class() for check_class in registry.cross_rank_checks()]
 
 
-def merge_directory(directory: Any) -> tuple[list[RankRecord], MergedFindings]:
-    """Read every rank folder of ``directory`` and merge their findings with the cross-rank checks'."""
+def merge_directory(directory: Any, key: tuple[str | None, int] | None = None) -> tuple[list[RankRecord], MergedFindings]:
+    """Read the rank folders of ``directory`` and merge the findings of one run's ranks (``key``'s, by
+    default the run that started last: ``job.read_job``) with the cross-rank checks'. Folders of other
+    runs (stale) are left out."""
     from pathlib import Path
 
-    from .records import read_rank_records
+    from .job import read_job
 
-    records = read_rank_records(Path(directory))
+    job = read_job(Path(directory), key)
+    records = job.records if job is not None else []
     return records, merge_findings(records, cross_rank_checks())
+
+
+# -- the merged run as one event stream ------------------------------------------------------------
+MERGED_KIND = "ranks_merged"
+
+
+def representative(records: Sequence[RankRecord]) -> RankRecord | None:
+    """The rank whose own events stand for the run in the merged views (its passes, epochs, memory
+    and checkpoints are charted): the lowest rank that finished, else the lowest that started."""
+    started = sorted((r for r in records if r.start), key=lambda r: r.rank)
+    return next((r for r in started if r.finished), started[0] if started else None)
+
+
+def merged_events(job: Any, merged: MergedFindings, *, merged_by: int | None, seconds: float,
+                  checks: Sequence[CrossRankCheck] = ()) -> list[Event]:
+    """The merged run, as an event stream the reporters render unchanged (report.json, HTML, terminal).
+
+    The representative rank's events (``representative``) with its own findings replaced by the
+    merged ones (``merge_findings``: each naming its ranks), a ``ranks_merged`` event right after its
+    ``run_start`` (every rank's state, the stale folders, what the merge read), each failed cross-rank
+    check as a ``watchdog/internal-error`` finding, and a ``run_end`` whose status is the merged one
+    (``job.merged_status``); a representative that did not finish gets one from its last events.
+    """
+    from .job import merged_status
+
+    rep = representative(job.records)
+    if rep is None:
+        return []
+    body = [e for e in rep.events if e.kind not in ("finding", "run_end")]
+    end = rep.end
+    last_t = rep.events[-1].t if rep.events else time.time()
+    status = merged_status(job.ranks)
+    superseded = sorted({code for check in checks for code in check.supersedes})
+    ranks_data = {
+        "job": job.key[0], "watch_index": job.key[1], "world_size": job.world_size,
+        "representative": rep.rank, "merged_by": merged_by, "status": status,
+        "ranks": [state.to_dict() for state in job.ranks],
+        "stale": [state.to_dict() for state in job.stale],
+        "cross_rank_checks": [check.name for check in checks], "superseded": superseded,
+        "failed_checks": dict(merged.failed_checks),
+        "work": {"logs_read": job.logs_read, "bytes_read": job.bytes_read,
+                 "events_read": sum(len(r.events) for r in job.records), "seconds": round(seconds, 4)},
+        "merged_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    start_t = body[0].t if body else last_t
+    stream = body[:1] + [Event(MERGED_KIND, ranks_data, None, start_t)] + body[1:]
+    findings = list(merged.findings) + [_failed_check_finding(name, error, last_t)
+                                        for name, error in merged.failed_checks.items()]
+    for finding in findings:
+        stream.append(Event("finding", {**finding, "update": False}, None, finding.get("time") or last_t))
+    epochs, steps = rep.progress()
+    end_data: dict[str, Any] = dict(end) if end is not None else {"epochs": epochs, "steps": steps}
+    end_data["status"] = status
+    stream.append(Event("run_end", end_data, None, last_t))
+    return stream
+
+
+def _failed_check_finding(name: str, error: str, t: float) -> dict[str, Any]:
+    return Finding(
+        code="watchdog/internal-error", severity="warning",
+        message=f"watchdog's cross-rank check {name} failed and was skipped in the merge ({error}); "
+                "the ranks' own findings are all here.",
+        fix="Nothing to change in your code; please report this with the evidence below.",
+        evidence={"component": f"cross-rank:{name}", "detail": error}, key=f"cross-rank:{name}",
+        check=name, time=t,
+    ).to_dict()
