@@ -149,6 +149,8 @@ class Merged:
         self.records, merged = merge_directory(self.job.report_dir)
         assert not merged.failed_checks, merged.failed_checks
         self.findings = merged.findings
+        # what the last rank to finish wrote: the merged report
+        self.report = json.loads((self.job.report_dir / "report.json").read_text())
 
     def of(self, code: str) -> list[dict]:
         return [f for f in self.findings if f["code"] == code]
@@ -333,3 +335,18 @@ def test_each_ranks_own_device_growing_is_one_finding_and_a_ranks_two_devices_st
     # one rank with two devices (model parallel): two findings, as on one process
     merged = merge_findings([_record(0, [_cuda_growth(0, "21.0 MiB"), _cuda_growth(1, "21.0 MiB")])], [])
     assert sorted(f["key"] for f in merged.findings) == ["cuda:0", "cuda:1"]
+
+
+@pytest.mark.parametrize("launch_name", ["every_rank_wrong", "ranks_differ", "correct", "step_based"])
+def test_the_merged_report_json_holds_the_same_findings(launch_name, request):
+    """DIR/report.json, written by the last rank to finish, says what merge_directory says."""
+    job = request.getfixturevalue(launch_name)
+    def shown(findings):
+        return sorted((f["code"], tuple(f.get("ranks") or ()), f["severity"], f["message"]) for f in findings
+                      if f["code"].split("/")[0] in ("distributed", "eval", "memory"))
+    assert shown(job.report["findings"]) == shown(job.findings)
+    codes = {f["code"] for f in job.report["findings"]}
+    if launch_name in ("correct", "step_based"):
+        assert not {c for c in codes if c.startswith(("eval/", "memory/", "distributed/same-checkpoint"))}
+    if launch_name == "every_rank_wrong":
+        assert {"distributed/same-checkpoint-path", "eval/missing-epochs", "memory/tensor-growth"} <= codes
