@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset, TensorDataset
 
 import watchdog
+from tests.conftest import validate_report_file
 from tests.torchrun import DIST_INIT, launch
 from watchdog.core.datasets import dataset_identity
 from watchdog.distributed.merge import merge_directory
@@ -150,6 +151,28 @@ def _job(tmp_path_factory, name, script, before=None):
     assert len(records) == 2 and all(r.finished for r in records), job.output[-3000:]
     assert merged.failed_checks == {}
     return job, records, merged
+
+
+DATA_CODES = ("overlap/", "distributed/unsharded-train-loader", "distributed/sampler-epoch-unchanged")
+
+
+@pytest.mark.parametrize("name", ["buggy", "clean", "leak"])
+def test_the_merged_report_json_holds_the_data_findings(name, request):
+    """DIR/report.json, written by the last rank to finish, holds what merge_directory finds."""
+    job, _, merged = request.getfixturevalue(name)
+    path = job.report_dir / "report.json"
+    validate_report_file(path)
+    report = json.loads(path.read_text(encoding="utf-8"))
+
+    def shown(findings):
+        return sorted((f["code"], tuple(f.get("ranks") or ()), f["severity"], f["message"]) for f in findings
+                      if f["code"].startswith(DATA_CODES))
+
+    assert shown(report["findings"]) == shown(merged.findings)
+    codes = sorted(f["code"] for f in report["findings"] if f["severity"] != "info")
+    assert codes == {"buggy": ["distributed/sampler-epoch-unchanged", "distributed/unsharded-train-loader",
+                               "overlap/train-eval"],
+                     "clean": [], "leak": ["overlap/train-eval"]}[name], [f["message"] for f in report["findings"]]
 
 
 def _write_shards(tmp):
