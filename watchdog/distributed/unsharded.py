@@ -74,7 +74,8 @@ class UnshardedTrainLoader(CrossRankCheck):
         return Finding(
             code=CODE,
             severity="error",
-            message=f"Every rank trains on the same samples: the first training pass of {loader} served {counts} "
+            message=f"{'Every rank trains on the same samples' if distinct == max(per_rank.values()) else 'The ranks train largely on the same samples'}: "
+                    f"the first training pass of {loader} served {counts} "
                     f"of base dataset {base.get('label')}: {total} samples in all, {distinct} distinct, "
                     f"{factor:.1f}x the work for the same data. Its sampler ({' / '.join(samplers)}) does not "
                     f"shard the data across the {world} ranks.",
