@@ -71,34 +71,31 @@ def fmt_number(x: float | None) -> str:
     return f"{mant}e{int(exp)}"
 
 
+def _consecutive_runs(numbers: Iterable[int]) -> list[tuple[int, int]]:
+    """``[0, 1, 2, 4, 6, 7]`` → ``[(0, 2), (4, 4), (6, 7)]``: the distinct numbers as runs, in order."""
+    runs: list[list[int]] = []
+    for n in sorted(set(numbers)):
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return [(a, b) for a, b in runs]
+
+
 def fmt_ranges(numbers: Iterable[int]) -> str:
     """``[0, 1, 2, 4, 6, 7]`` → ``0–2, 4, 6–7``."""
-    values = sorted(set(numbers))
-    parts: list[str] = []
-    i = 0
-    while i < len(values):
-        j = i
-        while j + 1 < len(values) and values[j + 1] == values[j] + 1:
-            j += 1
-        parts.append(str(values[i]) if i == j else f"{values[i]}–{values[j]}")
-        i = j + 1
-    return ", ".join(parts)
+    return ", ".join(str(a) if a == b else f"{a}–{b}" for a, b in _consecutive_runs(numbers))
 
 
 def fmt_ranks(ranks: Iterable[int]) -> str:
     """The ranks of a multi-process run: ``rank 3``, ``ranks 0, 3``, ``ranks 0–7`` (runs of three or
     more as ranges), as a merged finding and the merged report's ranks table name them."""
-    ordered = sorted(set(ranks))
-    if len(ordered) == 1:
-        return f"rank {ordered[0]}"
+    runs = _consecutive_runs(ranks)
+    if len(runs) == 1 and runs[0][0] == runs[0][1]:
+        return f"rank {runs[0][0]}"
     parts: list[str] = []
-    i = 0
-    while i < len(ordered):
-        j = i
-        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
-            j += 1
-        parts += [f"{ordered[i]}–{ordered[j]}"] if j - i >= 2 else [str(r) for r in ordered[i:j + 1]]
-        i = j + 1
+    for a, b in runs:
+        parts += [f"{a}–{b}"] if b - a >= 2 else [str(r) for r in range(a, b + 1)]
     return "ranks " + ", ".join(parts)
 
 

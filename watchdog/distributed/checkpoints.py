@@ -26,9 +26,8 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from ..core.findings import Finding
-from ..core.format import fmt_int
+from ..core.format import fmt_int, fmt_ranks
 from .crossrank import CrossRankCheck
-from .merge import rank_label
 from .records import RankRecord
 
 NEAR_STEPS = 2  # saves of two ranks at most this many optimizer steps apart are "the same step"
@@ -110,7 +109,7 @@ class SameCheckpointPath(CrossRankCheck):
         shown = ", ".join(fmt_int(s) for s in steps[:5]) + (", …" if len(steps) > 5 else "")
         times = f"{fmt_int(len(groups))} times, at steps {shown}" if len(groups) > 1 else f"at step {shown}"
         first = min((s for s in groups[0]), key=lambda s: s.rank)
-        label = rank_label(ranks)
+        label = fmt_ranks(ranks)
         message = f"{label} saved checkpoints to the same file {path} at the same step ({times})"
         if on_one_host:
             message += (": their writes to one file interleave, which can leave a torn checkpoint that fails to "

@@ -18,11 +18,6 @@ from .crossrank import CrossRankCheck
 from .records import RankRecord
 
 
-def rank_label(ranks: Sequence[int]) -> str:
-    """``rank 3``, ``ranks 0, 3``, ``ranks 0–7`` (runs of three or more as ranges: ``fmt_ranks``)."""
-    return fmt_ranks(ranks)
-
-
 @dataclass
 class MergedFindings:
     findings: list[dict[str, Any]] = field(default_factory=list)
@@ -85,7 +80,7 @@ def _one_finding(items: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
     shown_rank, shown = min(items, key=lambda item: item[0])
     worst = max((f.get("severity") for _, f in items), key=severity_rank)
     same_words = len({f.get("message") for _, f in items}) == 1
-    label = rank_label(ranks)
+    label = fmt_ranks(ranks)
     if len(ranks) == 1 or same_words:
         message = f"{label}: {shown.get('message', '')}"
     else:
@@ -128,7 +123,7 @@ def _figure_by_rank(by_value: dict[str, list[int]]) -> str:
     KiB/epoch (rank 1)``); past ``MAX_FIGURE_GROUPS`` values, their span (``cuda:0–7 (by rank)``,
     ``+16.0 KiB/epoch to +96.0 KiB/epoch (by rank)``), each rank's left to evidence."""
     if len(by_value) <= MAX_FIGURE_GROUPS:
-        return ", ".join(f"{value} ({rank_label(ranks)})" for value, ranks in by_value.items())
+        return ", ".join(f"{value} ({fmt_ranks(ranks)})" for value, ranks in by_value.items())
     if all(value.isdigit() for value in by_value):
         return f"{fmt_ranges(sorted(int(v) for v in by_value))} (by rank)"
     ordered = sorted(by_value, key=_magnitude)

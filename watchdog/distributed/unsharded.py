@@ -20,7 +20,7 @@ from ..core.findings import Finding
 from ..overlap.crossrank import loaders_across_ranks, served_records
 from ..overlap.indexset import IndexSet
 from .crossrank import CrossRankCheck
-from .merge import rank_label
+from ..core.format import fmt_ranks
 from .records import RankRecord
 
 CODE = "distributed/unsharded-train-loader"
@@ -66,8 +66,8 @@ class UnshardedTrainLoader(CrossRankCheck):
         ranks = sorted(firsts)
         loaders = {rank: [entry["loader"]] for rank, (entry, _) in firsts.items()}
         samplers = sorted({str(entry["loader"].get("sampler")) for entry, _ in firsts.values()})
-        counts = (f"{per_rank[ranks[0]]} samples on each of {rank_label(ranks)}" if len(set(per_rank.values())) == 1
-                  else f"{', '.join(str(per_rank[r]) for r in ranks)} samples on {rank_label(ranks)}")
+        counts = (f"{per_rank[ranks[0]]} samples on each of {fmt_ranks(ranks)}" if len(set(per_rank.values())) == 1
+                  else f"{', '.join(str(per_rank[r]) for r in ranks)} samples on {fmt_ranks(ranks)}")
         labels = {str(entry["loader"].get("label")) for entry, _ in firsts.values()}
         loader = " / ".join(sorted(labels)) if len(labels) > 1 else labels.pop()
         world = max((r.rank_info.get("world_size") or 0 for r in records), default=0) or len(ranks)

@@ -24,7 +24,7 @@ from typing import Any, Iterable, Sequence
 
 from ..core.findings import Finding
 from ..distributed.crossrank import CrossRankCheck
-from ..distributed.merge import rank_label
+from ..core.format import fmt_ranks
 from ..distributed.records import RankRecord
 from .rule import (EVIDENCE_CAP, MIN_TRAINED_EPOCHS, CadenceRule, EvaluationFacts, missing_epochs_finding,
                    step_based_finding)
@@ -65,7 +65,7 @@ class EvalCadenceAcrossRanks(CrossRankCheck):
         # Every rank of the job finished its check (none killed): the same condition as one process's `completed`.
         completed = bool(summaries) and len(summaries) == len(records) and all(
             s.get("completed") for s in summaries.values())
-        label = rank_label(judged)
+        label = fmt_ranks(judged)
 
         if rule.epochs >= MIN_TRAINED_EPOCHS:
             if not rule.missing:

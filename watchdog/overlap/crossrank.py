@@ -19,7 +19,7 @@ from typing import Any, Iterable, Sequence
 
 from ..core.findings import Finding
 from ..distributed.crossrank import CrossRankCheck
-from ..distributed.merge import rank_label
+from ..core.format import fmt_ranks
 from ..distributed.records import RankRecord
 from .check import EXAMPLES, train_eval_finding
 from .export import ServedExport, ServedRecord, read_served
@@ -52,7 +52,7 @@ def loaders_across_ranks(loaders_by_rank: dict[int, list[dict[str, Any]]]) -> li
             if rank not in entry["ranks"]:
                 entry["ranks"].append(rank)
     for label, entry in entries.items():
-        entry["label"] = f"{label} on {rank_label(entry['ranks'])}"
+        entry["label"] = f"{label} on {fmt_ranks(entry['ranks'])}"
     return list(entries.values())
 
 
@@ -80,7 +80,7 @@ class TrainEvalAcrossRanks(CrossRankCheck):
             for data in record.findings():
                 if data.get("code") == CODE:
                     finding = Finding.from_dict(data)
-                    finding.message = f"{rank_label([record.rank])}: {finding.message}"
+                    finding.message = f"{fmt_ranks([record.rank])}: {finding.message}"
                     finding.ranks = [record.rank]
                     yield finding
 
