@@ -4,6 +4,7 @@ finding tells measured bytes from estimated ones."""
 from __future__ import annotations
 
 import html
+import math
 import re
 
 import pytest
@@ -12,7 +13,7 @@ from fixtures import fixture_events
 from watchdog.memory.view import source_label
 from watchdog.report.fold import RunView
 from watchdog.report.html import render_html
-from watchdog.report.svg import line_chart, value_axis
+from watchdog.report.svg import line_chart, ticks, value_axis
 
 MiB = 1024 * 1024
 
@@ -59,6 +60,70 @@ def test_any_range_gets_a_few_distinct_ticks_around_the_data(bytes_axis, integer
             assert len(set(axis.labels)) == len(axis.labels), (lo, spread, axis.labels)
             if integer:
                 assert all(float(v).is_integer() for v in axis.values)
+
+
+def _is_nice(step: float) -> bool:
+    """1, 2, 2.5 or 5 times a power of ten."""
+    mantissa = step / 10 ** math.floor(math.log10(step) + 1e-12)
+    return any(abs(mantissa - f) < 1e-6 for f in (1, 2, 2.5, 5))
+
+
+@pytest.mark.parametrize("bytes_axis", [False, True])
+@pytest.mark.parametrize("integer", [False, True])
+def test_ticks_are_nice_numbers_fitted_to_the_data_over_any_span(bytes_axis, integer):
+    """From a flat series to nine decades of spread, at any offset: every tick is a multiple of a
+    1/2/2.5/5 x 10^k step (in the label's binary unit for bytes, whole for counts), the range hugs
+    the data (at most a step beyond it either side: RSS near 300 MiB is not drawn from 0), and the
+    labels read back as the tick values."""
+    units = {"B": 1, "KiB": 1024, "MiB": 1024 ** 2, "GiB": 1024 ** 3, "TiB": 1024 ** 4}
+    for lo in (0, 0.3, 1, 7, 999, 1023, 1024, 5e5, 3.3e8, 1.2e10, 7.7e12):
+        for spread in (0, 0.001, 0.4, 1, 3, 17, 250, 1000, 1e6, 5e9):
+            if 0 < spread < lo * 1e-12:
+                continue  # below a float's resolution at that value
+            values = [lo + spread * f for f in (0, 0.31, 0.77, 1)]
+            if integer:
+                values = [round(v) for v in values]
+            axis = value_axis(values, bytes_axis=bytes_axis, integer=integer)
+            where = (lo, spread, axis.labels)
+            scale = units[axis.unit] if bytes_axis else 1
+            assert _is_nice(axis.step / scale), where
+            if integer:
+                assert float(axis.step / scale).is_integer(), where  # whole counts, whole units
+            if bytes_axis:
+                assert axis.step >= 1, where  # no tick between two bytes
+            for value, label in zip(axis.values, axis.labels):
+                assert abs(value / axis.step - round(value / axis.step)) < 1e-6 + 1e-12 * abs(value / axis.step), where
+                number = float(label.removesuffix(f" {axis.unit}").replace(",", "")) if bytes_axis else \
+                    float(label.replace(",", ""))
+                assert abs(number * scale - value) <= 1e-9 * max(1.0, abs(value)), where
+                if bytes_axis:
+                    assert label.endswith(f" {axis.unit}"), where  # one unit on the whole axis
+            low, high = min(values), max(values)
+            slack = 1e-9 * max(1.0, abs(low), abs(high))
+            assert axis.low - slack <= low and high <= axis.high + slack, where
+            assert len(set(axis.labels)) == len(axis.labels) and 2 <= len(axis.values) <= 7, where
+            if high > low:  # the range hugs the data: at most a step beyond it either side
+                assert low < axis.low + axis.step + slack or axis.low == 0, where
+                assert axis.high - axis.step - slack < high, where
+                if low > 3 * (high - low) + 3 * axis.step:
+                    assert axis.low > 0, where  # fitted, not drawn from zero
+
+
+def test_tick_steps_include_two_and_a_half_and_counts_never_get_a_fraction():
+    assert value_axis([0, 10]).values == [0, 2.5, 5, 7.5, 10]
+    assert value_axis([0, 10], integer=True).values == [0, 5, 10]      # no 2.5 tensors
+    assert value_axis([0, 100], integer=True).values == [0, 25, 50, 75, 100]
+    assert value_axis([0, 10 * MiB], bytes_axis=True).labels == ["0.0 MiB", "2.5 MiB", "5.0 MiB", "7.5 MiB",
+                                                                  "10.0 MiB"]
+    assert value_axis([0, 3], bytes_axis=True).labels == ["0 B", "1 B", "2 B", "3 B"]
+
+
+@pytest.mark.parametrize("last", [1, 2, 5, 7, 13, 30, 49, 50, 99, 365, 1000, 12345])
+def test_epoch_ticks_step_by_nice_whole_numbers(last):
+    at = ticks(0, last)
+    step = at[1] - at[0] if len(at) > 1 else 1
+    assert at[0] == 0 and _is_nice(step) and all(b - a == step for a, b in zip(at, at[1:]))
+    assert len(at) <= 9 and at[-1] <= last < at[-1] + step
 
 
 def test_a_line_chart_has_axis_titles_and_point_tooltips_in_the_series_unit():

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import tempfile
 
+import markupsafe
 import pytest
 
 from fixtures import fixture_events, fixture_names, replace_text, write_log
@@ -123,9 +124,41 @@ def test_every_user_string_is_escaped():
     tree = parse(text)
     assert not tree.find("script") and not tree.find("img")
     assert "<script>" not in text and "<img" not in text
-    assert text.count("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;") >= 8
+    assert text.count(str(markupsafe.escape("<script>alert(\"x\")</script>"))) >= 8
     # the hostile string survives as text, byte for byte, where it was shown
     assert "val_loader" + HOSTILE in "".join(tree.text)
+
+
+# Where a run puts a name or a path the user chose: loaders, a checkpoint's path, a container's name,
+# the script's file (argv, every finding's `where`), the model's variable.
+USER_STRINGS = ("val_loader", "train_loader", "checkpoint.pt", "all_losses", "all_outputs", ".py", "`model`")
+HOSTILE_QUOTES = HOSTILE + "'q'\"&amp;"
+
+
+@pytest.mark.parametrize("name", fixture_names())
+def test_a_hostile_name_path_or_message_comes_out_escaped_everywhere_on_the_page(name):
+    """Markup, both quotes and ``&`` in every user string of a real run: the page has no element or
+    attribute the plain run's page has not, and wherever the string shows (text, a tooltip, an
+    aria-label, a link, the evidence) it reads back whole, as text."""
+    plain = parse(render_html(RunView.from_events(fixture_events(name))))
+    events = fixture_events(name)
+    swapped = sum(replace_text(events, s, s + HOSTILE_QUOTES) for s in USER_STRINGS)
+    assert swapped >= 5, swapped  # every recorded run names loaders, its script, its model
+    page = render_html(RunView.from_events(events))
+    tree = parse(page)
+    assert {tag for tag, _ in tree.tags} <= {tag for tag, _ in plain.tags}
+    assert {k for _, attrs in tree.tags for k in attrs} <= {k for _, attrs in plain.tags for k in attrs}
+    for raw in ("<script", "<img", "'q'", '"&amp;', "&<", "onerror=alert(1)>"):
+        assert raw not in page, raw
+    shown = [*tree.text, *(v for _, attrs in tree.tags for v in attrs.values() if v)]
+    whole = sum(s.count(HOSTILE_QUOTES) for s in shown)
+    assert whole >= 3
+    as_json = json.dumps(HOSTILE_QUOTES, ensure_ascii=False)[1:-1]  # inside the evidence
+    for s in shown:
+        # each place holds it whole, as text or as JSON text, or cut with an ellipsis (a chart's
+        # label): never a piece cut off by a quote that ended an attribute
+        rest = s.replace(HOSTILE_QUOTES, "").replace(as_json, "")
+        assert "alert(" not in rest or "…" in rest, s[:300]
 
 
 def test_an_empty_or_crashed_run_still_renders(tmp_path):

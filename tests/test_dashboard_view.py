@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass, field
 
 import pytest
+from markupsafe import Markup
 from rich.console import Console
 from rich.text import Text
 
@@ -284,7 +285,9 @@ class EpochEndsView(FeatureView):
         return [("epoch ends", str(len(self.epoch_end_steps)))]
 
     def html_section(self):
-        return f'<section id="epoch-ends">{len(self.epoch_end_steps)} epoch ends</section>'
+        # Markup: HTML the view vouches for (a feature renders its template: report.markup.render);
+        # a plain str would be text, escaped
+        return Markup(f'<section id="epoch-ends">{len(self.epoch_end_steps)} epoch ends</section>')
 
     def epoch_line_part(self):
         return f"epoch ends {len(self.epoch_end_steps)}"

@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..core.format import DASH, fmt_bytes
 from ..report.fold import FeatureView, FindingView, int_or_none, str_or_none
-from ..report.markup import esc, json_text, value_cell
+from ..report.markup import Markup, json_text, render
 
 HELD_KINDS = ("model", "optimizer", "scheduler", "scaler", "counters")
 _HOLDS_LISTS = {"model": "weights", "optimizer": "optimizers", "scheduler": "schedulers", "scaler": "scalers",
@@ -87,34 +86,19 @@ class CheckpointsView(FeatureView):
 
     # ------------------------------------------------------------------ what it shows
     def summary_cards(self) -> list[tuple[str, str]]:
-        return [("checkpoints", esc(len(self.checkpoints)))]
+        return [("checkpoints", str(len(self.checkpoints)))]
 
-    def html_section(self) -> str:
-        out = ["<section id=\"checkpoints\"><h2>Checkpoints</h2>"]
-        if not self.checkpoints:
-            out.append("<p class=\"muted\">No checkpoints were saved while watched.</p></section>")
-            return "".join(out)
+    def html_section(self) -> Markup:
         extra = sorted({k for c in self.checkpoints for k in c.held} - set(HELD_KINDS))
         kinds = list(HELD_KINDS) + extra
-        out.append("<p class=\"muted\">What each save held (✔ present, ✖ not in the file); whether that matters "
-                   "is in the findings column.</p>")
-        out.append("<table><thead><tr><th>#</th><th>path</th><th>after epoch</th><th>step</th><th>size</th>"
-                   + "".join(f"<th>{esc(k)}</th>" for k in kinds) + "<th>read back</th><th>findings</th></tr></thead><tbody>")
-        for i, c in enumerate(self.checkpoints, 1):
-            cells = "".join(f"<td class=\"nw\">{value_cell(c.held.get(k), _flagged(c.codes, k))}</td>"
-                            for k in kinds)
-            codes = self._findings_cell(c)
-            verified = {True: '<span class="yes">✔ equal</span>', False: '<span class="no">✖ differs</span>'}.get(
-                c.verified, esc(c.verified) if c.verified is not None else DASH)
-            out.append(f"<tr><td class=\"num\">{i}</td><td class=\"mono\">{esc(c.path)}</td>"
-                       f"<td class=\"num\">{esc(c.epoch)}</td><td class=\"num\">{esc(c.step)}</td>"
-                       f"<td class=\"num\">{esc(fmt_bytes(c.size_bytes))}</td>{cells}"
-                       f"<td class=\"nw\">{verified}</td><td>{codes}</td></tr>")
-        out.append("</tbody></table></section>")
-        return "".join(out)
+        saves = [{"path": c.path, "epoch": c.epoch, "step": c.step, "size_bytes": c.size_bytes, "held": c.held,
+                  "verified": c.verified, "codes": self._finding_codes(c),
+                  "flagged": {k: _flagged(c.codes, k) for k in kinds}}
+                 for c in self.checkpoints]
+        return render(f"{__package__}:checkpoints.html", saves=saves, kinds=kinds)
 
-    def _findings_cell(self, c: SavedCheckpoint) -> str:
-        """Codes of the checkpoint/resume findings that named this file."""
+    def _finding_codes(self, c: SavedCheckpoint) -> dict[str, str]:
+        """Codes (and severities) of the checkpoint/resume findings that named this file."""
         codes = dict(c.codes)
         if not codes and c.path:
             base = c.path.rsplit("/", 1)[-1]
@@ -123,9 +107,7 @@ class CheckpointsView(FeatureView):
                     blob = json_text(f.evidence) + " " + str(f.where) + " " + str(f.key) + " " + f.message
                     if c.path in blob or base in blob:
                         codes[f.code] = f.severity
-        if not codes:
-            return DASH
-        return " ".join(f'<code class="sev-text-{esc(sev)}">{esc(code)}</code>' for code, sev in codes.items())
+        return codes
 
 
 def _flagged(codes: Mapping[str, str], kind: str) -> bool:

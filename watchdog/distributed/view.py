@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..core.format import fmt_bytes, fmt_ranks
+from ..core.format import fmt_ranks
 from ..report.fold import FeatureView
-from ..report.markup import SEV_COLOR, esc, number_text
+from ..report.markup import Markup, macro, render
 
 _STATE_SEVERITY = {"finished": "ok", "died": "error", "running": "warning", "never started": "warning",
                    "stale": "info"}
@@ -59,8 +59,8 @@ class DistributedView(FeatureView):
             return []
         ranks = [r for r in self.rank_states() if r.get("state") != "stale"]
         finished = sum(1 for r in ranks if r.get("state") == "finished")
-        colour = SEV_COLOR["ok"] if finished == len(ranks) else SEV_COLOR["error"]
-        return [("ranks finished", f'<span style="color:{colour}">{finished} of {len(ranks)}</span>')]
+        severity = "ok" if finished == len(ranks) else "error"
+        return [("ranks finished", macro("in_colour", f"{finished} of {len(ranks)}", severity))]
 
     def summary_lines(self) -> list[str]:
         if self.merged is None:
@@ -87,43 +87,26 @@ class DistributedView(FeatureView):
         lines.append("watchdog: each rank's own report is in its folder (rank<N>/report.html)")
         return lines
 
-    def html_section(self) -> str:
+    def html_section(self) -> Markup | str:
         if self.merged is None:
             return ""
         m = self.merged
-        rows = []
+        ranks = []
         for r in self.rank_states():
             state = str(r.get("state"))
             severity = "warning" if state == "finished" and r.get("status") not in (None, "ok") else \
                 _STATE_SEVERITY.get(state, "info")
-            colour = SEV_COLOR.get(severity, "inherit")
             folder = r.get("folder")
-            link = (f'<a href="{esc(folder)}/report.html"><span class="mono">{esc(folder)}/</span></a>'
-                    if folder and state != "stale" else f'<span class="mono">{esc(folder)}</span>')
-            rows.append(
-                f"<tr data-rank=\"{esc(r.get('rank'))}\" data-state=\"{esc(state)}\">"
-                f"<td class=\"num\">{esc(r.get('rank'))}</td>"
-                f"<td style=\"color:{colour}\">{esc(r.get('describe') or state)}</td>"
-                f"<td class=\"num\">{esc(number_text(r.get('epochs')))}</td>"
-                f"<td class=\"num\">{esc(number_text(r.get('steps')))}</td>"
-                f"<td class=\"num\">{esc(number_text(r.get('findings')))}</td>"
-                f"<td>{esc(r.get('host'))}</td><td class=\"num\">{esc(r.get('pid'))}</td><td>{link}</td></tr>")
+            ranks.append({"rank": r.get("rank"), "state": state, "severity": severity,
+                          "describe": r.get("describe") or state, "epochs": r.get("epochs"),
+                          "steps": r.get("steps"), "findings": r.get("findings"), "host": r.get("host"),
+                          "pid": r.get("pid"), "folder": folder, "link": bool(folder) and state != "stale"})
         work: Mapping[str, Any] = m["work"] if isinstance(m.get("work"), Mapping) else {}
         merged_by = m.get("merged_by")
-        by = f"rank {merged_by}, the last to finish" if isinstance(merged_by, int) else "watchdog report"
         seconds = work.get("seconds")
-        notes = [f"Merged by {esc(by)}: {esc(number_text(work.get('logs_read')))} event logs read once "
-                 f"({esc(fmt_bytes(work.get('bytes_read')))}, {esc(number_text(work.get('events_read')))} events)"
-                 + (f" and merged in {esc(f'{seconds * 1000:.1f}')} ms" if isinstance(seconds, (int, float)) else "")
-                 + "."]
-        notes.append(f"Findings reported by several ranks appear once, naming the ranks. The charts and tables "
-                     f"below are rank {esc(m.get('representative'))}'s own events.")
-        if m.get("superseded"):
-            notes.append("Decided across ranks instead of per rank: "
-                         + ", ".join(f"<code>{esc(c)}</code>" for c in m["superseded"]) + ".")
-        if m.get("failed_checks"):
-            notes.append("Cross-rank checks that failed: " + esc(", ".join(sorted(m["failed_checks"]))) + ".")
-        return ("<section id=\"ranks\"><h2>Ranks</h2>"
-                "<table><thead><tr><th>rank</th><th>state</th><th>epochs</th><th>steps</th><th>own findings</th>"
-                "<th>host</th><th>pid</th><th>folder</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
-                + "".join(f"<p class=\"muted\">{note}</p>" for note in notes) + "</section>")
+        return render(f"{__package__}:ranks.html", ranks=ranks, work=work,
+                      merged_by=f"rank {merged_by}, the last to finish" if isinstance(merged_by, int)
+                      else "watchdog report",
+                      milliseconds=f"{seconds * 1000:.1f}" if isinstance(seconds, (int, float)) else None,
+                      representative=m.get("representative"), superseded=list(m.get("superseded") or []),
+                      failed_checks=sorted(m.get("failed_checks") or []))

@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..core.format import fmt_ranges
 from ..report.fold import FeatureView
-from ..report.markup import esc
+from ..report.markup import Markup, render
 from ..report.svg import Bar, BarGroup, grouped_bar_chart
 
 _PASS_COLORS = (("train", "#1565c0"), ("eval", "#2e7d32"))
@@ -56,36 +55,21 @@ class EvaluationView(FeatureView):
         return rows
 
     # ------------------------------------------------------------------ what it shows
-    def html_section(self) -> str:
+    def html_section(self) -> Markup:
         rows = self.eval_cadence()
-        out = ["<section id=\"cadence\"><h2>Evaluation cadence</h2>"]
-        if not rows:
-            out.append("<p class=\"muted\">No DataLoader passes recorded.</p></section>")
-            return "".join(out)
         judged = [r for r in rows if r["evaluated"] is not None]
-        unevaluated = [r["epoch"] for r in judged if not r["evaluated"]]
-        flagged = [r["epoch"] for r in rows if r["flagged"]]
-        out.append("<p class=\"muted\">Loader passes per epoch (from 0): training (blue) and evaluation (green)."
-                   " Epochs the evaluation-cadence check flagged are marked red.</p>")
-        out.append(f"<div class=\"chart\" data-chart=\"cadence\">{cadence_chart(rows)}</div>")
-        if judged:
-            by = sorted({b for r in judged for b in r["by"]})
-            text = (f"{len(judged) - len(unevaluated)} of {len(judged)} epochs were evaluated"
-                    + (f" (by {esc(', '.join(by))})" if by else ""))
-            if unevaluated:
-                text += f"; without evaluation: epochs {esc(fmt_ranges(unevaluated))}"
-            text += (f"; flagged: epochs {esc(fmt_ranges(flagged))}." if flagged
-                     else "; the cadence check flagged none.")
-            out.append(f"<p>{text}</p>")
-        out.append("</section>")
-        return "".join(out)
+        return render(f"{__package__}:cadence.html", rows=rows, chart=cadence_chart(rows) if rows else "",
+                      judged=len(judged), evaluated=sum(1 for r in judged if r["evaluated"]),
+                      by=sorted({b for r in judged for b in r["by"]}),
+                      unevaluated=[r["epoch"] for r in judged if not r["evaluated"]],
+                      flagged=[r["epoch"] for r in rows if r["flagged"]])
 
     def epoch_line_part(self) -> str | None:
         rows = self.eval_cadence()
         return f"eval passes {rows[-1]['eval'] if rows else 0}"
 
 
-def cadence_chart(rows: list[dict[str, Any]]) -> str:
+def cadence_chart(rows: list[dict[str, Any]]) -> Markup:
     """Grouped bars per epoch: training passes and evaluation passes; flagged epochs shaded red."""
     groups = [BarGroup(label=str(r["epoch"]), shade=_FLAGGED_SHADE if r["flagged"] else None,
                        bars=[Bar(r[key], color, f"bar-{key}", f"epoch {r['epoch']}: {r[key]} {key} pass(es)")

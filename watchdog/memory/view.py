@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from ..core.format import fmt_bytes, terminal_safe
 from ..report.fold import FeatureView, float_or_none, int_or_none
-from ..report.markup import PALETTE, esc, fmt
+from ..report.markup import PALETTE, Markup, fmt, render
 from ..report.svg import line_chart
 
 # Keys of a memory_sample's data that describe *when* it was taken, not a measurement.
@@ -93,27 +93,18 @@ class MemoryView(FeatureView):
         return series
 
     # ------------------------------------------------------------------ what it shows
-    def html_section(self) -> str:
+    def html_section(self) -> Markup:
         series = self.memory_series()
-        out = ["<section id=\"memory\"><h2>Memory per epoch</h2>"]
-        if not series:
-            out.append("<p class=\"muted\">No memory samples in this run.</p></section>")
-            return "".join(out)
-        out.append("<div class=\"charts\">")
+        charts = []
         for i, name in enumerate(source_order(series)):
             pts = series[name]
             title = source_label(name)
             counted = not is_bytes_series(name)
-            out.append(
-                f"<div class=\"chart\" data-chart=\"memory\" data-source=\"{esc(name)}\">"
-                f"<div class=\"title\">{esc(title)}</div>"
-                + line_chart(pts, color=PALETTE[i % len(PALETTE)], bytes_axis=not counted,
-                             label=title, integer=counted and all(float(v).is_integer() for _, v in pts),
+            svg = line_chart(pts, color=PALETTE[i % len(PALETTE)], bytes_axis=not counted, label=title,
+                             integer=counted and all(float(v).is_integer() for _, v in pts),
                              y_title=source_unit(name), x_title="epoch (from 0)")
-                + "</div>"
-            )
-        out.append("</div></section>")
-        return "".join(out)
+            charts.append({"source": name, "title": title, "svg": svg})
+        return render(f"{__package__}:memory.html", charts=charts)
 
     def epoch_line_part(self) -> str | None:
         series = self.memory_series()

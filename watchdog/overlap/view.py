@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..report.fold import FeatureView, FindingView
-from ..report.markup import SEV_COLOR, esc, number_text
+from ..report.markup import SEV_COLOR, Markup, render
 from ..report.svg import HorizontalBar, horizontal_bar_chart
 
 
@@ -35,23 +35,12 @@ class OverlapView(FeatureView):
                          "severity": f.severity, "code": f.code})
         return rows
 
-    def html_section(self) -> str:
+    def html_section(self) -> Markup:
         rows = self.overlaps()
-        out = ["<section id=\"overlap\"><h2>Train / eval overlap</h2>"]
-        if not rows:
-            out.append("<p class=\"muted\">No overlap between training and evaluation data was found.</p></section>")
-            return "".join(out)
         bars = [HorizontalBar(r["label"], r["count"], r["total"], SEV_COLOR.get(r["severity"], "#c62828"),
                               "bar-overlap") for r in rows]
-        out.append(f"<div class=\"chart\" data-chart=\"overlap\">"
-                   f"{horizontal_bar_chart(bars, 'train/eval overlap counts')}</div>")
-        out.append("<table><thead><tr><th>loaders / dataset</th><th>overlapping samples</th>"
-                   "<th>of</th><th>finding</th></tr></thead><tbody>")
-        for r in rows:
-            out.append(f"<tr><td>{esc(r['label'])}</td><td class=\"num\">{esc(number_text(r['count']))}</td>"
-                       f"<td class=\"num\">{esc(number_text(r['total']))}</td><td><code>{esc(r['code'])}</code></td></tr>")
-        out.append("</tbody></table></section>")
-        return "".join(out)
+        return render(f"{__package__}:overlap.html", rows=rows,
+                      chart=horizontal_bar_chart(bars, "train/eval overlap counts") if rows else "")
 
 
 def _first_number(ev: Mapping[str, Any], keys) -> float | None:

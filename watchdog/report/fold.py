@@ -108,12 +108,14 @@ class FeatureView:
     def found(self, finding: "FindingView") -> None:
         """A finding was folded (reported or updated)."""
 
-    def summary_cards(self) -> list[tuple[str, str]]:
-        """Cards for the top of the HTML page: (title, HTML of the value)."""
+    def summary_cards(self) -> list[tuple[str, Any]]:
+        """Cards for the top of the HTML page: (title, value); the value is text (escaped) or
+        ``Markup`` (``markup.macro``/``render``)."""
         return []
 
-    def html_section(self) -> str:
-        """Its section of the HTML page ("" for none)."""
+    def html_section(self) -> Any:
+        """Its section of the HTML page: ``Markup`` rendered from its template
+        (``markup.render(f"{__package__}:section.html", ...)``), "" for none. A plain str is text."""
         return ""
 
     def epoch_line_part(self) -> str | None:

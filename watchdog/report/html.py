@@ -1,81 +1,54 @@
 """The post-run HTML report: one self-contained file (inline CSS and SVG, no JS, no network).
 
-Built from a RunView only. The page's shell and the run's generic sections (summary, findings,
-checks, passes, details) are here; each feature's view (``watchdog/<feature>/view.py``) gives its
-section, in its ``section_order``, and its summary cards. Every string that can come from the
-user's program (paths, loader and variable names, messages, evidence, argv) goes through `esc()`
-= html.escape(quote=True) (``markup.py``).
+Built from a RunView only, rendered from the Jinja2 templates in ``templates/`` with autoescaping
+(``markup.render``): the page's shell and the run's generic sections (summary, findings, checks,
+passes, details) are ``page.html``; each feature's view (``watchdog/<feature>/view.py``) gives its
+section, in its ``section_order``, and its summary cards. A string from the user's program (paths,
+loader and variable names, messages, evidence, argv) is escaped wherever a template writes it.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import os
 import pathlib
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .._version import __version__
 from ..core.format import DASH, run_headline
-from .fold import RunView
-from .markup import SEV_COLOR, esc, json_text, value_cell
+from .fold import FindingView, RunView
+from .markup import SEV_COLOR, macro, render
 from .panels import fmt_duration, fmt_rate
-
-CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1d1f23}
-main{max-width:1100px;margin:0 auto;padding:24px}
-h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 10px;border-bottom:1px solid #d8dbe0;padding-bottom:4px}
-h3{font-size:14px;margin:14px 0 6px}
-.muted{color:#667} .mono,code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px}
-.summary{display:grid;grid-template-columns:repeat(auto-fill,minmax(160px,1fr));gap:10px;margin-top:14px}
-.card{background:#fff;border:1px solid #d8dbe0;border-radius:6px;padding:10px 12px}
-.card.wide{grid-column:span 2}
-.card .k{color:#667;font-size:12px} .card .v{font-size:18px;font-weight:600;overflow-wrap:anywhere}
-.sev{display:inline-block;border-radius:3px;padding:0 6px;color:#fff;font-size:12px;font-weight:600;text-transform:uppercase}
-.sev-error{background:#c62828}.sev-warning{background:#b26a00}.sev-info{background:#1565c0}.sev-ok{background:#2e7d32}.sev-disabled{background:#6a1b9a}
-.finding{background:#fff;border:1px solid #d8dbe0;border-left:5px solid #999;border-radius:6px;padding:10px 14px;margin:10px 0}
-.finding.error{border-left-color:#c62828}.finding.warning{border-left-color:#b26a00}.finding.info{border-left-color:#1565c0}
-.finding .msg{margin:6px 0;white-space:pre-wrap;overflow-wrap:anywhere}
-.finding .fix{background:#eef6ee;border-radius:4px;padding:6px 8px;margin:6px 0;white-space:pre-wrap}
-details summary{cursor:pointer;color:#445}
-pre{background:#f1f2f5;border-radius:4px;padding:8px;overflow:auto;max-height:360px;white-space:pre-wrap;overflow-wrap:anywhere}
-table{border-collapse:collapse;background:#fff;width:100%}
-th,td{border:1px solid #d8dbe0;padding:4px 8px;text-align:left;vertical-align:top;overflow-wrap:break-word}
-th{background:#eef0f3;font-weight:600;white-space:nowrap}
-td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-td.mono{overflow-wrap:anywhere;min-width:12em} td.nw{white-space:nowrap}
-.sev{white-space:nowrap} .sev-text-error{color:#c62828} .sev-text-warning{color:#b26a00}
-.yes{color:#2e7d32;font-weight:700}.no{color:#c62828;font-weight:700}.absent{color:#8a8f98}
-.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:12px}
-.chart{background:#fff;border:1px solid #d8dbe0;border-radius:6px;padding:8px;overflow-x:auto}
-.chart .title{font-weight:600;font-size:13px;margin-bottom:2px;overflow-wrap:anywhere}
-svg text{font-family:system-ui,sans-serif;font-size:10px;fill:#556}
-footer{margin:30px 0 10px;color:#889;font-size:12px}
-"""
 
 
 def render_html(view: RunView, title: str | None = None) -> str:
-    """The whole report as one HTML string."""
+    """The whole report as one HTML string (``templates/page.html``)."""
     title = title or "watchdog report"
-    sections = [
-        _summary(view, title),
-        _findings(view),
-        _checks(view),
-        *(feature.html_section() for feature in sorted(view.features.values(), key=lambda f: f.section_order)),
-        _passes(view),
-        _details(view),
-    ]
-    generated = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\n"
-        f"<meta name=\"generator\" content=\"watchdog {esc(__version__)}\">\n"
-        f"<title>{esc(title)}{(' · ' + esc(view.run_id)) if view.run_id else ''}</title>\n"
-        f"<style>{CSS}</style>\n</head>\n<body>\n<main>\n"
-        + "\n".join(sections)
-        + f"\n<footer>Generated by watchdog {esc(__version__)} on {esc(generated)} from "
-        f"{view.events_seen} events"
-        + (f" ({view.events_bad} unreadable lines skipped)" if view.events_bad else "")
-        + ".</footer>\n</main>\n</body>\n</html>\n"
-    )
+    features = sorted(view.features.values(), key=lambda f: f.section_order)
+    return str(render(
+        "page.html",
+        version=__version__,
+        title=title,
+        run=view,
+        started=(_dt.datetime.fromtimestamp(view.t_start, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+                 if view.t_start else DASH),
+        command=" ".join(view.argv) if view.argv else DASH,
+        versions=", ".join(f"{k} {val}" for k, val in sorted(view.versions.items())) if view.versions else DASH,
+        cards=_cards(view),
+        findings=[_finding(f) for f in view.findings_sorted()],
+        checks=sorted(view.checks.items()),
+        feature_sections=[section for section in (feature.html_section() for feature in features) if section],
+        passes=view.passes[:MAX_PASS_ROWS],
+        passes_total=len(view.passes),
+        details_tables=_details_tables(view.details or {}),
+        details_extra={k: view.details[k] for k in ("devices", "exception", "epoch_source", "disabled")
+                       if view.details and view.details.get(k)},
+        generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+    ))
+
+
+MAX_PASS_ROWS = 2000
+MAX_DETAIL_ROWS = 200
 
 
 def write_html(view: RunView, report_dir: str | os.PathLike, name: str = "report.html") -> pathlib.Path:
@@ -87,131 +60,64 @@ def write_html(view: RunView, report_dir: str | os.PathLike, name: str = "report
     return write_text_atomically(d / name, render_html(view))
 
 
-# ---------------------------------------------------------------------- sections
-def _summary(v: RunView, title: str) -> str:
+# ---------------------------------------------------------------------- what the page shows
+@dataclass
+class Card:
+    """A summary tile: its title and value (text, or Markup from a template)."""
+    title: str
+    value: Any
+    wide: bool = False
+
+
+def _cards(v: RunView) -> list[Card]:
     c = v.counts()
     # How the script ended and what was found, in one headline coloured by the worse of the two
     # (run_headline): a run with error findings never shows a green tile.
     run_text, run_severity = run_headline(v.status, c)
-    started = (_dt.datetime.fromtimestamp(v.t_start, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-               if v.t_start else DASH)
     cards = [
-        ("run", f'<span class="run-headline" data-severity="{esc(run_severity)}" '
-                f'style="color:{SEV_COLOR.get(run_severity, "inherit")}">{esc(run_text.removeprefix("run "))}</span>'),
-        ("epochs", esc(v.epochs)),
-        ("optimizer steps", esc(f"{v.steps:,}")),
-        ("duration", esc(fmt_duration(v.elapsed))),
-        ("mean rate", esc(_mean_rate(v))),
-        ("errors", f'<span style="color:{SEV_COLOR["error"] if c["error"] else "inherit"}">{c["error"]}</span>'),
-        ("warnings", f'<span style="color:{SEV_COLOR["warning"] if c["warning"] else "inherit"}">{c["warning"]}</span>'),
-        ("info", esc(c["info"])),
+        Card("run", macro("headline", run_text.removeprefix("run "), run_severity), wide=True),
+        Card("epochs", v.epochs),
+        Card("optimizer steps", f"{v.steps:,}"),
+        Card("duration", fmt_duration(v.elapsed)),
+        Card("mean rate", fmt_rate(v.steps / v.elapsed) if v.elapsed and v.steps else DASH),
+        Card("errors", macro("counted", c["error"], "error")),
+        Card("warnings", macro("counted", c["warning"], "warning")),
+        Card("info", c["info"]),
     ]
-    cards += [card for feature in v.features.values() for card in feature.summary_cards()]
-    argv = " ".join(v.argv) if v.argv else DASH
-    versions = ", ".join(f"{k} {val}" for k, val in sorted(v.versions.items())) if v.versions else DASH
-    return (
-        f"<header><h1>{esc(title)}</h1>"
-        f"<div class=\"muted\">run <span class=\"mono\">{esc(v.run_id)}</span> · started {esc(started)}"
-        f" · pid {esc(v.pid)}</div>"
-        f"<div class=\"muted\">command: <span class=\"mono\">{esc(argv)}</span></div>"
-        f"<div class=\"muted\">versions: {esc(versions)}</div>"
-        "<div class=\"summary\">"
-        + "".join(f"<div class=\"card{' wide' if k == 'run' else ''}\"><div class=\"k\">{esc(k)}</div>"
-                  f"<div class=\"v\">{val}</div></div>" for k, val in cards)
-        + "</div></header>"
-    )
+    cards += [Card(title, value) for feature in v.features.values() for title, value in feature.summary_cards()]
+    return cards
 
 
-def _mean_rate(v: RunView) -> str:
-    e = v.elapsed
-    if not e or not v.steps:
-        return DASH
-    return fmt_rate(v.steps / e)
+def _finding(f: FindingView) -> dict[str, Any]:
+    meta: list[Any] = []
+    if f.epoch is not None:
+        meta.append(f"epoch {f.epoch}")
+    if f.step is not None:
+        meta.append(f"step {f.step}")
+    if f.where:
+        meta.append(macro("where_at", _where(f.where)))
+    if f.updates:
+        meta.append(f"updated {f.updates}×")
+    return {"severity": f.severity, "css_severity": f.severity if f.severity in SEV_COLOR else "info",
+            "code": f.code, "meta": meta, "message": f.message, "fix": f.fix,
+            "evidence": f.evidence if f.evidence not in (None, {}, []) else None}
 
 
-def _findings(v: RunView) -> str:
-    fs = v.findings_sorted()
-    out = [f"<section id=\"findings\"><h2>Findings ({len(fs)})</h2>"]
-    if not fs:
-        out.append("<p class=\"yes\">No findings: every check passed.</p>")
-    for f in fs:
-        meta = []
-        if f.epoch is not None:
-            meta.append(f"epoch {esc(f.epoch)}")
-        if f.step is not None:
-            meta.append(f"step {esc(f.step)}")
-        if f.where:
-            meta.append(f"at <span class=\"mono\">{esc(_where(f.where))}</span>")
-        if f.updates:
-            meta.append(f"updated {f.updates}×")
-        sev = f.severity if f.severity in SEV_COLOR else "info"
-        out.append(
-            f"<div class=\"finding {esc(sev)}\"><span class=\"sev sev-{esc(sev)}\">{esc(f.severity)}</span> "
-            f"<code>{esc(f.code)}</code> <span class=\"muted\">{' · '.join(meta)}</span>"
-            f"<div class=\"msg\">{esc(f.message)}</div>"
-            + (f"<div class=\"fix\"><b>Fix:</b> {esc(f.fix)}</div>" if f.fix else "")
-            + (f"<details><summary>evidence</summary><pre>{esc(json_text(f.evidence))}</pre></details>"
-               if f.evidence not in (None, {}, []) else "")
-            + "</div>"
-        )
-    out.append("</section>")
-    return "".join(out)
-
-
-def _checks(v: RunView) -> str:
-    if not v.checks:
-        return ""
-    rows = "".join(
-        f"<tr><td class=\"nw\">{esc(name)}</td><td><span class=\"sev sev-{esc(st.severity)}\">{esc(st.severity)}</span></td>"
-        f"<td>{esc(st.message)}</td></tr>"
-        for name, st in sorted(v.checks.items())
-    )
-    return ("<section id=\"checks\"><h2>Checks</h2><table><thead><tr><th>check</th><th>status</th>"
-            f"<th>worst finding</th></tr></thead><tbody>{rows}</tbody></table></section>")
-
-
-def _passes(v: RunView) -> str:
-    if not v.passes:
-        return ""
-    out = ["<section id=\"passes\"><h2>DataLoader passes</h2><details><summary>"
-           f"{len(v.passes)} passes</summary><table><thead><tr><th>epoch</th><th>loader</th><th>role</th>"
-           "<th>batches</th><th>samples</th><th>steps</th><th>complete</th></tr></thead><tbody>"]
-    for p in v.passes[:2000]:
-        out.append(f"<tr><td class=\"num\">{p.epoch}</td><td>{esc(p.loader)}</td><td>{esc(p.role)}</td>"
-                   f"<td class=\"num\">{esc(p.batches)}</td><td class=\"num\">{esc(p.samples)}</td>"
-                   f"<td class=\"num\">{esc(p.steps)}</td><td>{value_cell(p.complete)}</td></tr>")
-    out.append("</tbody></table></details></section>")
-    return "".join(out)
-
-
-def _details(v: RunView) -> str:
-    """What the run was made of, from its run_end event: optimizers, models, loaders, devices."""
-    d = v.details
-    if not d:
-        return ""
-    out = ["<section id=\"details\"><h2>Run details</h2>"]
+def _details_tables(d: Mapping[str, Any]) -> list[tuple[str, tuple[str, ...], list[Mapping[str, Any]]]]:
+    """What the run was made of, from its run_end event: optimizers, models, loaders."""
     tables = (
         ("optimizers", ("name", "type", "steps")),
         ("models", ("name", "type")),
         ("loaders", ("names", "dataset", "dataset_size", "roles", "passes", "where")),
     )
-    for key, cols in tables:
-        rows = [r for r in d.get(key) or [] if isinstance(r, dict)]
-        if not rows:
-            continue
-        out.append(f"<h3>{esc(key)}</h3><table><thead><tr>"
-                   + "".join(f"<th>{esc(c.replace('_', ' '))}</th>" for c in cols) + "</tr></thead><tbody>")
-        for r in rows[:200]:
-            out.append("<tr>" + "".join(f"<td>{value_cell(r.get(c))}</td>" for c in cols) + "</tr>")
-        out.append("</tbody></table>")
-    extra = {k: d[k] for k in ("devices", "exception", "epoch_source", "disabled") if d.get(k)}
-    if extra:
-        out.append(f"<details><summary>devices and more</summary><pre>{esc(json_text(extra))}</pre></details>")
-    out.append("</section>")
-    return "".join(out)
+    out = []
+    for key, columns in tables:
+        rows = [r for r in d.get(key) or [] if isinstance(r, Mapping)]
+        if rows:
+            out.append((key, columns, rows[:MAX_DETAIL_ROWS]))
+    return out
 
 
-# ---------------------------------------------------------------------- helpers
 def _where(where: Any) -> str:
     if isinstance(where, Mapping):
         f, line, fn = where.get("file"), where.get("line"), where.get("function")

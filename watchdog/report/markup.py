@@ -1,19 +1,32 @@
 """The HTML building blocks every section of the report uses, the generic ones and the features'.
 
-Every string that can come from the user's program (paths, loader and variable names, messages,
-evidence, argv) goes through `esc()` = html.escape(quote=True).
+The page is rendered from Jinja2 templates with autoescaping: every value a template writes is
+escaped unless it is `Markup` (what `render()` returns, a chart, a template's own macros), so a
+string from the user's program (a path, a loader or variable name, a message, evidence, argv) is
+text wherever it lands, in an element or an attribute. Nothing here builds HTML by concatenation.
+
+Templates are package data: ``name.html`` is ``watchdog/report/templates/name.html`` (the page,
+its generic sections, the charts and ``macros.html``); ``package:name.html`` is that package's
+``templates/name.html`` (a feature's section: ``render(f"{__package__}:section.html", ...)``).
+Jinja2 is imported on the first render, so importing a view costs nothing.
 """
 from __future__ import annotations
 
-import html
+import importlib.resources
 import json
-from typing import Any, Mapping
+import math
+from typing import Any, Callable
 
-from ..core.format import DASH
+from markupsafe import Markup
+
+from ..core.format import DASH, fmt_bytes, fmt_ranges
 
 SEV_COLOR = {"error": "#c62828", "warning": "#b26a00", "info": "#1565c0", "ok": "#2e7d32",
              "disabled": "#6a1b9a"}
 PALETTE = ("#1565c0", "#c62828", "#2e7d32", "#6a1b9a", "#b26a00", "#00838f", "#ad1457", "#4e342e")
+REPORT_TEMPLATES = "watchdog.report"
+
+__all__ = ["Markup", "PALETTE", "SEV_COLOR", "fmt", "json_text", "macro", "number_text", "render"]
 
 
 def fmt(value: Any) -> str:
@@ -21,11 +34,6 @@ def fmt(value: Any) -> str:
     if value is None or value == "":
         return DASH
     return str(value)
-
-
-def esc(value: Any) -> str:
-    """Escape anything for HTML text or attribute context."""
-    return html.escape(fmt(value) if not isinstance(value, str) else value, quote=True)
 
 
 def number_text(x: Any) -> str:
@@ -45,16 +53,57 @@ def json_text(value: Any) -> str:
         return repr(value)
 
 
-def value_cell(value: Any, flagged: bool = False) -> str:
-    """A table cell's content: ✔ for True, ✖ for False (red "✖ missing" when a finding flagged it)."""
-    if value is True:
-        return '<span class="yes">✔</span>'
-    if value is False:
-        return '<span class="no">✖ missing</span>' if flagged else '<span class="absent">✖</span>'
-    if value is None:
-        return DASH
-    if isinstance(value, Mapping):
-        return esc(", ".join(f"{k}: {val}" for k, val in value.items()))
-    if isinstance(value, (list, tuple)):
-        return esc(", ".join(map(str, value)) or DASH)
-    return esc(value)
+def coordinate(x: float) -> str:
+    """An SVG coordinate: one decimal."""
+    return f"{x:.1f}" if math.isfinite(x) else "0"
+
+
+def render(template: str, /, **context: Any) -> Markup:
+    """The template `template` (``name.html`` of report, or ``package:name.html``) rendered with
+    `context`, autoescaped: safe to place in another template as it is."""
+    return Markup(_environment().get_template(template).render(**context))
+
+
+def macro(name: str, /, *args: Any, template: str = "macros.html") -> Markup:
+    """One macro of `template` (report's ``macros.html`` by default) called with `args`: a cell, a
+    badge, a coloured count (``macro("badge", "error")``)."""
+    return Markup(getattr(_environment().get_template(template).module, name)(*args))
+
+
+_ENVIRONMENT: Any = None
+
+
+def _environment() -> Any:
+    global _ENVIRONMENT
+    if _ENVIRONMENT is None:
+        _ENVIRONMENT = _make_environment()
+    return _ENVIRONMENT
+
+
+def _make_environment() -> Any:
+    import jinja2
+
+    class PackageTemplates(jinja2.BaseLoader):
+        """``package:name`` -> ``templates/name`` of that package; ``name`` alone: report's."""
+
+        def get_source(self, environment: Any, template: str) -> tuple[str, str | None, Callable[[], bool]]:
+            package, _, name = template.rpartition(":")
+            try:
+                resource = importlib.resources.files(package or REPORT_TEMPLATES).joinpath("templates", name)
+                source = resource.read_text(encoding="utf-8")
+            except (ImportError, OSError, ValueError) as e:
+                raise jinja2.TemplateNotFound(template) from e
+            return source, None, lambda: True  # package data: never changes while we run
+
+    env = jinja2.Environment(loader=PackageTemplates(), autoescape=True, trim_blocks=True, lstrip_blocks=True,
+                             undefined=jinja2.StrictUndefined, auto_reload=False)
+    env.filters.update(
+        dash=fmt,               # None and "" as the dash
+        number=number_text,     # 1,234 / 0.125
+        bytes=fmt_bytes,        # 21.0 MiB
+        json=json_text,         # evidence as indented JSON (escaped like any text)
+        px=coordinate,          # an SVG coordinate
+        ranges=fmt_ranges,      # 0–2, 4
+    )
+    env.globals.update(SEV_COLOR=SEV_COLOR, DASH=DASH)
+    return env
