@@ -10,6 +10,7 @@ import re
 import pytest
 
 from fixtures import fixture_events
+from watchdog.core.format import fmt_bytes
 from watchdog.memory.view import source_label
 from watchdog.report.fold import RunView
 from watchdog.report.html import render_html
@@ -170,3 +171,44 @@ def test_the_leak_finding_says_which_bytes_are_measured_and_which_estimated():
     assert "~179 KiB (estimated) in 179 graph nodes" in message
     assert "+192 KiB/epoch" not in message  # the old sum, an estimate shown as a measurement
     assert "(partly estimated) more by the end of the run's last epoch (epoch 5," in message
+
+
+def _line_x(svg: str, css_class: str) -> list[str]:
+    return re.findall(rf'<line class="{css_class}" x1="([\d.]+)"', svg)
+
+
+def _point_x(svg: str, epoch: int) -> str:
+    return re.search(rf'<circle cx="([\d.]+)"[^>]*><title>epoch {epoch}: ', svg).group(1)
+
+
+def test_memory_charts_mark_the_growth_baseline_and_where_the_finding_fired():
+    """Read from the finding as it is (evidence.baseline_epoch, its epoch stamp), on the series it
+    is about: the leak in live tensors grows from the end of epoch 0 and was found at epoch 3."""
+    events = fixture_events("memory_leak")
+    [leak] = [d for d in (e["data"] for e in events if e["kind"] == "finding")
+              if d["code"] == "memory/tensor-growth" and not d["update"]]
+    assert (leak["evidence"]["baseline_epoch"], leak["epoch"]) == (0, 3)
+    page = render_html(RunView.from_events(events))
+    charts = dict(re.findall(r'data-source="([^"]+)"><div class="title">[^<]*</div>\s*(.*?</svg>)', page, re.S))
+    for source in ("tensors", "tensor_bytes"):
+        svg = charts[source]
+        assert _line_x(svg, "mark-baseline") == [_point_x(svg, 0)]
+        assert _line_x(svg, "mark-found") == [_point_x(svg, 3)]
+        assert re.findall(r'class="mark-label"[^>]*>([^<]*)<', svg) == ["baseline", "found"]
+    for source in ("rss_bytes", "graph_bytes", "graph_tensors"):  # not what the finding is about
+        assert "mark-" not in charts[source]
+    # a run without a memory finding: no marks anywhere
+    assert "mark-" not in render_html(RunView.from_events(fixture_events("overlap_bug")))
+
+
+def test_the_memory_section_says_the_graph_nodes_are_an_estimate_it_does_not_draw():
+    events = fixture_events("memory_leak")
+    evidence = [e["data"]["evidence"] for e in events if e["kind"] == "finding"
+                and e["data"]["code"] == "memory/tensor-growth"][-1]
+    estimate = evidence["graph_node_bytes_per_epoch_estimate"]
+    assert estimate > 0 and evidence["graph_saved_bytes_per_epoch"] + estimate == evidence["graph_bytes_per_epoch"]
+    page = render_html(RunView.from_events(events))
+    memory = html.unescape(re.sub(r"<[^>]+>", "", page.split('<section id="memory">')[1].split("</section>")[0]))
+    assert (f"Not drawn: ~+{fmt_bytes(estimate)}/epoch in autograd graph nodes the new tensors keep alive, "
+            "an estimate") in memory
+    assert "The charts show measured values only." in memory

@@ -39,11 +39,11 @@ def epoch_end_samples(events: list[dict]) -> list[dict]:
 # `print(render_text(RunView.from_events(fixture_events("memory_leak"))))` and read the diff.
 EXPECTED_100 = """\
 ╭─ watchdog · run completed · 0 errors · 1 warning · 1 info ───────────────────────────────────────╮
-│ epochs done 6   steps 150   rate 106 steps/s   phase done   elapsed 00:01                        │
+│ epochs done 6   steps 150   rate 114 steps/s   phase done   elapsed 00:01                        │
 │                                                                                                  │
 │ memory per epoch                                                                                 │
 │ source         chart       last    Δ/epoch                                                       │
-│ process RSS    ▁▂▂▂██   319 MiB   +730 KiB                                                       │
+│ process RSS    ▁▂▂▂▇█   319 MiB   +771 KiB                                                       │
 │ tensor bytes   ▁▂▄▅▇█   152 KiB  +12.6 KiB                                                       │
 │ live tensors   ▁▂▄▅▇█       324        +50                                                       │
 │ graph bytes    ▁▂▄▅▇█  75.6 KiB  +12.6 KiB                                                       │
@@ -57,6 +57,7 @@ EXPECTED_100 = """\
 │ ▲  memory                   warning  memory/tensor-growth  Live tensors grow every epoch since … │
 │ ✔  overlap                  ok                                                                   │
 │ ✔  resume                   ok                                                                   │
+│ ✔  sampler-epoch            ok                                                                   │
 │                                                                                                  │
 │ newest findings                                                                                  │
 │ ep 1       info     eval/missing-epochs   Epochs 0–5 of 6 had no evaluation; no evaluation ran … │
@@ -105,6 +106,21 @@ def test_view_of_the_leaking_run_shows_the_epoch_end_census_growing():
     assert view.checks["checkpoint-completeness"].severity == view.checks["checkpoint-integrity"].severity == "ok"
     assert [r["eval"] for r in view.eval_cadence()] == [0] * 6
     assert view.overlaps() == [] and view.checkpoints == []
+
+
+def test_a_sparse_census_s_change_per_epoch_is_divided_by_the_epochs_between_its_samples():
+    """The census skips epochs to stay within its time budget: the leaking run's censuses kept at the
+    ends of epochs 0, 3 and 5 only still read +50 tensors per epoch (not +125 per sample)."""
+    events = fixture_events("memory_leak")
+    for i, d in enumerate(epoch_end_samples(events)):
+        if i not in (0, 3, 5):
+            del d["census"]
+    view = RunView.from_events(events)
+    assert [e for e, _ in view.memory_series()["tensors"]] == [0, 3, 5]
+    console = Console(width=100, record=True, file=io.StringIO())
+    console.print(view.features["memory"].dashboard_table())
+    row = next(line for line in console.export_text().splitlines() if line.startswith("live tensors"))
+    assert row.split()[-1] == "+50", row
 
 
 def test_view_of_the_overlap_run_shows_the_exact_counts():

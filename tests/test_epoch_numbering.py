@@ -65,9 +65,15 @@ def test_a_memory_leak_caught_at_the_end_of_the_users_epoch_3_says_epoch_3_every
     page = (report_dir / "report.html").read_text()
     # the memory chart's point for the end of epoch 3 shows the count the finding quotes
     chart = re.search(r'data-source="tensors">(.*?)</svg>', page, re.S).group(1)
-    titles = [html_module.unescape(t) for t in re.findall(r"<title>(.*?)</title>", chart)]
+    titles = [html_module.unescape(t) for t in re.findall(r"<circle [^>]*><title>(.*?)</title>", chart)]
     assert titles[0].startswith("epoch 0: ") and titles[-1].startswith("epoch 5: ") and len(titles) == 6
     assert f"epoch 3: {now}" in titles
+    # its marks: the growth's baseline (the end of epoch 0) and where the finding fired (epoch 3), as
+    # report.json's evidence and stamp say
+    assert (leak["evidence"]["baseline_epoch"], leak["epoch"]) == (0, 3)
+    marks = [html_module.unescape(t) for t in re.findall(r'<line class="mark-\w+"[^>]*><title>(.*?)</title>', chart)]
+    assert marks == ["memory/tensor-growth: growth measured from the end of epoch 0 (the rule's baseline)",
+                     "memory/tensor-growth found at the end of epoch 3"]
     # the passes table: the six training passes are epochs 0-5
     passes = re.search(r'<section id="passes">(.*?)</section>', page, re.S).group(1)
     assert re.findall(r'<tr><td class="num">(\d+)</td>', passes) == [str(e) for e in range(6)]

@@ -331,4 +331,6 @@ def test_cuda_growth_that_runs_out_within_100_epochs_is_an_error(tmp_path):
         _feed(run, [_mem(10 * GB + i * GB, 12 * GB + i * GB) for i in range(4)])
     (f,) = [f for f in run.findings if f.code.startswith("memory/")]
     assert f.code == "memory/cuda-growth" and f.severity == "error"
-    assert f.evidence["runs_out_near_epoch"] == 4 + 67  # (80 - 13) GB at 1 GB an epoch
+    # (80 - 13) GB at 1 GB an epoch after the end of epoch 3 (the fourth sample), from 0 as the message says
+    assert f.evidence["runs_out_near_epoch"] == 3 + 67 and "runs out near epoch 70" in f.message
+    assert (f.evidence["epoch"], f.evidence["baseline_epoch"]) == (3, 0)

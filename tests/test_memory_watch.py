@@ -80,7 +80,10 @@ def test_sparse_censuses_within_the_budget_report_the_leak_at_the_fourth_census(
     census_epochs = [d["epoch"] for d in _epoch_samples(tmp_path) if "census" in d]
     assert census_epochs == [5, 10, 15, 20]
     (f,) = _memory(run)
-    assert f.code == "memory/tensor-growth" and f.evidence["epoch"] == 20  # at the 4th census (f.epoch: 19, from 0)
+    # at the 4th census, the end of epoch 19 (from 0, as the finding's stamp); growth measured from the
+    # first census, at the end of epoch 4
+    assert f.code == "memory/tensor-growth" and f.epoch == f.evidence["epoch"] == 19
+    assert f.evidence["baseline_epoch"] == 4 and f.evidence["series_from_epoch"] == 0
     assert "+32 tensors/epoch" in f.message  # per epoch: divided by the 5 epochs between censuses
     assert "since epoch 4" in f.message
     assert "list `all_losses` in seed_leak()" in f.message and "list `all_outputs` in seed_leak()" in f.message
@@ -236,11 +239,12 @@ def test_long_epoch_growth_warned_before_the_epoch_ends(tmp_path, epochs_before)
     assert [f["code"] for f in found] == ["memory/growth-within-epoch"]
     f = found[0]
     assert f["evidence"]["series"] == "rss"
-    assert f["epoch"] == epochs_before  # before that epoch ended
+    assert f["epoch"] == f["evidence"]["epoch"] == epochs_before  # before that epoch ended
+    assert f["message"].startswith(f"Early warning in epoch {epochs_before}:")  # one numbering, from 0
     assert 0.5 * MB <= f["evidence"]["bytes_per_step"] <= 1.5 * MB  # 1 MB kept per step
     if epochs_before == 0:
         # In the first epoch a cache filling once looks the same: info, with that caveat.
-        assert f["severity"] == "info" and "epoch 2" in f["message"]
+        assert f["severity"] == "info" and "if it goes on in the next epoch, it is a leak" in f["message"]
     else:
         assert f["severity"] == "warning"
 

@@ -60,9 +60,10 @@ def _where(holder: Any) -> str | None:
 
 
 def _severity(projection: dict) -> str:
-    """An error when the memory runs out within the projected horizon (the run will be lost)."""
+    """An error when the memory runs out within the projected horizon (the run will be lost): near
+    one of its epochs 0 .. projected_epochs - 1."""
     out = projection.get("runs_out_near_epoch")
-    return "error" if out is not None and out <= projection.get("projected_epochs", PROJECT_EPOCHS) else "warning"
+    return "error" if out is not None and out < projection.get("projected_epochs", PROJECT_EPOCHS) else "warning"
 
 
 RUN_LENGTH_NAMES = ("epochs", "num_epochs", "n_epochs", "max_epochs", "total_epochs", "nb_epochs")
@@ -91,9 +92,15 @@ def run_length(frames: list, done: int) -> tuple[int, str] | None:
     return None
 
 
+def _user_epoch(epochs_completed: float) -> int:
+    """The epoch, numbered as the user's loop numbers it (from 0), at whose end `epochs_completed`
+    epochs are done: the one numbering of messages and evidence (an EpochSample's `epoch` counts)."""
+    return int(round(epochs_completed - 1))
+
+
 def _epoch_text(epochs_completed: float) -> str:
-    """The epoch, numbered as the user's loop numbers it (from 0), at whose end `epochs_completed` epochs are done."""
-    return f"epoch {fmt_int(epochs_completed - 1)}"
+    """``epoch N``, N as the user's loop numbers it (from 0), at whose end `epochs_completed` epochs are done."""
+    return f"epoch {fmt_int(_user_epoch(epochs_completed))}"
 
 
 class MemoryCheck(Check):
@@ -109,7 +116,9 @@ class MemoryCheck(Check):
         self.prev_epoch_end_steps = 0
         self.prev_retries: dict[int, int] = {}
         self.within_reported: set[tuple[str, bool]] = set()  # (series, in the first epoch)
-        self.since: dict[str, int] = {}  # series -> epoch the steady growth was first seen from
+        # finding key -> the epoch (from 0) at whose end the sample the growth is measured from was
+        # taken when the rule first held: the baseline a message says ("since epoch N") and a chart marks
+        self.since: dict[str, int] = {}
         self.latest_nvml: dict[int, dict] = {}  # torch device index -> NVML used/total (sampler)
         self.run_length: int | None = None  # epochs, when the training code names it
         self.horizon_source = ""
@@ -169,7 +178,7 @@ class MemoryCheck(Check):
             if until is not None and until <= MAX_PROJECTED_EPOCHS:
                 out_epoch = epoch + until
                 evidence["limit_bytes"] = limit
-                evidence["runs_out_near_epoch"] = round(out_epoch)
+                evidence["runs_out_near_epoch"] = _user_epoch(out_epoch)
                 text = f"; the {limit_name} ({fmt_bytes(limit)}) runs out near {_epoch_text(out_epoch)}"
         if after is not None:
             evidence["projected_value"] = after
@@ -226,12 +235,13 @@ class MemoryCheck(Check):
         message = head + (" " + culprit_text if culprit_text else "")
         top = named[0] if named else None
         evidence = {
-            "epoch": epoch,
+            **self._epochs(sample, since),
             "tensors_per_epoch": count_rate,
             "bytes_per_epoch": byte_rate,
-            "graph_bytes_per_epoch": graph_bytes,
+            "graph_bytes_per_epoch": graph_bytes,  # measured saved tensors + estimated graph nodes
+            "graph_saved_bytes_per_epoch": graph_saved,  # measured
+            "graph_node_bytes_per_epoch_estimate": graph_node_estimate,  # ~GRAPH_NODE_BYTES per node
             "increments": list(verdict.growth.increments),
-            "series_from_epoch": self._kept_from(),
             "series": [s.tensor_count for s in self.series.samples],
             "bytes_series": [s.tensor_bytes for s in self.series.samples],
             "rss_series": [s.rss for s in self.series.samples],
@@ -252,9 +262,13 @@ class MemoryCheck(Check):
             key="tensors",
         ))
 
-    def _kept_from(self) -> int | None:
-        """The epoch the evidence series start at (they hold the last ``KEPT_SAMPLES`` epochs)."""
-        return self.series.samples[0].epoch if self.series.samples else None
+    def _epochs(self, sample: EpochSample, since: int) -> dict[str, int | None]:
+        """The evidence's epochs, each numbered as the user's loop numbers it (from 0): `epoch`, the
+        one at whose end the rule held this time; `baseline_epoch`, the one at whose end the sample
+        the growth is measured from was taken; `series_from_epoch`, where the evidence's series
+        start (they hold the last ``KEPT_SAMPLES`` epochs)."""
+        return {"epoch": _user_epoch(sample.epoch), "baseline_epoch": since,
+                "series_from_epoch": _user_epoch(self.series.samples[0].epoch) if self.series.samples else None}
 
     @property
     def horizon(self) -> int:
@@ -340,8 +354,9 @@ class MemoryCheck(Check):
         mem = (sample.cuda or {}).get(index)
         total = mem.total if mem is not None else None
         proj_text, proj = self._projection(verdict.growth, total, "device's memory", sample.epoch)
+        since = self.since.setdefault(device, verdict.growth.since_index)
         message = (f"CUDA memory allocated on {device} grows +{fmt_bytes(verdict.growth.rate)}/epoch since "
-                   f"epoch {verdict.growth.since_index} (now {fmt_bytes(verdict.growth.last)}){proj_text}.")
+                   f"epoch {since} (now {fmt_bytes(verdict.growth.last)}){proj_text}.")
         named = [h for h in self.holders if h.kind != "graph-only"]
         if tensor_verdict is not None and named:
             message += f" The live-tensor census names the holder: {named[0].describe()} (see memory/tensor-growth)."
@@ -355,7 +370,7 @@ class MemoryCheck(Check):
             fix=fix,
             evidence={"device": device, "bytes_per_epoch": verdict.growth.rate,
                       "increments": list(verdict.growth.increments),
-                      "series_from_epoch": self._kept_from(),
+                      **self._epochs(sample, since),
                       "allocated_series": [getattr((s.cuda or {}).get(index), "allocated", None)
                                            for s in self.series.samples],
                       "nvml": self.latest_nvml.get(index),
@@ -367,17 +382,18 @@ class MemoryCheck(Check):
     def _report_rss(self, verdict: Verdict, sample: EpochSample) -> None:
         self._find_run_length(None, sample.epoch)
         proj_text, proj = self._projection(verdict.growth, machine_ram_bytes(), "machine's RAM", sample.epoch)
+        since = self.since.setdefault("rss", verdict.growth.since_index)
         self.report(Finding(
             code="memory/rss-growth",
             severity="warning",
             message=(f"Process RSS grows +{fmt_bytes(verdict.growth.rate)}/epoch since epoch "
-                     f"{verdict.growth.since_index} (now {fmt_bytes(verdict.growth.last)}){proj_text}, "
+                     f"{since} (now {fmt_bytes(verdict.growth.last)}){proj_text}, "
                      f"while the live tensors stay flat: the memory is held outside tensors "
                      f"(Python objects, numpy arrays, a growing log or cache)."),
             fix=("Look for containers that grow every step outside tensors (lists of dicts/arrays, logs kept in "
                  "memory) and bound them; `tracemalloc` snapshots compared across epochs show where."),
             evidence={"bytes_per_epoch": verdict.growth.rate, "increments": list(verdict.growth.increments),
-                      "series_from_epoch": self._kept_from(),
+                      **self._epochs(sample, since),
                       "rss_series": [s.rss for s in self.series.samples], **proj},
             key="rss",
         ))
@@ -444,16 +460,16 @@ class MemoryCheck(Check):
                 continue
             per_step, start = found
             self.within_reported.add((name, first_epoch))
-            epoch = self.run.loop.epoch + 1
+            epoch = self.run.loop.epoch  # the epoch in progress, from 0 as the user's loop numbers it
             steps_per_epoch = self.last_epoch_steps or None
             text = f"+{fmt_bytes(per_step * 100)} per 100 steps"
             if steps_per_epoch:
                 text += f" (≈ +{fmt_bytes(per_step * steps_per_epoch)} over an epoch of {fmt_int(steps_per_epoch)} steps)"
             label = "process RSS" if kind == "rss" else f"CUDA memory allocated on {name}"
             # In the first epoch, caches that fill once (a dataset caching its samples, the
-            # allocator's pools) rise the same way: say so, as info; from epoch 2 on it is a warning.
+            # allocator's pools) rise the same way: say so, as info; from the second epoch on it is a warning.
             caveat = (" In the first epoch a cache that fills once (e.g. a dataset keeping loaded samples) looks "
-                      "the same; if it goes on in epoch 2, it is a leak." if first_epoch else "")
+                      "the same; if it goes on in the next epoch, it is a leak." if first_epoch else "")
             self.report(Finding(
                 code="memory/growth-within-epoch",
                 severity="info" if first_epoch else "warning",
@@ -463,7 +479,7 @@ class MemoryCheck(Check):
                          f"The epoch-end census will name the holder if it keeps growing.{caveat}"),
                 fix=("Check what the loop keeps per step (losses, outputs, caches): store `.item()` / `.detach()` "
                      "values and bound caches."),
-                evidence={"series": name, "bytes_per_step": per_step, "samples": len(samples),
+                evidence={"series": name, "epoch": epoch, "bytes_per_step": per_step, "samples": len(samples),
                           "first_step": first_step + samples[0][0], "last_step": first_step + samples[-1][0]},
                 key=name,
             ))

@@ -13,8 +13,8 @@ from typing import Any, Mapping
 
 from ..core.format import fmt_bytes, terminal_safe
 from ..report.fold import FeatureView, float_or_none, int_or_none
-from ..report.markup import PALETTE, Markup, fmt, render
-from ..report.svg import line_chart
+from ..report.markup import PALETTE, SEV_COLOR, Markup, fmt, render
+from ..report.svg import Mark, line_chart
 
 # Keys of a memory_sample's data that describe *when* it was taken, not a measurement.
 _MEMORY_META_KEYS = frozenset(
@@ -27,6 +27,12 @@ _CUDA_CHARTED = ("allocated", "reserved", "epoch_peak", "inactive_split")
 _NVML_CHARTED = ("used",)
 _CENSUS_CHARTED = {"count": "tensors", "bytes": "tensor_bytes", "graph_count": "graph_tensors",
                    "graph_bytes": "graph_bytes"}
+# The charted series a memory finding's growth is about ("{device}": its evidence's device).
+_GROWTH_CHARTS = {
+    "memory/tensor-growth": ("tensors", "tensor_bytes"),
+    "memory/cuda-growth": ("{device} allocated",),
+    "memory/rss-growth": ("rss_bytes",),
+}
 # Sources shown first, in this order, when present (others follow alphabetically).
 PREFERRED_SOURCES = ("allocated", "reserved", "inactive_split", "nvml", "rss", "tensor_bytes", "tensors",
                      "tensor_count", "graph_bytes", "graph_tensors")
@@ -93,8 +99,44 @@ class MemoryView(FeatureView):
         return series
 
     # ------------------------------------------------------------------ what it shows
+    def growth_marks(self) -> dict[str, list[Mark]]:
+        """Per charted series, where the memory findings put its growth: the rule's baseline (the
+        epoch at whose end the growth is measured from: the finding's ``evidence.baseline_epoch``)
+        and where the finding fired (its stamp, ``epoch``), read from the findings as they are."""
+        marks: dict[str, list[Mark]] = {}
+        for f in self.run.findings_sorted():
+            charted = _GROWTH_CHARTS.get(f.code)
+            if charted is None:
+                continue
+            ev = f.evidence if isinstance(f.evidence, Mapping) else {}
+            names = [name.format(device=ev.get("device") or f.key) for name in charted]
+            baseline = int_or_none(ev.get("baseline_epoch"))
+            color = SEV_COLOR.get(f.severity, SEV_COLOR["warning"])
+            for name in names:
+                if baseline is not None:
+                    marks.setdefault(name, []).append(Mark(
+                        baseline, "baseline", "#556", "mark-baseline", dashed=True,
+                        title=f"{f.code}: growth measured from the end of epoch {baseline} (the rule's baseline)"))
+                if f.epoch is not None:
+                    marks.setdefault(name, []).append(Mark(
+                        f.epoch, "found", color, "mark-found",
+                        title=f"{f.code} found at the end of epoch {f.epoch}"))
+        return marks
+
+    def estimates(self) -> list[dict[str, Any]]:
+        """What the memory findings estimate rather than measure, to say beside the charts (which
+        draw measurements only): the autograd graph nodes the leaking tensors keep alive."""
+        out = []
+        for f in self.run.findings_sorted():
+            ev = f.evidence if isinstance(f.evidence, Mapping) else {}
+            estimate = float_or_none(ev.get("graph_node_bytes_per_epoch_estimate"))
+            if f.code == "memory/tensor-growth" and estimate:
+                out.append({"code": f.code, "bytes_per_epoch": estimate})
+        return out
+
     def html_section(self) -> Markup:
         series = self.memory_series()
+        marks = self.growth_marks()
         charts = []
         for i, name in enumerate(source_order(series)):
             pts = series[name]
@@ -102,9 +144,9 @@ class MemoryView(FeatureView):
             counted = not is_bytes_series(name)
             svg = line_chart(pts, color=PALETTE[i % len(PALETTE)], bytes_axis=not counted, label=title,
                              integer=counted and all(float(v).is_integer() for _, v in pts),
-                             y_title=source_unit(name), x_title="epoch (from 0)")
-            charts.append({"source": name, "title": title, "svg": svg})
-        return render(f"{__package__}:memory.html", charts=charts)
+                             y_title=source_unit(name), x_title="epoch (from 0)", marks=marks.get(name, ()))
+            charts.append({"source": name, "title": title, "svg": svg, "marked": name in marks})
+        return render(f"{__package__}:memory.html", charts=charts, estimates=self.estimates())
 
     def epoch_line_part(self) -> str | None:
         series = self.memory_series()
@@ -137,8 +179,10 @@ class MemoryView(FeatureView):
             pts = series[name]
             vals = [v for _, v in pts]
             delta = DASH
-            if len(vals) >= 2:
-                d = (vals[-1] - vals[0]) / (len(vals) - 1)
+            if len(pts) >= 2 and pts[-1][0] > pts[0][0]:
+                # per epoch: over the epochs between the first and last samples (a sparse census
+                # samples every few epochs)
+                d = (vals[-1] - vals[0]) / (pts[-1][0] - pts[0][0])
                 delta = ("+" if d >= 0 else "") + (fmt_bytes(d) if is_bytes_series(name) else f"{d:,.0f}")
             table.add_row(escape(terminal_safe(source_label(name, short=True))), Text(sparkline(vals), style="cyan"),
                           fmt_value(name, vals[-1]), delta)
