@@ -108,6 +108,7 @@ def test_report_checkpoint_table_says_what_each_save_held():
     rows = text.split("Checkpoints")[-1].split("DataLoader passes")[0]
     size = fmt_bytes(next(e["data"]["bytes"] for e in events if e["kind"] == "checkpoint_saved"))
     assert rows.count("/tmp/watchdog-fixture/checkpoint.pt") == 3
+    assert "epochs done" in rows and "after epoch" not in rows  # a count, not an epoch number
     assert rows.count("4 tensors") == 3 and rows.count(size) == 3
     assert rows.count("✔ equal") == 1                      # read back once, the first save
     assert "checkpoint/missing-optimizer-state" in rows and "checkpoint/missing-scheduler-state" in rows

@@ -195,12 +195,13 @@ def line_chart(points: list[tuple[int, float]], color: str = "#1565c0", bytes_ax
     The y range is fitted to the data; `integer` gives whole-number ticks (counts); `point_text`
     formats a point's value for its tooltip (the tick format by default); `marks` draw labelled
     vertical lines (a rule's baseline, where a finding fired) at their epochs."""
-    ml, mr, mt, mb = 72, 10, 14 if marks else 8, 36
+    ys = [y for _, y in points]
+    axis = value_axis(ys, bytes_axis=bytes_axis, integer=integer, most=4)
+    # room on the left for the longest tick label (~6 px a character at 10 px) and the axis title
+    ml, mr, mt, mb = 24 + 6 * max(len(label) for label in axis.labels), 10, 14 if marks else 8, 36
     pw, ph = width - ml - mr, height - mt - mb
     xs = [x for x, _ in points] + [m.x for m in marks]
-    ys = [y for _, y in points]
     x0, x1 = min(xs), max(xs)
-    axis = value_axis(ys, bytes_axis=bytes_axis, integer=integer)
     y0, y1 = axis.low, axis.high
 
     def px(x: float) -> float:
