@@ -89,7 +89,7 @@ def _make_environment() -> Any:
         def get_source(self, environment: Any, template: str) -> tuple[str, str | None, Callable[[], bool]]:
             package, _, name = template.rpartition(":")
             try:
-                resource = importlib.resources.files(package or REPORT_TEMPLATES).joinpath("templates", name)
+                resource = importlib.resources.files(package or REPORT_TEMPLATES).joinpath("templates").joinpath(name)
                 source = resource.read_text(encoding="utf-8")
             except (ImportError, OSError, ValueError) as e:
                 raise jinja2.TemplateNotFound(template) from e
