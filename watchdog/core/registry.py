@@ -19,6 +19,7 @@ FEATURES: tuple[str, ...] = (
     "watchdog.evaluation",
     "watchdog.memory",
     "watchdog.distributed",
+    "watchdog.integrations",
     "watchdog.report",
 )
 

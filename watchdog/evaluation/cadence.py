@@ -35,6 +35,10 @@ chart these verdicts and the findings; they never judge a window themselves.
 **Cadence** (``watch(eval_every=k)``, default 1): a run of ``k`` or more consecutive trained epochs
 without evaluation is missing its evaluation. ``eval_every=2`` with validation after every other
 epoch is clean. A run that trained a single epoch has no cadence to keep: it is judged by steps.
+When a framework's trainer runs the loop (a ``framework_trainer`` event: Lightning's
+``check_val_every_n_epoch``, the Hugging Face ``eval_strategy``/``eval_steps``, translated into
+epochs by ``integrations/frameworks.py``), the cadence expected is the larger of ``eval_every`` and
+the trainer's own: what the user configured there is the user's choice, stated once.
 
 Codes:
 
@@ -229,10 +233,20 @@ class EvalCadenceCheck(Check):
         self.missing_ranges = EpochRanges()  # the same, as ranges
         self.trailing_missing: list[int] = []  # the part of `missing` in the gap still open
         self.final_epochs: int | None = None
+        self.framework: dict[str, Any] = {}  # the trainer's evaluation settings (framework_trainer), if any
+        self.framework_held_out: dict[str, Any] = {}  # held-out data the trainer holds, by name
 
     @property
     def every(self) -> int:
-        return self.run.options.eval_every
+        """The cadence judged: ``eval_every``, or the trainer's own setting when it is larger."""
+        return max(self.run.options.eval_every, self.framework.get("eval_every") or 1)
+
+    def _cadence_source(self) -> str:
+        """`` (Lightning's check_val_every_n_epoch=2)`` when the cadence judged is the trainer's."""
+        setting = self.framework.get("eval_setting")
+        if setting and (self.framework.get("eval_every") or 1) > self.run.options.eval_every:
+            return f" ({self.framework.get('display')}'s {setting})"
+        return ""
 
     # -- events ---------------------------------------------------------------------------------------
     @staticmethod
@@ -257,6 +271,10 @@ class EvalCadenceCheck(Check):
         elif role == "train" and self.train_stream is None:
             self.train_stream = self._stream(event)
             self._close_windows(self.run.loop.steps)  # known late (Lightning): earlier epochs may be over
+
+    def on_framework_trainer(self, event: Any) -> None:
+        self.framework = dict(event.data)
+        self.framework_held_out = dict((event.refs or {}).get("held_out") or {})
 
     def on_epoch_end(self, event: Any) -> None:
         steps = int(event.data["steps"])
@@ -369,11 +387,12 @@ class EvalCadenceCheck(Check):
         only_after = final and first_during is not None and first_during >= steps
         never = first_during is None
         if never:  # is there anything to evaluate on? (looked for while the training frames are there)
-            self.held_out.update(dict.fromkeys(held_out_data(run, user_frames(8))))
+            self.held_out.update(dict.fromkeys(held_out_data(run, user_frames(8), self.framework_held_out)))
         nothing_held_out = never and not self.held_out
         trailing_only = (final and not never and not only_after and bool(evaluated)
                          and missing == sorted(self.trailing_missing) and len(missing) <= self.every)
-        cadence = f"at least one every {self.every} epochs" if self.every > 1 else "one after every epoch"
+        cadence = (f"at least one every {self.every} epochs" if self.every > 1 else "one after every epoch") \
+            + self._cadence_source()
         if final:
             message = f"{plural.capitalize()} {ranges} of {total} had no evaluation"
             if only_after:
@@ -384,6 +403,9 @@ class EvalCadenceCheck(Check):
                 if nothing_held_out:
                     message += (" and no held-out data was found (no evaluation loader, no validation split),"
                                 " so there may be nothing to evaluate on")
+                elif self.framework and not self.framework.get("evaluates", True):
+                    message += (f", although held-out data exists ({', '.join(list(self.held_out)[:3])}): "
+                                f"{self.framework.get('display')} is set to {self.framework.get('eval_setting')}")
             elif trailing_only:
                 message += f": evaluation stopped after epoch {max(evaluated)}, so the final weights " \
                            "were never evaluated"
@@ -405,6 +427,7 @@ class EvalCadenceCheck(Check):
                 "epochs": total,
                 "evaluated_epochs": evaluated[:EVIDENCE_CAP],
                 "eval_every": self.every,
+                "eval_every_source": self._cadence_source().strip(" ()") or "eval_every",
                 "epoch_source": run.loop.epoch_source,
                 "epoch_end_steps": self.epoch_steps[:EVIDENCE_CAP],
                 "eval_steps": points.first_distinct(EVIDENCE_CAP),
