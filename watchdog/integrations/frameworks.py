@@ -248,7 +248,7 @@ class HuggingFace(Framework):
     def settings(self, trainer: Any, train_batches: int | None = None) -> TrainerSettings:
         args = getattr(trainer, "args", None)
         state = getattr(trainer, "state", None)
-        strategy = _strategy(getattr(args, "eval_strategy", "no"))
+        strategy = _strategy(getattr(args, "eval_strategy", None) or getattr(args, "evaluation_strategy", "no"))
         eval_steps = getattr(state, "eval_steps", None) if strategy == "steps" else None
         if strategy == "steps" and not eval_steps:
             eval_steps = getattr(args, "eval_steps", None) or getattr(args, "logging_steps", None)

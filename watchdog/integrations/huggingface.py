@@ -34,9 +34,9 @@ loop, for that run only: the same findings either way.
 
 from __future__ import annotations
 
-import atexit
 import functools
 import os
+from atexit import register as at_exit
 from typing import Any
 
 try:
@@ -111,7 +111,7 @@ class WatchdogCallback(TrainerCallback):
             self._span.begin()
             self._begun = True
             if not self._exit_hook:
-                atexit.register(self._end_at_exit)
+                at_exit(self._end_at_exit)
                 self._exit_hook = True
         self._describe(trainer, train_dataloader)
 

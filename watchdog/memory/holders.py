@@ -50,6 +50,7 @@ class Naming:
     frame: "UserFrame | None" = None  # the user frame whose variable starts the name
     owner: str = ""  # "train()", "module level", "a Foo object"
     instance: Any = None  # the object of the user's class whose attribute starts the name (``self.``)
+    attribute_of: Any = None  # the object whose attribute the name reaches last (``trainer`` in ``trainer.history``)
     framework: bool = False  # the name goes through a training framework's own object
 
     def child(self, suffix: str, through: Any) -> "Naming":
@@ -348,7 +349,7 @@ class HolderWalk:
             named = self.name_of(obj, depth - 1, seen)
         if named is None:
             named = Naming(type(obj).__name__, None, f"a {type(obj).__name__} object")
-        return named.child(f".{attr}", obj)
+        return replace(named.child(f".{attr}", obj), attribute_of=obj)
 
     def name_of(self, obj: Any, depth: int, seen: frozenset) -> Naming | None:
         """How the user's code names ``obj``: a variable of a user frame, else (``depth`` levels up
@@ -463,7 +464,13 @@ def _holder_named(kind: str, named: Naming | None) -> Holder:
     if named.instance is not None:
         owner, filename, lineno = _line_in_class(type(named.instance), name, owner)
     elif uf is not None:
-        filename, lineno = uf.filename, _growth_line(uf, name)
+        filename, lineno = uf.filename, _growth_line(uf, name, function_only=True)
+        if lineno is None and named.attribute_of is not None:  # then in the methods of the object's class
+            found = _line_in_class(type(named.attribute_of), name, owner)
+            if found[2] is not None:
+                owner, filename, lineno = found
+        if lineno is None:
+            lineno = _growth_line(uf, name)
     elif owner.startswith("module ") and "(" in owner:
         filename = owner[owner.index("(") + 1:-1]
         owner = owner[: owner.index(" (")]
@@ -667,7 +674,7 @@ def _growth_pattern(name: str) -> re.Pattern:
                 parts.append(r"\[\s*['\"]" + re.escape(key) + r"['\"]\s*\]")
             else:
                 parts.append(r"\[[^\]]*\]")
-        lead = r"(?<![\w])" if name.startswith(".") else r"(?<![\w.])"
+        lead = "" if name.startswith(".") else r"(?<![\w.])"  # `.c` follows any `a.b`
         target = lead + "".join(parts)
         pattern = re.compile(
             target
@@ -678,27 +685,28 @@ def _growth_pattern(name: str) -> re.Pattern:
     return pattern
 
 
-def _growth_line(uf: UserFrame, name: str) -> int:
+def _growth_line(uf: UserFrame, name: str, function_only: bool = False) -> int | None:
     """The line in the frame's function that grows ``name`` (``name.append(``, ``name[k] =``,
-    ``name +=`` ...; for ``a.b.c`` also ``.c.append(`` ...), else the frame's current line."""
+    ``name +=`` ...; for ``a.b.c`` also ``.c.append(`` ...), else in its file, else the frame's
+    current line (``function_only``: None when the function has no such line)."""
     code = uf.frame.f_code if uf.frame is not None else None
     if code is None:
-        return uf.lineno
+        return None if function_only else uf.lineno
     try:
         lines = sorted({ln for _, _, ln in code.co_lines() if ln is not None})
     except Exception:
-        return uf.lineno
-    if code.co_name != "<module>" and lines:
-        candidates = list(range(code.co_firstlineno, lines[-1] + 1))
-    else:
-        candidates = list(range(1, len(linecache.getlines(uf.filename)) + 1))
-    names = _name_variants(name)
+        return None if function_only else uf.lineno
     whole_file = range(1, len(linecache.getlines(uf.filename)) + 1)
-    for lines_to_search in (candidates, whole_file):  # the naming function first, then its file
-        for candidate in names:
+    if code.co_name != "<module>" and lines:
+        candidates: range = range(code.co_firstlineno, lines[-1] + 1)
+    else:
+        candidates = whole_file
+    names = _name_variants(name)
+    for lines_to_search in ((candidates,) if function_only else (candidates, whole_file)):
+        for candidate in names:  # the naming function first, then its file
             pattern = _growth_pattern(candidate)
             for ln in lines_to_search:
                 line = linecache.getline(uf.filename, ln)
                 if line and pattern.search(line):
                     return ln
-    return uf.lineno
+    return None if function_only else uf.lineno
