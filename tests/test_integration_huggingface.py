@@ -183,3 +183,27 @@ def test_an_exception_in_train_ends_the_callbacks_run(tmp_path):
     assert watchdog.current_run() is None
     report = json.loads((tmp_path / "wd" / "report.json").read_text())
     assert report["run"]["status"] == "exception" and report["summary"]["steps"] == 3
+
+
+def test_accelerate_names_the_loaders_as_the_script_does(tmp_path):
+    """``accelerator.prepare(loader)`` iterates a base DataLoader the script never sees: it takes the name of
+    the prepared loader the script holds (it was 'DataLoader L2 (Subset)')."""
+    accelerate = pytest.importorskip("accelerate")
+    net = torch.nn.Sequential(torch.nn.Embedding(64, 8), torch.nn.Flatten(), torch.nn.Linear(64, 2))
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    accelerator = accelerate.Accelerator(cpu=True)
+    train_loader = torch.utils.data.DataLoader(TRAIN, batch_size=8)
+    val_loader = torch.utils.data.DataLoader(Subset(DATA, range(40, 56)), batch_size=8)
+    net, optimizer, train_loader, val_loader = accelerator.prepare(net, optimizer, train_loader, val_loader)
+    with watchdog.watch(report_dir=tmp_path / "wd", summary=False, dashboard=False) as run:
+        for _ in range(2):
+            for batch in train_loader:
+                loss = torch.nn.functional.cross_entropy(net(batch["input_ids"]), batch["labels"])
+                accelerator.backward(loss)
+                optimizer.step()
+                optimizer.zero_grad()
+            with torch.no_grad():
+                for batch in val_loader:
+                    net(batch["input_ids"])
+    (overlap,) = [f for f in run.findings if f.code == "overlap/train-eval"]
+    assert "served by `val_loader` were also served by the training loader `train_loader`" in overlap.message

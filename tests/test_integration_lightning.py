@@ -273,3 +273,84 @@ def test_importing_watchdog_imports_no_framework_and_a_missing_one_names_the_fix
     first, second = out.stdout.splitlines()[:2]
     assert first == "[]"
     assert "pip install lightning" in second and "torch-watchdog[lightning]" in second
+
+
+SCRIPT = '''
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset, random_split
+import pytorch_lightning as pl
+
+
+class Classifier(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Linear(8, 2)
+
+    def training_step(self, batch, batch_idx):
+        return nn.functional.cross_entropy(self.net(batch[0]), batch[1])
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val_loss", nn.functional.cross_entropy(self.net(batch[0]), batch[1]))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+class Data(pl.LightningDataModule):
+    def setup(self, stage=None):
+        full = TensorDataset(torch.randn(96, 8), torch.randint(0, 2, (96,)))
+        self.train_ds, self.val_ds = random_split(full, [64, 32], generator=torch.Generator().manual_seed(0))
+
+    def train_dataloader(self):
+        return DataLoader(self.train_ds, batch_size=16)
+
+    def val_dataloader(self):
+        return DataLoader(self.val_ds, batch_size=16)
+
+
+pl.Trainer(max_epochs=4, check_val_every_n_epoch=2, logger=False, enable_checkpointing=False,
+           accelerator="cpu").fit(Classifier(), datamodule=Data())
+'''
+
+
+def test_watchdog_run_on_an_unchanged_lightning_script_reads_the_trainer(tmp_path):
+    """The issue's own case, without any callback: check_val_every_n_epoch=2 gave 'Epochs 0, 2 of 4 had no
+    evaluation' and the loaders were 'DataLoader L2 (Subset)'."""
+    (tmp_path / "train.py").write_text(SCRIPT)
+    out = subprocess.run([sys.executable, "-m", "watchdog", "run", "--report-dir", "wd", "train.py"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads((tmp_path / "wd" / "report.json").read_text())
+    assert codes(report) == [] and report["summary"]["epochs"] == 4
+    assert sorted(n for loader in report["run"]["loaders"] for n in loader["names"]) == [
+        "train_dataloader", "val_dataloader"]
+
+
+def test_one_callback_class_serves_lightning_pytorch_too(tmp_path):
+    """With the unified ``lightning`` package installed too, the same class is a callback of both."""
+    L = pytest.importorskip("lightning.pytorch")
+    assert issubclass(WatchdogCallback, L.Callback) and issubclass(WatchdogCallback, pl.Callback)
+
+    class Small(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Linear(8, 2)
+
+        def training_step(self, batch, batch_idx):
+            return nn.functional.cross_entropy(self.net(batch[0]), batch[1])
+
+        def validation_step(self, batch, batch_idx):
+            self.log("val_loss", nn.functional.cross_entropy(self.net(batch[0]), batch[1]))
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    data = Data()
+    data.setup()
+    L.Trainer(max_epochs=4, check_val_every_n_epoch=2, logger=False, enable_checkpointing=False,
+              enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+              callbacks=[WatchdogCallback(report_dir=tmp_path / "wd", summary=False, dashboard=False)]).fit(
+        Small(), data.train_dataloader(), data.val_dataloader())
+    report = json.loads((tmp_path / "wd" / "report.json").read_text())
+    assert codes(report) == [] and report["summary"]["epochs"] == 4 and report["run"]["epoch_source"] == "mark"
