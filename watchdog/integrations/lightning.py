@@ -27,9 +27,10 @@ loop, for that run only: the same findings either way.
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
-from ..core.run import mark_epoch
+from ..core.run import current_run, mark_epoch
 from .span import WatchedSpan, guarded
 
 _BASES: list[type] = []
@@ -86,9 +87,21 @@ class WatchdogCallback(*_BASES):  # type: ignore[misc]
             self._span.end()
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
-        """The fit raised (or was interrupted): the run ends with that status; Lightning re-raises."""
-        if self._span is not None:
-            self._span.end(exception)
+        """The fit raised (or was interrupted): the run ends with that status; Lightning re-raises.
+
+        Lightning's signal connector put its SIGTERM handler over the run's and puts back, after this
+        hook, the one it found: the run's, which the run could not remove. It is told the handler that
+        was there before the run instead."""
+        if self._span is None or self._span.entered == 0:
+            return
+        run = current_run()
+        handlers = getattr(run, "_previous_sigterm", None) if run is not None and run.status == "running" else None
+        self._span.end(exception)
+        if run is None or run.status == "running":
+            return  # a joined run goes on: its handler stays
+        originals = getattr(getattr(trainer, "_signal_connector", None), "_original_handlers", None)
+        if handlers is not None and isinstance(originals, dict) and originals.get(signal.SIGTERM) is handlers[0]:
+            originals[signal.SIGTERM] = handlers[1]
 
     # -- what Lightning tells -------------------------------------------------------------------------------
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
@@ -103,7 +116,6 @@ class WatchdogCallback(*_BASES):  # type: ignore[misc]
     @guarded
     def _describe(self, trainer: Any) -> None:
         from .probe import probe_of
-        from ..core.run import current_run
 
         probe = probe_of(current_run())
         if probe is not None:
