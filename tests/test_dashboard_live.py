@@ -22,7 +22,7 @@ from rich.console import Console
 import watchdog.report.dashboard as dashboard_mod
 from fixtures import fixture_events
 from watchdog.core.format import fmt_bytes
-from watchdog.report.dashboard import Dashboard, display_mode
+from watchdog.report.dashboard import Dashboard, display_mode, rank_mode
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -85,18 +85,38 @@ def test_jupyter_without_ipywidgets_steps_aside(monkeypatch):
     assert display_mode(io.StringIO()) == "jupyter"
 
 
-def test_only_rank_0_of_a_torchrun_job_shows_a_dashboard(monkeypatch):
-    monkeypatch.setenv("WORLD_SIZE", "4")
-    monkeypatch.setenv("RANK", "2")
-    assert display_mode(Tty()) == "off"
+def test_only_local_rank_0_of_node_0_shows_a_dashboard_as_its_start_metadata_says(monkeypatch):
+    """Which rank draws comes from the run's start metadata (RankInfo as logged), not the environment:
+    the environment here says rank 0 of nothing, and only the metadata decides."""
+    from watchdog.core.ranks import RankInfo
 
-    class Run:
-        class options:
-            dashboard = None
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
 
-    assert Dashboard.for_run(Run()) is None
-    monkeypatch.setenv("RANK", "0")
-    assert display_mode(Tty()) == "live"
+    def rank_run(rank, local_rank, node_rank, rank_lines=False):
+        info = RankInfo.from_env({"RANK": str(rank), "WORLD_SIZE": "4", "LOCAL_RANK": str(local_rank),
+                                  "LOCAL_WORLD_SIZE": "2", "GROUP_RANK": str(node_rank)})
+
+        class Run:
+            start_metadata = {"rank": info.to_dict(), "rank_lines": rank_lines}
+
+            class options:
+                dashboard = None
+
+        return Run()
+
+    assert rank_mode(rank_run(0, 0, 0)) is None  # the terminal decides: live, jupyter or lines
+    assert Dashboard(rank_run(0, 0, 0), line_stream=io.StringIO()).mode == display_mode()
+    assert rank_mode(rank_run(1, 1, 0)) == "off"
+    assert rank_mode(rank_run(2, 0, 1)) == "off"  # local rank 0 of another node: its own terminal is a log
+    assert Dashboard.for_run(rank_run(1, 1, 0)) is None
+    assert rank_mode(rank_run(1, 1, 0, rank_lines=True)) == "lines"
+    assert Dashboard.for_run(rank_run(3, 1, 1, rank_lines=True)).mode == "lines"
+
+    class OneProcess:
+        start_metadata = {"rank": None}
+
+    assert rank_mode(OneProcess()) is None
 
 
 def test_refresh_rate_is_capped_at_2_hz():

@@ -400,7 +400,8 @@ def test_incremental_evaluation_points_match_sorting_them_all_at_each_window():
     import bisect
     import random
 
-    from watchdog.evaluation.cadence import EpochRanges, EvalPoints
+    from watchdog.evaluation.cadence import EvalPoints
+    from watchdog.evaluation.rule import EpochRanges
     from watchdog.core.format import fmt_ranges
 
     rng = random.Random(3)

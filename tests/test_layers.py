@@ -90,7 +90,7 @@ def test_views_import_only_events_the_formatter_and_views():
 
 def test_every_feature_keeps_its_views_in_its_own_view_module():
     assert FEATURE_VIEW_MODULES == {f"watchdog.{feature}.view" for feature in
-                                    ("overlap", "checkpoint", "evaluation", "memory")}
+                                    ("overlap", "checkpoint", "evaluation", "memory", "distributed")}
     declared = {view for view in registry.views()}
     for name in MODULES:
         if name.endswith(".view") and name.split(".")[1] in FEATURE_PACKAGES:

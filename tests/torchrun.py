@@ -2,7 +2,8 @@
 
 ``launch(tmp_path, script, ...)`` writes ``script`` to ``tmp_path/train.py`` and runs
 ``python -m torch.distributed.run --standalone --nproc-per-node N -m watchdog run --report-dir DIR
-train.py`` (or, with ``watched=False``, ``train.py`` itself, for scripts that use ``@watchdog.watch``).
+train.py`` (or, with ``watched=False``, ``train.py`` itself, for scripts that use ``@watchdog.watch``;
+with ``launcher="torchrun"``, the ``torchrun`` command installed beside the interpreter).
 The scripts build their process group with ``DIST_INIT`` (gloo) and keep data and epochs small.
 """
 from __future__ import annotations
@@ -38,12 +39,15 @@ class Job:
 
 
 def launch(tmp_path: Path, script: str, *, nproc: int = 2, watched: bool = True, options: tuple[str, ...] = (),
-           args: tuple[str, ...] = (), env: dict[str, str] | None = None, timeout: float = TIMEOUT_S) -> Job:
+           args: tuple[str, ...] = (), env: dict[str, str] | None = None, timeout: float = TIMEOUT_S,
+           launcher: str = "module") -> Job:
     """Run ``script`` under a real torchrun with ``nproc`` ranks; returns when every rank has exited."""
     path = tmp_path / "train.py"
     path.write_text(textwrap.dedent(script))
     report_dir = tmp_path / "wd"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
+    start = [str(Path(sys.executable).with_name("torchrun"))] if launcher == "torchrun" else [
+        sys.executable, "-m", "torch.distributed.run"]
+    command = [*start, "--standalone", f"--nproc-per-node={nproc}"]
     if watched:
         command += ["-m", "watchdog", "run", "--report-dir", str(report_dir), *options, str(path), *args]
     else:

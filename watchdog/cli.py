@@ -55,12 +55,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--checkpoint-verify", choices=("first", "every", "off"), default="first",
                      help="read checkpoints back and compare them with the live state (default: the first save)")
     run.add_argument("--quiet", action="store_true", help="no summary table at the end")
+    run.add_argument("--rank-lines", action="store_true", default=None,
+                     help="under torchrun: every rank prints its epoch lines and its own summary, not only "
+                          "local rank 0 of node 0 (default: $WATCHDOG_RANK_LINES); the merged summary is "
+                          "printed once either way")
     run.add_argument("script", nargs="?", help="the Python script to run (a file, or a directory or zip with "
                                                "__main__.py)")
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script")
 
     report = sub.add_parser("report", help="re-render the summary (and HTML) of a finished or crashed run")
-    report.add_argument("dir", metavar="DIR", help="a report directory (holding events.jsonl)")
+    report.add_argument("dir", metavar="DIR", help="a report directory (holding events.jsonl); a torchrun "
+                                                   "job's DIR (holding rank<N>/ folders): its ranks merged")
     return parser
 
 
@@ -151,6 +156,7 @@ def _run(ns: argparse.Namespace) -> int:
         fingerprint=ns.fingerprint,
         checkpoint_verify=ns.checkpoint_verify,
         summary=not ns.quiet,
+        rank_lines=ns.rank_lines,
     )
     saved_argv = sys.argv
     sys.argv = list(program.argv)  # what the report records, as the script will see it
@@ -170,7 +176,9 @@ def _run(ns: argparse.Namespace) -> int:
     if error is not None and not isinstance(error, (SystemExit, WatchdogStop)):
         runner.print_uncaught(error)  # the user's traceback first, as Python prints it
     session.__exit__(type(error) if error else None, error, error.__traceback__ if error else None)
-    if ns.quiet and run.status != "unwatched":  # the summary (off with --quiet) ends with this line
+    # The summary (off with --quiet) ends with this line; a rank of a torchrun job says it only when
+    # asked (rank_lines): the rank that merges says where the merged report is.
+    if ns.quiet and run.status != "unwatched" and (run.rank_info is None or run.rank_lines):
         from .report.terminal import report_written_line
 
         print(report_written_line(run.report_dir, len(run.findings)), file=sys.stderr)
@@ -200,8 +208,11 @@ def _findings_exit(run: object) -> int:
 
 
 def _report(ns: argparse.Namespace) -> int:
+    from .distributed.finish import holds_ranks, report_command
     from .report.rerender import render_report
 
+    if holds_ranks(ns.dir):  # a torchrun job's DIR: its rank folders merged (DIR/rank<N> re-renders one)
+        return report_command(ns.dir)
     return render_report(ns.dir)
 
 

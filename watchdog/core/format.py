@@ -85,6 +85,23 @@ def fmt_ranges(numbers: Iterable[int]) -> str:
     return ", ".join(parts)
 
 
+def fmt_ranks(ranks: Iterable[int]) -> str:
+    """The ranks of a multi-process run: ``rank 3``, ``ranks 0, 3``, ``ranks 0–7`` (runs of three or
+    more as ranges), as a merged finding and the merged report's ranks table name them."""
+    ordered = sorted(set(ranks))
+    if len(ordered) == 1:
+        return f"rank {ordered[0]}"
+    parts: list[str] = []
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        parts += [f"{ordered[i]}–{ordered[j]}"] if j - i >= 2 else [str(r) for r in ordered[i:j + 1]]
+        i = j + 1
+    return "ranks " + ", ".join(parts)
+
+
 # -- text from the user's program, for a terminal ----------------------------------------------------
 # Names, paths, argv and exception messages come from the user's program. Printed raw, a control
 # character could move the cursor, clear the screen, retitle the terminal or reorder text (bidi

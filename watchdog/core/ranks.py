@@ -35,9 +35,12 @@ class RankInfo:
     host: str
     pid: int
     agent_pid: int  # the launcher's agent on this node (the parent process)
+    # Which watched run of this process this is (0 for the first): a script that watches two
+    # functions in turn (train, then test) has two runs per rank, merged separately.
+    watch_index: int = 0
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "RankInfo | None":
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, watch_index: int = 0) -> "RankInfo | None":
         """This process's rank under a launcher, or None for a single-process run."""
         env = os.environ if environ is None else environ
         world = _int(env, "WORLD_SIZE")
@@ -50,7 +53,7 @@ class RankInfo:
         return cls(rank=rank, world_size=world, local_rank=local_rank,
                    local_world_size=_int(env, "LOCAL_WORLD_SIZE", world) or world,
                    node_rank=_int(env, "GROUP_RANK", 0) or 0, job=job, host=socket.gethostname(),
-                   pid=os.getpid(), agent_pid=os.getppid())
+                   pid=os.getpid(), agent_pid=os.getppid(), watch_index=watch_index)
 
     @property
     def folder_name(self) -> str:
@@ -63,4 +66,6 @@ class RankInfo:
         return self.local_rank == 0 and self.node_rank == 0
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """As logged in ``run_start``'s ``rank``: the fields, and ``shows_dashboard`` (so the views
+        read the rule's outcome instead of re-deciding it from the environment)."""
+        return {**asdict(self), "shows_dashboard": self.shows_dashboard}

@@ -2,7 +2,9 @@
 
 A feature is a package that declares ``PROBES`` (installed in this order, undone in reverse),
 ``CHECKS`` (subscribed to the event bus in this order), ``EVENTS`` (the kinds it emits) and ``VIEWS``
-(its part of the views: ``report.fold.FeatureView`` classes). The core imports features only through
+(its part of the views: ``report.fold.FeatureView`` classes), and where it needs them
+``CROSS_RANK_CHECKS`` (run when a multi-process run's ranks are merged) and ``AT_RUN_END`` (hooks
+run after the run's reports are written). The core imports features only through
 this registry, lazily, so ``import watchdog`` stays cheap and a new family is one folder plus one
 line here. A feature package imports without torch: its probes and checks load when first asked for
 (a module ``__getattr__``), so ``watchdog report`` renders every feature's view without loading torch.
@@ -65,6 +67,12 @@ def cross_rank_checks() -> list[Any]:
     """Every feature's cross-rank check classes (``CROSS_RANK_CHECKS``: run when a multi-process run's
     ranks are merged; the base class is ``distributed/crossrank.py``)."""
     return _declared("CROSS_RANK_CHECKS")
+
+
+def run_end_hooks() -> list[Any]:
+    """Every feature's run-end hooks (``AT_RUN_END``: callables ``hook(run)`` run once the run's log is
+    closed and its reports are written; the distributed feature merges the ranks there)."""
+    return _declared("AT_RUN_END")
 
 
 def views() -> list[Any]:

@@ -71,6 +71,9 @@ class WatchOptions:
     fingerprint: bool = False  # hash sample contents to catch duplicates across dataset objects
     summary: bool = True  # print the terminal summary at the end
     checkpoint_verify: CheckpointVerify = "first"  # read checkpoints back: "first" | "every" | "off"
+    # Under torchrun: ranks other than local rank 0 of node 0 print their epoch lines and their own
+    # summary too (None: $WATCHDOG_RANK_LINES, off unless "1"/"true"/"yes").
+    rank_lines: bool | None = None
     # Settings for watchdog's own parts and tests (not a ``watch`` option; none is stable).
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -87,6 +90,8 @@ class WatchOptions:
             raise WatchdogUsageError(f"fail_on={self.fail_on!r}: choose one of {', '.join(FAIL_ON_CHOICES)}")
         if not isinstance(self.eval_every, int) or isinstance(self.eval_every, bool) or self.eval_every < 1:
             raise WatchdogUsageError(f"watchdog.watch(eval_every={self.eval_every!r}): expected a whole number >= 1")
+        if self.rank_lines not in (None, True, False):
+            raise WatchdogUsageError(f"watchdog.watch(rank_lines={self.rank_lines!r}): expected True or False")
         if self.checkpoint_verify not in ("first", "every", "off"):
             raise WatchdogUsageError(
                 f"watchdog.watch(checkpoint_verify={self.checkpoint_verify!r}): choose 'first', 'every' or 'off'"
@@ -106,7 +111,17 @@ class WatchOptions:
         return data
 
 
+RANK_LINES_ENV = "WATCHDOG_RANK_LINES"
+
+
+def rank_lines_from_env(environ: Any = None) -> bool:
+    """``$WATCHDOG_RANK_LINES`` as a switch: on for ``1``, ``true``, ``yes`` (any case)."""
+    value = (os.environ if environ is None else environ).get(RANK_LINES_ENV, "")
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
 _active_run: "Run | None" = None
+_runs_in_process = itertools.count()  # numbers each Run of this process (RankInfo.watch_index)
 _active_lock = threading.RLock()
 
 
@@ -133,19 +148,25 @@ class Run:
     For watchdog's own parts (probes, checks, views), not a stable API: ``emit``, ``report``,
     ``internal_error``, ``is_disabled``, ``disabled``, ``take_pending_stop``, ``add_boundary``,
     ``patches``, ``bus``, ``log``, ``checks``, ``probes``, ``argv``, ``pid``, ``start_metadata``,
-    ``shared_report_dir``, ``start``, ``stop``, ``mark_epoch`` and ``fails``. (They keep their names
-    because every feature calls them; a user calls ``watchdog.mark_epoch()``, not ``run.mark_epoch()``.)
+    ``shared_report_dir``, ``rank_info``, ``job_dir``, ``rank_lines``, ``start``, ``stop``,
+    ``mark_epoch`` and ``fails``. (They keep their names because every feature calls them; a user calls ``watchdog.mark_epoch()``, not ``run.mark_epoch()``.)
     """
 
     def __init__(self, options: WatchOptions, argv: list[str] | None = None):
         self._options = options
+        # Whether this rank prints its epoch lines and own summary though it is not the dashboard's
+        # (resolved once; run_start's ``rank_lines`` says it, for the views).
+        self.rank_lines = rank_lines_from_env() if options.rank_lines is None else bool(options.rank_lines)
         self.argv = [_argv_text(a) for a in (sys.argv if argv is None else argv)]
         self.pid = os.getpid()
         self._run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{self.pid}"
         self._report_dir = Path(options.report_dir or os.environ.get("WATCHDOG_REPORT_DIR") or DEFAULT_REPORT_DIR)
-        # Under torchrun: one report per process, in DIR/rank<N>/ (merged at the end: distributed/).
-        self.rank_info = RankInfo.from_env()
+        # Under torchrun: one report per process, in DIR/rank<N>/; the last rank to finish merges the
+        # ranks into DIR/report.json (the run-end hooks: distributed/).
+        self.rank_info = RankInfo.from_env(watch_index=next(_runs_in_process))
+        self.job_dir: Path | None = None  # DIR, under which DIR/rank<N>/ is this rank's (None on one process)
         if self.rank_info is not None:
+            self.job_dir = self.report_dir
             self._report_dir = self.report_dir / self.rank_info.folder_name
         self.patches = PatchStack()
         self.bus = EventBus(self._handler_failed, registry.event_kinds())
@@ -166,6 +187,8 @@ class Run:
         self._pending_stop: WatchdogStop | None = None
         self._stop_raised = False
         self._previous_sigterm: Any = None
+        self._stopping = False  # stop() in progress
+        self._sigterm_during_stop = False  # a SIGTERM came while stop() ran: re-sent at its end
         self._report_events: list[Event] = []  # the events report.json is built from
         self._event_log_reported = False
         self._event_log_lost = 0
@@ -398,6 +421,7 @@ class Run:
         """
         if self.status not in ("running",):
             return
+        self._stopping = True  # a SIGTERM from now on takes effect once the report is written
         self._status = status or _status_for(exc)
         interrupted: BaseException | None = None  # Ctrl-C / SystemExit mid-teardown: raised once all is undone
         # Each step runs whatever the one before it did; the second undo pass catches what the
@@ -417,8 +441,6 @@ class Run:
             end = {"status": self.status, "epochs": self.loop.epoch, "steps": self.loop.steps}
         with contextlib.suppress(Exception):
             self.emit("run_end", end)
-        with contextlib.suppress(Exception):
-            self._restore_sigterm_handler()
         log, self.log = self.log, None
         if log is not None:
             self._event_log_lost = log.lost
@@ -430,6 +452,19 @@ class Run:
             say(f"watchdog: could not write the report to {self.report_dir}: {error}")
         finally:
             self._release_report_dir()
+        try:
+            self._run_end_hooks()
+        except BaseException as error:  # Ctrl-C while merging: raised like one during teardown
+            interrupted = interrupted or error
+        self._stopping = False
+        with contextlib.suppress(Exception):
+            self._restore_sigterm_handler()
+        if self._sigterm_during_stop:
+            # A launcher terminating the job (torchrun, once another rank died) while this run wrote
+            # its report and merged: the signal's default action, now that they are written.
+            self._sigterm_during_stop = False
+            if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+                os.kill(os.getpid(), signal.SIGTERM)
         if interrupted is not None:
             raise interrupted
 
@@ -464,9 +499,23 @@ class Run:
 
     def _write_reports(self) -> None:
         """report.json from the events the run kept (everything it saw, whatever reached the disk),
-        report.html from the log, and the terminal summary: written by the reporters (registry)."""
+        report.html from the log, and the terminal summary: written by the reporters (registry).
+
+        A rank of a multi-process run prints its own summary only when asked (``rank_lines``): the
+        job's one summary is the merged one (``_run_end_hooks``)."""
+        summary = self.options.summary and (self.rank_info is None or self.rank_lines)
         registry.write_reports(self.report_dir, self._report_events, lost_lines=self._event_log_lost,
-                               summary=self.options.summary, archived_to=self._archived_to)
+                               summary=summary, archived_to=self._archived_to)
+
+    def _run_end_hooks(self) -> None:
+        """The features' run-end hooks (``AT_RUN_END``: the ranks' merge), once the log is closed and
+        the report written. Each is bounded by its feature and never raises out of here."""
+        for hook in registry.run_end_hooks():
+            try:
+                hook(self)
+            except Exception as error:
+                say(f"watchdog: {getattr(hook, '__qualname__', hook)} failed at the run's end "
+                    f"({type(error).__name__}: {error})")
 
     # -- report directory ----------------------------------------------------------------------------
     def _open_report_dir(self) -> None:
@@ -548,6 +597,7 @@ class Run:
             "started_at": _iso(self._started_at),
             "options": self.options.to_dict(),
             "checks": [check_class.name for check_class in registry.all_checks()],
+            **({"rank_lines": self.rank_lines} if self.rank_info is not None else {}),
         }
 
     def _end_metadata(self, exc: BaseException | None) -> dict[str, Any]:
@@ -579,6 +629,9 @@ class Run:
 
         def on_sigterm(signum: int, frame: Any) -> None:
             if os.getpid() == self.pid:
+                if self._stopping:  # stop() runs below this frame: it re-sends the signal when done
+                    self._sigterm_during_stop = True
+                    return
                 with contextlib.suppress(Exception):
                     self.stop(status="terminated")
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -806,6 +859,7 @@ def watch(
     fingerprint: bool = False,
     summary: bool = True,
     checkpoint_verify: CheckpointVerify = "first",
+    rank_lines: bool | None = None,
 ) -> "Watcher": ...
 
 
@@ -821,6 +875,7 @@ def watch(
     fingerprint: bool = False,
     summary: bool = True,
     checkpoint_verify: CheckpointVerify = "first",
+    rank_lines: bool | None = None,
     **unknown: Any,
 ) -> Any:
     """Watch a training loop: ``@watchdog.watch``, ``@watchdog.watch(...)`` or ``with watchdog.watch() as run:``.
@@ -841,6 +896,9 @@ def watch(
         fingerprint: hash sample contents, to catch duplicates across dataset objects.
         summary: print the summary of the findings at the end.
         checkpoint_verify: read checkpoints back: ``"first"``, ``"every"`` or ``"off"``.
+        rank_lines: under torchrun, ranks other than local rank 0 of node 0 print their epoch lines
+            and their own summary too (default: ``$WATCHDOG_RANK_LINES``; off). Every rank writes
+            ``DIR/rank<N>/`` either way; the merged report ``DIR/report.*`` is printed once.
 
     Raises:
         WatchdogUsageError: an unknown option or a bad value (before anything is watched).
@@ -852,7 +910,8 @@ def watch(
         )
     watcher = Watcher(WatchOptions(
         report_dir=report_dir, dashboard=dashboard, strict=strict, fail_on=fail_on, eval_every=eval_every,
-        fingerprint=fingerprint, summary=summary, checkpoint_verify=checkpoint_verify))
+        fingerprint=fingerprint, summary=summary, checkpoint_verify=checkpoint_verify,
+        rank_lines=rank_lines))
     if fn is None:
         return watcher
     if not callable(fn):

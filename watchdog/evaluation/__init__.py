@@ -8,13 +8,21 @@ from .view import EvaluationView
 EVENTS = {
     "eval_window": "the cadence check's verdict on one trained epoch: epoch, first_step, last_step, "
                    "evaluated, by (what evaluated it), eval_every, epoch_source",
+    "eval_summary": "on one rank of a multi-process run, at its end, for the merge: steps, completed, epochs, "
+                    "eval_steps (the first 200 distinct), first_eval (after step 0), held_out, eval_every, "
+                    "epoch_source, where",
 }
 VIEWS = (EvaluationView,)
 
 
 def __getattr__(name: str) -> tuple:
-    if name not in ("PROBES", "CHECKS"):
+    if name not in ("PROBES", "CHECKS", "CROSS_RANK_CHECKS"):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name == "CROSS_RANK_CHECKS":  # the merge: no torch
+        from .crossrank import EvalCadenceAcrossRanks
+
+        globals()["CROSS_RANK_CHECKS"] = (EvalCadenceAcrossRanks,)
+        return globals()[name]
     from .cadence import EvalCadenceCheck
     from .mode import EvalModeCheck
 

@@ -39,6 +39,16 @@ When a framework's trainer runs the loop (a ``framework_trainer`` event: Lightni
 ``check_val_every_n_epoch``, the Hugging Face ``eval_strategy``/``eval_steps``, translated into
 epochs by ``integrations/frameworks.py``), the cadence expected is the larger of ``eval_every`` and
 the trainer's own: what the user configured there is the user's choice, stated once.
+The rule is :class:`CadenceRule` (epochs) and :func:`step_based_finding` (loops without epochs), and
+the finding's words are :func:`missing_epochs_finding`: this check feeds them one process's epochs;
+``crossrank.py`` feeds them the union of a ``torchrun`` job's ranks (an epoch counts as evaluated
+when any rank evaluated it).
+
+**One rank of several** (``torchrun``): a rank alone cannot know whether another rank evaluated the
+epoch it skipped (rank 0 evaluating while the others wait is correct). Its own report keeps what it
+saw, as ``info`` (so ``strict`` never stops one rank of a correct job), and at the end it logs an
+``eval_summary`` (its evaluation steps, its steps, the held-out data it saw) for the merge, which
+judges the job's cadence on every rank's verdicts together.
 
 Codes:
 
@@ -62,46 +72,11 @@ from __future__ import annotations
 import bisect
 from typing import Any
 
-from ..core.findings import Finding
 from ..core.check import Check
-from ..core.format import fmt_ranges
 from ..core.frames import user_frames
 from .common import TrainedModels, at_step, held_out_data
-
-STEP_RUN_MIN_STEPS = 1000  # step-based loops shorter than this are not judged
-MIN_TRAINED_EPOCHS = 2  # fewer trained epochs have no cadence: such runs are judged by steps
-EVIDENCE_CAP = 200
-
-CADENCE_FIX = (
-    "Evaluate inside the epoch loop: `for epoch in range(num_epochs): train_one_epoch(...); "
-    "evaluate(model, val_loader)` (with `model.eval()` and `torch.no_grad()` inside evaluate, and "
-    "`model.train()` before training again). If you validate every N epochs on purpose, say so with "
-    "`watchdog.watch(eval_every=N)` (CLI: --eval-every N)."
-)
-
-
-
-class EpochRanges:
-    """Epochs added in increasing order, kept as ranges: ``fmt_ranges`` without re-sorting them all."""
-
-    __slots__ = ("ranges",)
-
-    def __init__(self) -> None:
-        self.ranges: list[list[int]] = []  # [first, last], increasing, not touching
-
-    def add(self, epoch: int) -> None:
-        ranges = self.ranges
-        if ranges and epoch <= ranges[-1][1]:
-            return  # already in
-        if ranges and epoch == ranges[-1][1] + 1:
-            ranges[-1][1] = epoch
-        else:
-            ranges.append([epoch, epoch])
-
-    def text(self) -> str:
-        """As ``fmt_ranges`` writes it: ``0–2, 4, 6–7``."""
-        return ", ".join(str(a) if a == b else f"{a}–{b}" for a, b in self.ranges)
-
+from .rule import (EVIDENCE_CAP, MIN_TRAINED_EPOCHS, CadenceRule, EvaluationFacts, missing_epochs_finding,
+                   step_based_finding)
 
 class EvalPoints:
     """Every evaluation so far, by step, kept sorted as it arrives (no copy or sort per window).
@@ -226,12 +201,7 @@ class EvalCadenceCheck(Check):
         self.points = EvalPoints(self.trained)  # every evaluation so far, by step
         self.judged = 0  # windows closed so far
         self.epoch_steps: list[int] = []  # B_e of each trained epoch judged so far
-        self.evaluated: dict[int, bool] = {}  # trained epoch number -> evaluated
-        self.evaluated_epochs: list[int] = []  # the evaluated ones, in order
-        self.gap: list[int] = []  # trailing run of trained, unevaluated epochs
-        self.missing: list[int] = []  # epochs in gaps of eval_every or more (in order, each once)
-        self.missing_ranges = EpochRanges()  # the same, as ranges
-        self.trailing_missing: list[int] = []  # the part of `missing` in the gap still open
+        self.rule = CadenceRule(run.options.eval_every)  # the epochs judged, and what is missing
         self.final_epochs: int | None = None
         self.framework: dict[str, Any] = {}  # the trainer's evaluation settings (framework_trainer), if any
         self.framework_held_out: dict[str, Any] = {}  # held-out data the trainer holds, by name
@@ -239,14 +209,24 @@ class EvalCadenceCheck(Check):
     @property
     def every(self) -> int:
         """The cadence judged: ``eval_every``, or the trainer's own setting when it is larger."""
-        return max(self.run.options.eval_every, self.framework.get("eval_every") or 1)
+        return self.rule.every
 
     def _cadence_source(self) -> str:
-        """`` (Lightning's check_val_every_n_epoch=2)`` when the cadence judged is the trainer's."""
+        """``Lightning's check_val_every_n_epoch=2`` when the cadence judged is the trainer's, else ""."""
         setting = self.framework.get("eval_setting")
         if setting and (self.framework.get("eval_every") or 1) > self.run.options.eval_every:
-            return f" ({self.framework.get('display')}'s {setting})"
+            return f"{self.framework.get('display')}'s {setting}"
         return ""
+
+    def _not_evaluating(self) -> str:
+        """``the Hugging Face Trainer is set to eval_strategy="no"`` when the trainer is set not to evaluate."""
+        if self.framework and not self.framework.get("evaluates", True):
+            return f"{self.framework.get('display')} is set to {self.framework.get('eval_setting')}"
+        return ""
+
+    def _held_out_data(self) -> list[str]:
+        """Held-out data near the loop and in the trainer (looked for while the training frames are there)."""
+        return held_out_data(self.run, user_frames(8), self.framework_held_out)
 
     # -- events ---------------------------------------------------------------------------------------
     @staticmethod
@@ -275,6 +255,7 @@ class EvalCadenceCheck(Check):
     def on_framework_trainer(self, event: Any) -> None:
         self.framework = dict(event.data)
         self.framework_held_out = dict((event.refs or {}).get("held_out") or {})
+        self.rule.every = max(self.run.options.eval_every, self.framework.get("eval_every") or 1)
 
     def on_epoch_end(self, event: Any) -> None:
         steps = int(event.data["steps"])
@@ -292,11 +273,28 @@ class EvalCadenceCheck(Check):
         completed = self.run.status == "ok"
         self._close_windows(self.run.loop.steps, final=completed)
         self.final_epochs = len(self.epoch_steps)
-        if len(self.evaluated) >= MIN_TRAINED_EPOCHS:
-            if self.missing:
+        if self.run.rank_info is not None:
+            self._log_summary(completed)
+        if self.rule.epochs >= MIN_TRAINED_EPOCHS:
+            if self.rule.missing:
                 self._report_missing(final=True)
         elif self.run.loop.steps > 0 and completed:
             self._judge_step_based()  # no epochs, or a single one: judged by optimizer steps
+
+    def _log_summary(self, completed: bool) -> None:
+        """On one rank of several: what the merge needs to judge the job's cadence on every rank's
+        evaluations together (``crossrank.py``), beside this rank's ``eval_window`` verdicts."""
+        points = self.points
+        points.refresh()
+        first_eval = points.first_after(0)
+        if first_eval is None:  # is there anything to evaluate on? (looked for while the training frames are there)
+            self.held_out.update(dict.fromkeys(self._held_out_data()))
+        self.run.emit("eval_summary", {
+            "steps": self.run.loop.steps, "completed": completed, "epochs": self.rule.epochs,
+            "eval_steps": points.first_distinct(EVIDENCE_CAP), "first_eval": first_eval,
+            "held_out": list(self.held_out)[:20], "eval_every": self.every,
+            "epoch_source": self.run.loop.epoch_source,
+            "where": getattr(self.run.loop.primary_train_loader, "where", None)})
 
     # -- epochs and evaluation points ------------------------------------------------------------------
     def _boundary_count(self, final: bool) -> int:
@@ -346,128 +344,31 @@ class EvalCadenceCheck(Check):
             self.epoch_steps.append(end)
             by = points.between(start, end)
             evaluated = by is not None
-            self.evaluated[epoch] = evaluated
             self.run.emit("eval_window", {
                 "epoch": epoch, "first_step": start + 1, "last_step": end, "evaluated": evaluated,
                 "by": sorted(by or ()),
                 "eval_every": self.every, "epoch_source": self.run.loop.epoch_source})
-            if evaluated:
-                self.evaluated_epochs.append(epoch)
-                self.gap = []
-                self.trailing_missing = []
-                continue
-            self.gap.append(epoch)
-            if len(self.gap) == self.every:
-                self._add_missing(self.gap)
-                self.trailing_missing = list(self.gap)
-            elif len(self.gap) > self.every:
-                self._add_missing([epoch])
-                self.trailing_missing.append(epoch)
-            else:
-                continue
-            if not final:
+            if self.rule.add(epoch, evaluated) and not final:
                 self._report_missing(final=False)
-
-    def _add_missing(self, epochs: list[int]) -> None:
-        for epoch in epochs:
-            self.missing.append(epoch)
-            self.missing_ranges.add(epoch)
 
     def _report_missing(self, final: bool) -> None:
         run = self.run
-        missing = self.missing  # in order, each epoch once
-        total = len(self.epoch_steps)
         points = self.points
         points.refresh()
-        steps = run.loop.steps
-        ranges = self.missing_ranges.text()
-        plural = "epochs" if len(missing) > 1 else "epoch"
-        evaluated = self.evaluated_epochs
-        first_during = points.first_after(0)  # the first evaluation after step 0, if any
-        only_after = final and first_during is not None and first_during >= steps
-        never = first_during is None
-        if never:  # is there anything to evaluate on? (looked for while the training frames are there)
-            self.held_out.update(dict.fromkeys(held_out_data(run, user_frames(8), self.framework_held_out)))
-        nothing_held_out = never and not self.held_out
-        trailing_only = (final and not never and not only_after and bool(evaluated)
-                         and missing == sorted(self.trailing_missing) and len(missing) <= self.every)
-        cadence = (f"at least one every {self.every} epochs" if self.every > 1 else "one after every epoch") \
-            + self._cadence_source()
-        if final:
-            message = f"{plural.capitalize()} {ranges} of {total} had no evaluation"
-            if only_after:
-                message += f"; the only evaluation ran after training (at step {steps}), so no metric " \
-                           "watched the run while it trained"
-            elif never:
-                message += "; no evaluation ran at all during this run"
-                if nothing_held_out:
-                    message += (" and no held-out data was found (no evaluation loader, no validation split),"
-                                " so there may be nothing to evaluate on")
-                elif self.framework and not self.framework.get("evaluates", True):
-                    message += (f", although held-out data exists ({', '.join(list(self.held_out)[:3])}): "
-                                f"{self.framework.get('display')} is set to {self.framework.get('eval_setting')}")
-            elif trailing_only:
-                message += f": evaluation stopped after epoch {max(evaluated)}, so the final weights " \
-                           "were never evaluated"
-            else:
-                message += f" (expected {cadence}); evaluated epochs: {fmt_ranges(evaluated)}"
-        else:
-            message = (f"{plural.capitalize()} {ranges} closed without any evaluation so far "
-                       f"(expected {cadence}; {len(self.epoch_steps)} epoch(s) ended, {steps} optimizer steps)")
-        severity = "error" if only_after else ("info" if trailing_only or nothing_held_out else "warning")
-        self.report(Finding(
-            code="eval/missing-epochs",
-            severity=severity,
-            message=message + ".",
-            fix=CADENCE_FIX,
-            evidence={
-                "missing_epochs": missing[:EVIDENCE_CAP],
-                "missing_count": len(missing),
-                "missing_ranges": ranges,
-                "epochs": total,
-                "evaluated_epochs": evaluated[:EVIDENCE_CAP],
-                "eval_every": self.every,
-                "eval_every_source": self._cadence_source().strip(" ()") or "eval_every",
-                "epoch_source": run.loop.epoch_source,
-                "epoch_end_steps": self.epoch_steps[:EVIDENCE_CAP],
-                "eval_steps": points.first_distinct(EVIDENCE_CAP),
-                "steps": steps,
-                "only_after_training": only_after,
-                "no_evaluation": never,
-                "held_out_data": list(self.held_out)[:20],
-                "final": final,
-            },
+        first_eval = points.first_after(0)  # the first evaluation after step 0, if any
+        if first_eval is None:  # is there anything to evaluate on? (looked for while the training frames are there)
+            self.held_out.update(dict.fromkeys(self._held_out_data()))
+        facts = EvaluationFacts(
+            steps=run.loop.steps, first_eval=first_eval, eval_steps=points.first_distinct(EVIDENCE_CAP),
+            held_out=list(self.held_out), epoch_source=run.loop.epoch_source, epoch_end_steps=self.epoch_steps,
             where=getattr(run.loop.primary_train_loader, "where", None),
-            key="epochs",
-        ))
+            cadence_source=self._cadence_source(), not_evaluating=self._not_evaluating())
+        rank = run.rank_info.rank if run.rank_info is not None else None
+        self.report(missing_epochs_finding(self.rule, facts, final=final, rank_alone=rank))
 
     # -- loops without epochs ----------------------------------------------------------------------------
     def _judge_step_based(self) -> None:
-        steps = self.run.loop.steps
-        points = self.eval_points()
-        during = [s for s in points if 0 < s < steps]
-        if during or steps < STEP_RUN_MIN_STEPS:
-            return
-        after = [s for s in points if s >= steps]
-        before = [s for s in points if s == 0]
-        evidence = {"steps": steps, "eval_steps": sorted(set(points))[:EVIDENCE_CAP],
-                    "evaluated_before_training": bool(before), "min_steps_judged": STEP_RUN_MIN_STEPS}
-        fix = ("Evaluate periodically while training (e.g. `if step % eval_interval == 0: estimate_loss()` "
-               "inside the loop), or mark epochs with `watchdog.mark_epoch()` so cadence is judged per epoch.")
-        if after:
-            self.report(Finding(
-                code="eval/only-at-end",
-                severity="error",
-                message=f"{steps} optimizer steps ran with no evaluation during training; the only "
-                        f"evaluation ran after the last step"
-                        + (" (and once before the first)" if before else "") + ", so no metric watched the run.",
-                fix=fix, evidence=evidence, key="steps",
-            ))
-        else:
-            self.report(Finding(
-                code="eval/never",
-                severity="warning",
-                message=f"{steps} optimizer steps ran and the model was never evaluated during or after "
-                        "training" + (" (only once, before the first step)" if before else "") + ".",
-                fix=fix, evidence=evidence, key="steps",
-            ))
+        rank = self.run.rank_info.rank if self.run.rank_info is not None else None
+        finding = step_based_finding(self.run.loop.steps, self.eval_points(), rank_alone=rank)
+        if finding is not None:
+            self.report(finding)

@@ -14,7 +14,10 @@ Modes (`display_mode()`):
 - ``jupyter``: inside a notebook with ipywidgets installed; rich renders into a widget.
 - ``lines``: anything else (CI, a file, a notebook without ipywidgets): no Live at all, one concise
   line per epoch on stderr.
-- ``off``: a torchrun process other than rank 0 (all ranks share one terminal).
+- ``off``: a torchrun rank other than local rank 0 of node 0 (the ranks of a node share one
+  terminal), unless it was asked for its lines (``rank_lines``): then ``lines``. Which rank shows the
+  dashboard is the run's start metadata's (``run_start``'s ``rank.shows_dashboard``), never re-read
+  from the environment here.
 
 **One live display.** Two rich ``Live`` regions on one terminal overwrite each other, so the
 dashboard gives way to any other: when one is active at its start (``sys.stdout`` is already a rich
@@ -66,16 +69,22 @@ def _has_ipywidgets() -> bool:
     return True
 
 
-def _secondary_rank() -> bool:
-    """A torchrun process other than rank 0: its terminal is shared with rank 0's."""
-    rank, world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
-    return bool(world and world.isdigit() and int(world) > 1 and rank not in (None, "0"))
+def rank_mode(run: Any) -> str | None:
+    """For a rank that does not show the dashboard: ``off``, or ``lines`` when it was asked for its
+    lines (``rank_lines``); None for the rank that shows it, and for a single-process run.
+
+    Read from the run's start metadata (``rank``: ``RankInfo`` as logged, with ``shows_dashboard``;
+    ``rank_lines``), never from the environment."""
+    metadata = getattr(run, "start_metadata", None)
+    metadata = metadata if isinstance(metadata, dict) else {}
+    rank = metadata.get("rank")
+    if not isinstance(rank, dict) or rank.get("shows_dashboard", True):
+        return None
+    return "lines" if metadata.get("rank_lines") else "off"
 
 
 def display_mode(stdout: Any = None) -> str:
-    """'live', 'jupyter', 'lines' or 'off' for the given stdout (default: the current sys.stdout)."""
-    if _secondary_rank():
-        return "off"  # one dashboard per terminal: rank 0's
+    """'live', 'jupyter' or 'lines' for the given stdout (default: the current sys.stdout)."""
     if in_jupyter():
         return "jupyter" if _has_ipywidgets() else "lines"
     stream = sys.stdout if stdout is None else stdout
@@ -111,7 +120,7 @@ class Dashboard:
                  clock: Callable[[], float] = time.time):
         self.run = run
         self.view = RunView()
-        self.mode = mode or display_mode()
+        self.mode = mode or rank_mode(run) or display_mode()
         self.refresh_hz = max(0.1, min(float(refresh_hz), MAX_REFRESH_HZ))
         self._console = console
         self._line_stream = line_stream

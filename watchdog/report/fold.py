@@ -120,6 +120,10 @@ class FeatureView:
         """Its part of the one line per epoch printed when the dashboard cannot draw."""
         return None
 
+    def summary_lines(self) -> list[str]:
+        """Its lines in the terminal summary, after the findings (plain text)."""
+        return []
+
     def dashboard_table(self) -> Any:
         """A rich renderable for the live dashboard, beside the checks (None for none)."""
         return None

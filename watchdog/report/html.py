@@ -221,16 +221,20 @@ def _where(where: Any) -> str:
     return str(where)
 
 
+def log_view(directory: str | os.PathLike) -> RunView:
+    """The RunView of DIR/events.jsonl, as the reports show it (a log with no run_end: incomplete)."""
+    from ..core.events import EVENT_LOG_NAME
+
+    view = RunView.from_log(pathlib.Path(directory) / EVENT_LOG_NAME)
+    if view.status == "running":  # no run_end in the log: the process died or is still going
+        view.status = "incomplete"
+    return view
+
+
 def write_html_report(directory: str | os.PathLike, report: Any = None) -> pathlib.Path:
     """DIR/report.html from DIR/events.jsonl (called by `reports.write_reports` and `watchdog report`).
 
     Built from the event log rather than from `report`, so a live run and `watchdog report DIR`
     go through the same RunView.
     """
-    from ..core.events import EVENT_LOG_NAME
-
-    d = pathlib.Path(directory)
-    view = RunView.from_log(d / EVENT_LOG_NAME)
-    if view.status == "running":  # no run_end in the log: the process died or is still going
-        view.status = "incomplete"
-    return write_html(view, d)
+    return write_html(log_view(directory), directory)

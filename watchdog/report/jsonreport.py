@@ -27,6 +27,7 @@ def build_report(events: Iterable[Event]) -> dict[str, Any]:
     findings: dict[tuple[str, Any], dict[str, Any]] = {}
     epochs: list[dict[str, Any]] = []
     passes: list[dict[str, Any]] = []
+    ranks: dict[str, Any] | None = None
     ended = False
     last_t = None
     for event in events:
@@ -42,6 +43,8 @@ def build_report(events: Iterable[Event]) -> dict[str, Any]:
             findings[(finding.get("code"), finding.get("key"))] = finding
         elif event.kind == "epoch_end":
             epochs.append(data)
+        elif event.kind == "ranks_merged":  # a multi-process run's merged report (distributed/)
+            ranks = data
         elif event.kind == "loader_pass_end":
             passes.append({k: data.get(k) for k in (
                 "loader", "loader_id", "pass_index", "role", "batches", "samples", "steps", "complete", "epochs_completed")})
@@ -51,7 +54,7 @@ def build_report(events: Iterable[Event]) -> dict[str, Any]:
         run["last_event_time"] = last_t
     ordered = sorted(findings.values(), key=lambda f: (most_severe_first(f.get("severity")), f.get("time") or 0))
     counts = {s: sum(1 for f in ordered if f.get("severity") == s) for s in SEVERITIES}
-    return {
+    report = {
         "schema": SCHEMA_VERSION,
         "run": run,
         "summary": {"errors": counts["error"], "warnings": counts["warning"], "info": counts["info"],
@@ -60,6 +63,9 @@ def build_report(events: Iterable[Event]) -> dict[str, Any]:
         "epochs": epochs,
         "passes": passes,
     }
+    if ranks is not None:
+        report["ranks"] = ranks
+    return report
 
 
 def load_schema() -> dict[str, Any]:

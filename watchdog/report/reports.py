@@ -1,8 +1,9 @@
 """The end-of-run reports: ``report.json``, ``report.html`` and the terminal summary.
 
 The run hands over the events it kept (``build_report`` folds them); the HTML is rendered from the
-event log, as ``watchdog report DIR`` does. Each report is written on its own: one that fails is
-said on stderr and the others are still written.
+event log, as ``watchdog report DIR`` does, or, for a stream no log holds (a multi-process run's
+merged events: ``from_log=False``), from the events themselves. Each report is written on its own:
+one that fails is said on stderr and the others are still written.
 """
 from __future__ import annotations
 
@@ -21,25 +22,37 @@ def _say(message: str) -> None:
         pass
 
 
-def write_reports(report_dir: Path, events: Iterable[Any], *, lost_lines: int = 0, summary: bool = True,
-                  archived_to: Path | None = None) -> dict[str, Any]:
-    """Write DIR/report.json and DIR/report.html, then print the summary; returns the report."""
-    from .html import write_html_report
+def write_reports(report_dir: Path, events: Iterable[Any], *, lost_lines: int = 0, summary: bool | str = True,
+                  archived_to: Path | None = None, from_log: bool = True) -> dict[str, Any]:
+    """Write DIR/report.json and DIR/report.html, then print the summary; returns the report.
+
+    ``summary``: True prints the summary, ``"line"`` only its last line (where the report is), False
+    nothing. ``from_log``: the HTML and the summary's view from DIR/events.jsonl (a run's own log),
+    else from ``events``.
+    """
+    from .fold import RunView
+    from .html import log_view, write_html
     from .jsonreport import build_report, write_report_json
 
+    events = list(events)
     report = build_report(events)
     if lost_lines:
         report["run"]["event_log_lost_lines"] = lost_lines
     write_report_json(report_dir, report)  # the contract: its failure is the run's to report
+    view = None
     try:
-        write_html_report(report_dir, report)
+        view = log_view(report_dir) if from_log else RunView.from_events(events)
+        write_html(view, report_dir)
     except Exception as exc:
         _say(f"watchdog: the HTML report could not be written ({type(exc).__name__}: {exc})")
     if summary:
         try:
-            from .terminal import print_summary
+            from .terminal import print_summary, report_written_line
 
-            print_summary(report, report_dir, archived_to=archived_to)
+            if summary == "line":
+                _say(report_written_line(report_dir, len(report.get("findings") or [])))
+            else:
+                print_summary(report, report_dir, archived_to=archived_to, view=view)
         except Exception:
             pass  # stderr closed or on a full disk: the report files are written, nothing to say it on
     return report

@@ -106,7 +106,7 @@ def render_report(directory: str | Path, *, console: Any = None) -> int:
         return _refuse(log, f"it has no run_start event ({reading.describe()}): it is not a watchdog event "
                             "log, or its beginning was lost")
 
-    from .html import write_html_report
+    from .html import log_view, write_html
     from .jsonreport import build_report, write_report_json
     from .terminal import print_summary
     from ..core.format import terminal_safe
@@ -119,7 +119,8 @@ def render_report(directory: str | Path, *, console: Any = None) -> int:
         return _refuse(log, dropped)
     try:
         write_report_json(d, report)
-        write_html_report(d, report)
+        view = log_view(d)
+        write_html(view, d)
     except OSError as exc:
         print(f"watchdog report: cannot write into {str(d)!r}: {exc.strerror or exc}. "
               "Make the directory writable, or copy it somewhere that is.", file=sys.stderr)
@@ -130,5 +131,5 @@ def render_report(directory: str | Path, *, console: Any = None) -> int:
     out = console or Console(stderr=True)
     out.print(f"[dim]watchdog report: {escape(reading.describe())} of {escape(terminal_safe(log))}[/dim]",
               highlight=False, soft_wrap=True)
-    print_summary(report, d, console=out)
+    print_summary(report, d, console=out, view=view)
     return EXIT_OK

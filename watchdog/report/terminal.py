@@ -48,13 +48,21 @@ def headline(report: dict[str, Any]) -> tuple[str, str]:
 
 
 def print_summary(report: dict[str, Any], report_dir: Path | str, archived_to: Path | None = None,
-                  console: Console | None = None) -> None:
+                  console: Console | None = None, view: Any = None) -> None:
+    """The headline, one block per finding, each feature's summary lines (``FeatureView.summary_lines``
+    of ``view``, the run's RunView, when given), and where the report is."""
     console = console or Console(stderr=True)
     text, severity = headline(report)
     console.print(f"[{_HEADLINE_STYLE[severity]}]{escape(terminal_safe(text))}[/]", highlight=False)
     for block in finding_blocks(report):
         console.print()
         console.print(block, highlight=False, overflow="fold")
+    lines = [line for feature in (view.features.values() if view is not None else ())
+             for line in feature.summary_lines()]
+    if lines:
+        console.print()
+    for line in lines:
+        console.print(Text(terminal_safe(line)), highlight=False, soft_wrap=True)
     if archived_to is not None:
         console.print(f"[dim]watchdog: the earlier report in this directory was moved to {escape(terminal_safe(archived_to))}[/dim]")
     console.print(f"[dim]{escape(report_written_line(report_dir, len(report.get('findings') or [])))}[/dim]",
