@@ -256,8 +256,8 @@ class HuggingFace(Framework):
         steps_per_epoch = None
         if train_batches:
             steps_per_epoch = max(1, train_batches // accumulation)
-        elif getattr(state, "max_steps", 0) and getattr(state, "num_train_epochs", 0):
-            steps_per_epoch = max(1, math.ceil(state.max_steps / state.num_train_epochs))
+        elif (max_steps := getattr(state, "max_steps", 0)) and (epochs := getattr(state, "num_train_epochs", 0)):
+            steps_per_epoch = max(1, math.ceil(max_steps / epochs))
         eval_dataset = getattr(trainer, "eval_dataset", None)
         evaluates = strategy != "no" and eval_dataset is not None
         eval_every: int | None = None

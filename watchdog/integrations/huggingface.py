@@ -137,11 +137,12 @@ class WatchdogCallback(TrainerCallback):
         """A checkpoint directory was written: what it holds, by its files (the weights are safetensors,
         unseen by ``torch.save``)."""
         directory = os.path.join(str(args.output_dir), f"checkpoint-{state.global_step}")
-        if not os.path.isdir(directory):
+        run = current_run()
+        if run is None or not os.path.isdir(directory):
             return
         files = sorted(os.listdir(directory))
         weights = any(name in WEIGHT_FILES or name.startswith("model-") for name in files)
-        current_run().emit("framework_checkpoint", {
+        run.emit("framework_checkpoint", {
             "framework": "huggingface", "dir": os.path.abspath(directory), "files": files,
             "global_step": state.global_step,
             "holds": {"weights": weights, "optimizer": "optimizer.pt" in files, "scheduler": "scheduler.pt" in files},
