@@ -117,6 +117,10 @@ class Framework:
         """The model the trainer trains (watched for its forwards like a model found in the user's frames)."""
         raise NotImplementedError
 
+    def training(self, trainer: Any) -> bool:
+        """Whether the trainer is training now (``fit`` / ``train()``), not only evaluating or predicting."""
+        raise NotImplementedError
+
     def callbacks(self, trainer: Any) -> list[Any]:
         raise NotImplementedError
 
@@ -226,6 +230,10 @@ class Lightning(Framework):
         except Exception:
             return None
 
+    def training(self, trainer: Any) -> bool:
+        fn = getattr(getattr(trainer, "state", None), "fn", None)
+        return str(getattr(fn, "value", fn)) == "fit"
+
     def callbacks(self, trainer: Any) -> list[Any]:
         return list(getattr(trainer, "callbacks", []) or [])
 
@@ -324,6 +332,9 @@ class HuggingFace(Framework):
 
     def model(self, trainer: Any) -> Any:
         return getattr(trainer, "model", None)
+
+    def training(self, trainer: Any) -> bool:
+        return bool(getattr(trainer, "is_in_train", False))
 
     def callbacks(self, trainer: Any) -> list[Any]:
         handler = getattr(trainer, "callback_handler", None)

@@ -54,11 +54,12 @@ class FrameworkProbe:
         if known is None or known[0]() is not trainer:
             self.trainers[id(trainer)] = (weakref.ref(trainer), framework)
             self.described.pop(id(trainer), None)
-            self.run.loop.marks_end_epochs()  # the callback marks each epoch at the framework's epoch hook
             if not any(getattr(cb, "watchdog_callback", False) for cb in framework.callbacks(trainer)):
                 callback = importlib.import_module(framework.callback_module).WatchdogCallback.observer()
                 framework.add_callback(trainer, callback)
                 self.attached.append((weakref.ref(trainer), framework, callback))
+        if framework.training(trainer):
+            self.run.loop.marks_end_epochs()  # the callback marks each epoch at the framework's epoch hook
         settings = framework.settings(trainer, train_batches)
         data = settings.data()
         if self.described.get(id(trainer)) == data:
