@@ -62,6 +62,39 @@ def set_loader_role(loader: Any, role: str) -> None:
     _explicit_roles[loader] = canonical
 
 
+def _index_sampler(loader: Any) -> Any:
+    """What draws the loader's indices: the sampler inside torch's own ``BatchSampler``, else the
+    user's batch sampler, else the sampler (``batch_size=None``)."""
+    batch_sampler = getattr(loader, "batch_sampler", None)
+    if type(batch_sampler) is torch.utils.data.BatchSampler:
+        return batch_sampler.sampler
+    return batch_sampler if batch_sampler is not None else getattr(loader, "sampler", None)
+
+
+def epoch_sampler_state(loader: Any, frames: list) -> dict[str, Any] | None:
+    """The state of the loader's epoch-driven sampler (one with ``set_epoch``: ``DistributedSampler``)
+    as the pass starts, or None for any other sampler.
+
+    ``type``, ``shuffle``, ``epoch`` (what ``set_epoch`` last set: the pass's order is drawn from
+    ``seed + epoch``), ``seed``, ``num_replicas``, ``rank`` (None where the sampler has no such
+    attribute) and ``names``: the variables that hold the sampler in the user's frames.
+    """
+    batch_sampler = getattr(loader, "batch_sampler", None)
+    for sampler in (batch_sampler, getattr(batch_sampler, "sampler", None), getattr(loader, "sampler", None)):
+        if sampler is not None and callable(getattr(sampler, "set_epoch", None)):
+            break
+    else:
+        return None
+
+    def plain(name: str) -> Any:
+        value = getattr(sampler, name, None)
+        return value if isinstance(value, (bool, int, float, str)) or value is None else str(value)
+
+    return {"type": type(sampler).__name__, "shuffle": plain("shuffle"), "epoch": plain("epoch"), "seed": plain("seed"),
+            "num_replicas": plain("num_replicas"), "rank": plain("rank"),
+            "names": names_in_frames({id(sampler): sampler}, frames).get(id(sampler), [])}
+
+
 class PassCapture(Protocol):
     """What a feature's pass capture class (declared in its package as ``PASS_CAPTURES``) provides.
 
@@ -132,6 +165,7 @@ class LoaderInfo:
         self.dataset_id = dataset_id  # the run's DatasetKeys key: a new loader each epoch over one dataset is one stream
         self.dataset_ref = object_ref(loader.dataset)
         self.dataset_size = dataset_len(loader.dataset)
+        self.sampler_type = type(_index_sampler(loader)).__name__
         self.where: str | None = None
         self.unchecked: str | None = "iterable-dataset" if self.iterable else None
 
@@ -142,7 +176,8 @@ class LoaderInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.loader_id, "names": list(self.names), "roles": sorted(self.roles), "passes": self.passes,
-                "dataset": self.dataset_type, "dataset_size": self.dataset_size, "where": self.where}
+                "dataset": self.dataset_type, "dataset_size": self.dataset_size, "sampler": self.sampler_type,
+                "where": self.where}
 
 
 class PassRecord:
@@ -151,7 +186,7 @@ class PassRecord:
     __slots__ = ("loader", "index", "consumed", "flushed", "steps", "backwards", "forwards", "nograd_forwards",
                  "eval_mode_forwards", "nograd_batches", "closed", "abandoned", "expected", "where", "t0", "epoch0",
                  "explicit_role", "unchecked", "captured", "batch_readers", "eval_models_at_start", "stack",
-                 "__weakref__")
+                 "sampler", "__weakref__")
 
     def __init__(self, loader: LoaderInfo, index: int, run: "Run"):
         self.loader = loader
@@ -176,6 +211,7 @@ class PassRecord:
         self.batch_readers: tuple[Callable[[Any], bool], ...] | None = None  # per consumed batch (fingerprints)
         self.eval_models_at_start = 0
         self.stack: list[Any] | None = None  # the open passes of the thread that began this one
+        self.sampler: dict[str, Any] | None = None  # an epoch-driven sampler's state at the start (epoch_sampler_state)
 
     def role(self, final: bool = True) -> str:
         """``train``, ``eval`` or ``unknown``: the one rule, at the pass's end or (``final=False``) so far.
@@ -404,6 +440,7 @@ class DataLoaderProbe:
         record.where = frames[0].where if frames else None
         info.where = info.where or record.where
         record.explicit_role = _explicit_roles.get(loader)
+        record.sampler = epoch_sampler_state(loader, frames)
         record.eval_models_at_start = sum(
             1 for m in run.loop.models.values() if (mod := m.ref()) is not None and not mod.training
         )
@@ -491,6 +528,7 @@ class DataLoaderProbe:
                 "eval_mode_forwards": record.eval_mode_forwards, "nograd_batches": record.nograd_batches,
                 "complete": not record.abandoned, "unchecked": record.unchecked, "where": record.where,
                 "epochs_completed": record.epoch0, "step": run.loop.steps, "seconds": round(time.time() - record.t0, 3),
+                **({"sampler": record.sampler} if record.sampler is not None else {}),
             },
             refs={"record": record, **captured_refs, "loader_info": info},
         )

@@ -7,6 +7,10 @@ checks (``merge.py``, ``crossrank.py``), which see what no rank alone can, and w
 ``DIR/report.json`` and ``DIR/report.html`` from one merged event stream (``view.py`` shows the
 ranks). No collective is ever issued on the user's process group: the ranks meet only in the report
 directory. The design, its exchanges and its bounds: ``docs/multi-process.md``.
+
+This feature's own checks: ``checkpoints.py`` (across ranks: one checkpoint path), ``sampler.py``
+(per rank, live: a shuffling ``DistributedSampler`` whose epoch never moves) and ``unsharded.py``
+(across ranks: every rank trains on the same samples).
 """
 from .view import DistributedView
 
@@ -23,6 +27,9 @@ def __getattr__(name: str) -> tuple:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from .checkpoints import SameCheckpointPath
     from .finish import merge_at_rank_end
+    from .sampler import SamplerEpochUnchanged
+    from .unsharded import UnshardedTrainLoader
 
-    globals().update(PROBES=(), CHECKS=(), CROSS_RANK_CHECKS=(SameCheckpointPath,), AT_RUN_END=(merge_at_rank_end,))
+    globals().update(PROBES=(), CHECKS=(SamplerEpochUnchanged,),
+                     CROSS_RANK_CHECKS=(SameCheckpointPath, UnshardedTrainLoader), AT_RUN_END=(merge_at_rank_end,))
     return globals()[name]

@@ -40,6 +40,43 @@ def _pct(part: int, whole: int) -> str:
     return f"{100.0 * part / whole:.1f}%" if whole else "n/a"
 
 
+def train_eval_finding(*, overlap: int, eval_samples: int, train_samples: int, examples: list[int], eval_label: str,
+                       train_label: str, base_label: str, evidence: dict[str, Any], where: str | None, key: str,
+                       same_dataset: bool | None = None, note: str = "") -> Finding:
+    """The ``overlap/train-eval`` finding: ``overlap`` of the ``eval_samples`` evaluated base indices were
+    also served in training. The one rule for its words and evidence, on one process (``OverlapCheck``)
+    and across ranks (``crossrank.TrainEvalAcrossRanks``, whose labels name the ranks).
+
+    ``evidence`` holds the loaders and the base dataset as the caller knows them; the counts are added here.
+    """
+    message = (
+        f"Validation overlaps training: {overlap} of {eval_samples} validation samples "
+        f"({_pct(overlap, eval_samples)}) served by {eval_label} were also served by the training "
+        f"loader {train_label} (base dataset {base_label}); e.g. indices {', '.join(map(str, examples))}."
+    )
+    if same_dataset:
+        message += " Both loaders wrap the very same dataset object."
+    if note:
+        message += f" {note}"
+    return Finding(
+        code="overlap/train-eval",
+        severity="error",
+        message=message,
+        fix=SPLIT_FIX,
+        evidence={
+            **evidence,
+            "overlap": overlap,
+            "eval_samples": eval_samples,
+            "train_samples": train_samples,
+            "fraction_of_eval": round(overlap / eval_samples, 6) if eval_samples else 0.0,
+            "examples": examples,
+            "same_dataset_object": same_dataset,
+        },
+        where=where,
+        key=key,
+    )
+
+
 class OverlapCheck(Check):
     name = "overlap"
 
@@ -136,36 +173,15 @@ class OverlapCheck(Check):
         base = self.bases[key]
         train_loaders = [self.loaders[tid] for (tid, k), s in self.train_by_loader.items()
                          if k == key and s.intersection_count(evaluated)]
-        train_names = " and ".join(t.label for t in train_loaders) or "the training loader"
-        examples = both.first(EXAMPLES)
-        same_dataset = self._same_dataset_object(info, train_loaders)
-        message = (
-            f"Validation overlaps training: {overlap} of {len(evaluated)} validation samples "
-            f"({_pct(overlap, len(evaluated))}) served by {info.label} were also served by the training "
-            f"loader {train_names} (base dataset {base.label}); e.g. indices {', '.join(map(str, examples))}."
-        )
-        if same_dataset:
-            message += " Both loaders wrap the very same dataset object."
-        self.report(Finding(
-            code="overlap/train-eval",
-            severity="error",
-            message=message,
-            fix=SPLIT_FIX,
-            evidence={
-                "eval_loader": info.to_dict(),
-                "train_loaders": [t.to_dict() for t in train_loaders],
-                "base_dataset": base.to_dict(),
-                "overlap": overlap,
-                "eval_samples": len(evaluated),
-                "train_samples": len(trained),
-                "fraction_of_eval": round(overlap / len(evaluated), 6),
-                "examples": examples,
-                "same_dataset_object": same_dataset,
-            },
-            where=info.where,
+        self.report(train_eval_finding(
+            overlap=overlap, eval_samples=len(evaluated), train_samples=len(trained), examples=both.first(EXAMPLES),
+            eval_label=info.label, train_label=" and ".join(t.label for t in train_loaders) or "the training loader",
+            base_label=base.label, same_dataset=self._same_dataset_object(info, train_loaders),
+            evidence={"eval_loader": info.to_dict(), "train_loaders": [t.to_dict() for t in train_loaders],
+                      "base_dataset": base.to_dict()},
             # One finding per evaluation stream: a DataLoader rebuilt for each evaluation over the same
             # dataset (the Hugging Face Trainer's, one per evaluate()) is one loader to the user.
-            key=f"{_stream(info)}:{base.type_name}:{key}",
+            where=info.where, key=f"{_stream(info)}:{base.type_name}:{key}",
         ))
 
     @staticmethod

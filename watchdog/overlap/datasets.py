@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import ConcatDataset, Subset
 
-from ..core.datasets import DatasetKeys, dataset_len, object_ref
+from ..core.datasets import DatasetIdentity, DatasetKeys, dataset_identity, dataset_len, object_ref
 
 
 @dataclass
@@ -25,6 +25,17 @@ class BaseInfo:
     size: int | None
     ref: Any = field(repr=False)
     names: list[str] = field(default_factory=list)
+    # The same on every rank holding the same data (``core.datasets.dataset_identity``): taken, in a
+    # multi-process run, when the first loader over it starts its first pass (before it serves a sample).
+    identity: DatasetIdentity | None = None
+
+    def identify(self) -> DatasetIdentity | None:
+        """The base's identity across processes, taken now if it was not yet (None once it is freed)."""
+        if self.identity is None:
+            dataset = self.ref()
+            if dataset is not None:
+                self.identity = dataset_identity(dataset)
+        return self.identity
 
     @property
     def label(self) -> str:

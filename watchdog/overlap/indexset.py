@@ -6,6 +6,8 @@ by one on the per-batch path.
 
 from __future__ import annotations
 
+from typing import BinaryIO
+
 import numpy as np
 
 _BIT = np.array([128, 64, 32, 16, 8, 4, 2, 1], dtype=np.uint8)
@@ -86,3 +88,22 @@ class IndexSet:
             if len(out) >= k:
                 break
         return out[:k]
+
+    # -- on disk (a multi-process run's ranks exchange their sets as files) ---------------------------
+    def write_to(self, file: BinaryIO) -> int:
+        """Write the bitmap (one bit per index, most significant bit first); returns the bytes written."""
+        return file.write(memoryview(self._bits))
+
+    @classmethod
+    def from_buffer(cls, data: bytes) -> "IndexSet":
+        """The set whose bitmap ``write_to`` wrote (``data``: the file's bytes)."""
+        s = cls()
+        s._bits = np.frombuffer(data, dtype=np.uint8).copy()
+        s._count = None
+        return s
+
+    def copy(self) -> "IndexSet":
+        s = IndexSet()
+        s._bits = self._bits.copy()
+        s._count = self._count
+        return s
