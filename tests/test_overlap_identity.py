@@ -155,3 +155,70 @@ def test_two_threads_with_their_own_loops_are_kept_apart(report_dir):
     assert errors == []
     assert run.loop.steps == 2 * 2 * 3
     assert [str(f) for f in run.findings if f.code.startswith("overlap/")] == []
+
+
+# -- two dataset objects of the same data (issue 12: a DataModule's setup() loading per stage) -------------
+class Images(torch.utils.data.Dataset):
+    """A dataset that loads its samples from 'files' (here a tensor), as MNIST and ImageFolder do."""
+
+    def __init__(self, root, data):
+        self.root = root
+        self.data = data
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, i):
+        return self.data[i], int(i % 2)
+
+
+class Generated(torch.utils.data.Dataset):
+    """A dataset that generates each sample: only a size, nothing that says what data it holds."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return torch.full((8,), float(i)), int(i % 2)
+
+
+def _fit_and_validate(report_dir, make_dataset_object):
+    """setup('fit') and setup('validate') each load the dataset and split it without a seed."""
+    model = make_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    torch.manual_seed(0)
+    train_part, _ = random_split(make_dataset_object(), [96, 32])  # setup("fit")
+    with watchdog.watch(report_dir=report_dir, summary=False, dashboard=False) as run:
+        for _ in range(2):
+            for xb, yb in DataLoader(train_part, batch_size=32):
+                optimizer.zero_grad()
+                nn.functional.cross_entropy(model(xb), yb).backward()
+                optimizer.step()
+            _, val_part = random_split(make_dataset_object(), [96, 32])  # setup("validate"): a new object
+            with torch.no_grad():
+                for xb, _ in DataLoader(val_part, batch_size=32):
+                    model(xb)
+    return run
+
+
+def test_two_objects_loading_the_same_files_are_one_dataset_and_their_splits_overlap(report_dir):
+    data = torch.randn(128, 8, generator=torch.Generator().manual_seed(1))
+    run = _fit_and_validate(report_dir, lambda: Images("/data/images", data.clone()))
+    found = [f for f in run.findings if f.code == "overlap/train-eval"]  # one per validation split drawn
+    assert found and all(f.evidence["base_dataset"]["objects"] >= 2 for f in found)
+    assert all("dataset objects holding the same data" in f.message for f in found)
+
+
+def test_objects_of_one_class_and_length_holding_different_data_are_not_tied(report_dir):
+    seeds = iter(range(100))
+    run = _fit_and_validate(report_dir, lambda: Images(
+        "/data/images", torch.randn(128, 8, generator=torch.Generator().manual_seed(next(seeds)))))
+    assert [f.code for f in run.findings if f.code.startswith("overlap/")] == []
+
+
+def test_datasets_that_generate_their_samples_are_not_tied_by_their_size_alone(report_dir):
+    run = _fit_and_validate(report_dir, lambda: Generated(128))
+    assert [f.code for f in run.findings if f.code.startswith("overlap/")] == []

@@ -96,6 +96,10 @@ class DatasetIdentity:
     size: int | None
     fingerprint: str
     content: bool
+    # Whether it read the data itself (tensors', arrays' or lists' items, strings or paths), not only
+    # scalars: only such an identity ties two dataset objects of one process (``content`` alone may
+    # be a size and a flag of a dataset that generates its samples).
+    holds_data: bool = False
 
     @property
     def key(self) -> str:
@@ -116,7 +120,8 @@ def dataset_identity(dataset: Any) -> DatasetIdentity:
     except Exception:  # an attribute that cannot be read: an identity no other process shares (no false tie)
         fingerprint, reader.read_any = f"unreadable-{os.getpid()}-{id(dataset):x}", False
     return DatasetIdentity(type=f"{cls.__module__}.{cls.__qualname__}", size=dataset_len(dataset),
-                           fingerprint=fingerprint, content=reader.read_any)
+                           fingerprint=fingerprint, content=reader.read_any,
+                           holds_data=reader.read_any and reader.read_data)
 
 
 class _ContentReader:
@@ -125,6 +130,7 @@ class _ContentReader:
     def __init__(self, digest: Any) -> None:
         self.digest = digest
         self.read_any = False
+        self.read_data = False  # tensors, arrays, strings, paths or list items: not only scalars
         self._seen: set[int] = set()
 
     def _feed(self, *parts: Any) -> None:
@@ -150,11 +156,12 @@ class _ContentReader:
         elif isinstance(value, (str, bytes, os.PathLike)):
             text = os.fspath(value) if isinstance(value, os.PathLike) else value
             self._feed(type(value).__name__, text[:_TEXT_BYTES], len(text))
-            self.read_any = True
+            self.read_any = self.read_data = True
         elif _is_tensor(value) or _is_ndarray(value):
             self._feed(type(value).__name__, tuple(value.shape), str(value.dtype))
             self._feed(_sampled_elements(value))
             self.read_any = True
+            self.read_data = self.read_data or bool(getattr(value, "size", 0) if _is_ndarray(value) else value.numel())
         elif isinstance(value, (list, tuple)):
             self._feed(type(value).__name__, len(value))
             self.read_any = True

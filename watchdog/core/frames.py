@@ -11,6 +11,12 @@ of the import machinery:
   each keeping the live frame: its variables are read when asked for (the memory census's culprit
   walk), and :func:`release_locals_snapshots` drops what reading them left behind.
 
+**Framework frames** (:func:`is_framework_file`): the frames of the training frameworks that call
+the user's code (Lightning, Hugging Face ``transformers``, ``accelerate``). They are library frames
+like any installed package's, and more: they are never the place a finding points at and never
+name what the user's code holds (``model`` in Lightning's ``_run()`` is the user's LightningModule,
+which the user's code calls ``self``); the objects they hold (the trainer) can still be found.
+
 Runs only at boundaries, never per step.
 """
 
@@ -68,6 +74,11 @@ class UserFrame:
         return self.namespace.get("self")
 
     @property
+    def framework(self) -> bool:
+        """A frame of a training framework (Lightning, transformers, accelerate): see the module docstring."""
+        return is_framework_file(self.filename)
+
+    @property
     def where(self) -> str:
         fn = "" if self.function == "<module>" else f" in {self.function}()"
         return f"{os.path.basename(self.filename)}:{self.lineno}{fn}"
@@ -84,6 +95,18 @@ def is_library_file(filename: str) -> bool:
     """Installed packages and the standard library (tqdm, Lightning, contextlib, ...)."""
     return filename.startswith(_LIBRARY_DIRS) or f"{os.sep}site-packages{os.sep}" in filename \
         or f"{os.sep}dist-packages{os.sep}" in filename
+
+
+# The training frameworks that call the user's code (their frames are framework frames).
+FRAMEWORK_PACKAGES = ("lightning", "pytorch_lightning", "lightning_fabric", "transformers", "accelerate")
+_FRAMEWORK_MARKERS = tuple(f"{os.sep}{top}{os.sep}{package}{os.sep}" for top in ("site-packages", "dist-packages")
+                           for package in FRAMEWORK_PACKAGES)
+
+
+def is_framework_file(filename: str) -> bool:
+    """A file of an installed training framework (``FRAMEWORK_PACKAGES``): Lightning's trainer and
+    loops, Hugging Face's ``Trainer``, ``accelerate``'s data loaders."""
+    return any(marker in filename for marker in _FRAMEWORK_MARKERS)
 
 
 _CO_OPTIMIZED = 0x0001

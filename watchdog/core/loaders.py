@@ -120,7 +120,8 @@ class CapturedPass(Protocol):
     """One capture's state for one pass (``record.captured`` holds one per capture, in order)."""
 
     def note_sampled(self, batch: Any) -> None:
-        """Per index batch the sampler gives (hot path: keep it to an append)."""
+        """Per index batch the sampler gives (hot path: keep it to an append). A capture that wants
+        nothing per batch (it only looks at the pass's start) sets ``note_sampled = None`` instead."""
 
     @property
     def sampled_any(self) -> bool:
@@ -259,16 +260,23 @@ def _recording(source: Iterator[Any], record: PassRecord, probe: "DataLoaderProb
 
 
 def _note_of(captured: tuple[CapturedPass, ...]) -> Callable[[Any], None]:
-    """What the sampler wrapper calls per index batch: the one capture's ``note_sampled``, as a rule."""
-    if len(captured) == 1:
-        return captured[0].note_sampled
-    notes = tuple(c.note_sampled for c in captured)
+    """What the sampler wrapper calls per index batch: the one capture's ``note_sampled``, as a rule
+    (a capture whose ``note_sampled`` is None wants nothing per batch)."""
+    notes = tuple(c.note_sampled for c in captured if c.note_sampled is not None)
+    if len(notes) == 1:
+        return notes[0]
+    if not notes:
+        return _note_nothing
 
     def note_each(batch: Any) -> None:
         for note in notes:
             note(batch)
 
     return note_each
+
+
+def _note_nothing(batch: Any) -> None:
+    pass
 
 
 class DataLoaderProbe:

@@ -10,9 +10,13 @@ The epoch rules live here and nowhere else:
 * an epoch ends when a pass over the run's primary training loader ends (the first loader whose
   pass trained; a loader rebuilt each epoch at the same place takes over from the freed one, and
   a loader over the same dataset counts as the same), unless the user marks epochs;
-* from the first ``watchdog.mark_epoch()`` on, epochs are counted by marks only; a first mark that
-  follows a loader-ended epoch with no optimizer step since confirms that epoch instead of counting
-  it twice.
+* from the first ``watchdog.mark_epoch()`` on (or from the moment a framework's trainer, whose epoch
+  hook watchdog's callback marks, is seen running the loop: ``marks_end_epochs``), epochs are
+  counted by marks only; a first mark that
+  follows a loader-ended epoch, with no optimizer step since or no pass over the training loader
+  open, confirms that epoch instead of counting it twice (``accelerate`` fetches one batch ahead, so
+  its loader's pass ends before the epoch's last step; the Hugging Face ``Trainer``'s epoch hook
+  marks the epoch after it).
 """
 from __future__ import annotations
 
@@ -166,25 +170,40 @@ class LoopState:
     # -- the epoch rules ------------------------------------------------------------------------------
     def training_pass_ended(self, loader_info: Any) -> None:
         """A pass over a training loader ended: an epoch, unless the user marks epochs."""
-        if self._epoch_source == "mark":
-            return
         if self._primary_train_loader is None:
             self._primary_train_loader = loader_info
-            self._epoch_source = "loader"
+            self._epoch_source = self._epoch_source or "loader"
+        if self._epoch_source == "mark":
+            return
         primary = self._primary_train_loader
         if primary.ref() is None and primary.dataset_ref() is None and primary.where == loader_info.where is not None:
             self._primary_train_loader = primary = loader_info  # rebuilt in the epoch loop: its successor
         if loader_info is primary or loader_info.dataset_id == primary.dataset_id:
             self._end_epoch("loader", loader_info.label)
 
+    def marks_end_epochs(self) -> None:
+        """A framework's epoch hook will mark every epoch (watchdog's callbacks): if no epoch has ended
+        yet, marks alone end epochs from now on (a training pass that ends before the epoch's last
+        step, as ``accelerate``'s one-batch-ahead fetch makes it, then ends none)."""
+        if self._epoch == 0:
+            self._epoch_source = "mark"
+
     def mark_epoch(self, before_epoch_end: Callable[[], None]) -> None:
         """The user's explicit epoch boundary; ``before_epoch_end`` runs first (the run's boundaries)."""
         confirms = (self._epoch_source == "loader" and self._epoch > 0
-                    and self._last_epoch_end_steps == self._steps)
+                    and (self._last_epoch_end_steps == self._steps or not self._training_pass_open()))
         self._epoch_source = "mark"
         before_epoch_end()
         if not confirms:
             self._end_epoch("mark", None)
+
+    def _training_pass_open(self) -> bool:
+        """Whether a pass over the primary training loader (or its dataset) is in progress."""
+        primary = self._primary_train_loader
+        if primary is None:
+            return False
+        return any(record.loader is primary or record.loader.dataset_id == primary.dataset_id
+                   for record in self.all_open_passes())
 
     def _end_epoch(self, source: str, loader: str | None) -> None:
         epoch = self._epoch

@@ -21,6 +21,7 @@ FEATURES: tuple[str, ...] = (
     "watchdog.evaluation",
     "watchdog.memory",
     "watchdog.distributed",
+    "watchdog.integrations",
     "watchdog.report",
 )
 

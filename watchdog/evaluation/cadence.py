@@ -35,6 +35,10 @@ chart these verdicts and the findings; they never judge a window themselves.
 **Cadence** (``watch(eval_every=k)``, default 1): a run of ``k`` or more consecutive trained epochs
 without evaluation is missing its evaluation. ``eval_every=2`` with validation after every other
 epoch is clean. A run that trained a single epoch has no cadence to keep: it is judged by steps.
+When a framework's trainer runs the loop (a ``framework_trainer`` event: Lightning's
+``check_val_every_n_epoch``, the Hugging Face ``eval_strategy``/``eval_steps``, translated into
+epochs by ``integrations/frameworks.py``), the cadence expected is the larger of ``eval_every`` and
+the trainer's own: what the user configured there is the user's choice, stated once.
 The rule is :class:`CadenceRule` (epochs) and :func:`step_based_finding` (loops without epochs), and
 the finding's words are :func:`missing_epochs_finding`: this check feeds them one process's epochs;
 ``crossrank.py`` feeds them the union of a ``torchrun`` job's ranks (an epoch counts as evaluated
@@ -199,10 +203,30 @@ class EvalCadenceCheck(Check):
         self.epoch_steps: list[int] = []  # B_e of each trained epoch judged so far
         self.rule = CadenceRule(run.options.eval_every)  # the epochs judged, and what is missing
         self.final_epochs: int | None = None
+        self.framework: dict[str, Any] = {}  # the trainer's evaluation settings (framework_trainer), if any
+        self.framework_held_out: dict[str, Any] = {}  # held-out data the trainer holds, by name
 
     @property
     def every(self) -> int:
-        return self.run.options.eval_every
+        """The cadence judged: ``eval_every``, or the trainer's own setting when it is larger."""
+        return self.rule.every
+
+    def _cadence_source(self) -> str:
+        """``Lightning's check_val_every_n_epoch=2`` when the cadence judged is the trainer's, else ""."""
+        setting = self.framework.get("eval_setting")
+        if setting and (self.framework.get("eval_every") or 1) > self.run.options.eval_every:
+            return f"{self.framework.get('display')}'s {setting}"
+        return ""
+
+    def _not_evaluating(self) -> str:
+        """``the Hugging Face Trainer is set to eval_strategy="no"`` when the trainer is set not to evaluate."""
+        if self.framework and not self.framework.get("evaluates", True):
+            return f"{self.framework.get('display')} is set to {self.framework.get('eval_setting')}"
+        return ""
+
+    def _held_out_data(self) -> list[str]:
+        """Held-out data near the loop and in the trainer (looked for while the training frames are there)."""
+        return held_out_data(self.run, user_frames(8), self.framework_held_out)
 
     # -- events ---------------------------------------------------------------------------------------
     @staticmethod
@@ -227,6 +251,11 @@ class EvalCadenceCheck(Check):
         elif role == "train" and self.train_stream is None:
             self.train_stream = self._stream(event)
             self._close_windows(self.run.loop.steps)  # known late (Lightning): earlier epochs may be over
+
+    def on_framework_trainer(self, event: Any) -> None:
+        self.framework = dict(event.data)
+        self.framework_held_out = dict((event.refs or {}).get("held_out") or {})
+        self.rule.every = max(self.run.options.eval_every, self.framework.get("eval_every") or 1)
 
     def on_epoch_end(self, event: Any) -> None:
         steps = int(event.data["steps"])
@@ -259,7 +288,7 @@ class EvalCadenceCheck(Check):
         points.refresh()
         first_eval = points.first_after(0)
         if first_eval is None:  # is there anything to evaluate on? (looked for while the training frames are there)
-            self.held_out.update(dict.fromkeys(held_out_data(self.run, user_frames(8))))
+            self.held_out.update(dict.fromkeys(self._held_out_data()))
         self.run.emit("eval_summary", {
             "steps": self.run.loop.steps, "completed": completed, "epochs": self.rule.epochs,
             "eval_steps": points.first_distinct(EVIDENCE_CAP), "first_eval": first_eval,
@@ -328,11 +357,12 @@ class EvalCadenceCheck(Check):
         points.refresh()
         first_eval = points.first_after(0)  # the first evaluation after step 0, if any
         if first_eval is None:  # is there anything to evaluate on? (looked for while the training frames are there)
-            self.held_out.update(dict.fromkeys(held_out_data(run, user_frames(8))))
+            self.held_out.update(dict.fromkeys(self._held_out_data()))
         facts = EvaluationFacts(
             steps=run.loop.steps, first_eval=first_eval, eval_steps=points.first_distinct(EVIDENCE_CAP),
             held_out=list(self.held_out), epoch_source=run.loop.epoch_source, epoch_end_steps=self.epoch_steps,
-            where=getattr(run.loop.primary_train_loader, "where", None))
+            where=getattr(run.loop.primary_train_loader, "where", None),
+            cadence_source=self._cadence_source(), not_evaluating=self._not_evaluating())
         rank = run.rank_info.rank if run.rank_info is not None else None
         self.report(missing_epochs_finding(self.rule, facts, final=final, rank_alone=rank))
 

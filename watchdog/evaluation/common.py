@@ -145,9 +145,10 @@ def at_step(check: Any, step: int, fn: Any) -> bool:
     return True
 
 
-def held_out_data(run: Any, frames: list) -> list[str]:
-    """Names of held-out data in the user's frames: a DataLoader never iterated, or a dataset that no
-    iterated loader serves (not its dataset, nor a base under its Subset/ConcatDataset), such as the
+def held_out_data(run: Any, frames: list, named: dict[str, Any] | None = None) -> list[str]:
+    """Names of held-out data in the user's frames (and among ``named`` objects: what a framework's
+    trainer holds, ``eval_dataset``): a DataLoader never iterated, or a dataset that no iterated
+    loader serves (not its dataset, nor a base under its Subset/ConcatDataset), such as the
     validation part of a ``random_split``. Empty when the run has nothing to evaluate on (a GAN)."""
     from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
@@ -164,8 +165,9 @@ def held_out_data(run: Any, frames: list) -> list[str]:
             pending.extend(dataset.datasets)
     iterated = {id(info.ref()) for info in run.loop.loaders.values() if info.ref() is not None}
     found: dict[str, None] = {}
-    for frame in frames:
-        for name, value in list(frame.namespace.items()):
+    namespaces = [frame.namespace for frame in frames] + [named or {}]
+    for namespace in namespaces:
+        for name, value in list(namespace.items()):
             if name.startswith("_"):
                 continue
             if isinstance(value, DataLoader):

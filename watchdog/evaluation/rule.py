@@ -104,6 +104,8 @@ class EvaluationFacts:
     epoch_source: str | None
     epoch_end_steps: list[int]  # B_e of each judged epoch
     where: str | None  # the training loader's line
+    cadence_source: str = ""  # where the cadence judged comes from, when not eval_every ("Lightning's check_val_every_n_epoch=2")
+    not_evaluating: str = ""  # a framework's trainer set not to evaluate ('the HF Trainer is set to eval_strategy="no"')
 
 
 def missing_epochs_finding(rule: CadenceRule, facts: EvaluationFacts, *, final: bool, scope: str = "",
@@ -126,6 +128,8 @@ def missing_epochs_finding(rule: CadenceRule, facts: EvaluationFacts, *, final: 
     trailing_only = (final and not never and not only_after and bool(evaluated)
                      and missing == sorted(rule.trailing_missing) and len(missing) <= rule.every)
     cadence = f"at least one every {rule.every} epochs" if rule.every > 1 else "one after every epoch"
+    if facts.cadence_source:
+        cadence += f", {facts.cadence_source}"
     if final:
         message = f"{plural.capitalize()} {ranges} of {total} had no evaluation{scope}"
         if only_after:
@@ -136,6 +140,9 @@ def missing_epochs_finding(rule: CadenceRule, facts: EvaluationFacts, *, final: 
             if nothing_held_out:
                 message += (" and no held-out data was found (no evaluation loader, no validation split),"
                             " so there may be nothing to evaluate on")
+            elif facts.not_evaluating:
+                message += (f", although held-out data exists ({', '.join(facts.held_out[:3])}): "
+                            f"{facts.not_evaluating}")
         elif trailing_only:
             message += f": evaluation stopped after epoch {max(evaluated)}, so the final weights " \
                        "were never evaluated"
@@ -161,6 +168,7 @@ def missing_epochs_finding(rule: CadenceRule, facts: EvaluationFacts, *, final: 
             "epochs": total,
             "evaluated_epochs": evaluated[:EVIDENCE_CAP],
             "eval_every": rule.every,
+            "eval_every_source": facts.cadence_source or "eval_every",
             "epoch_source": facts.epoch_source,
             "epoch_end_steps": facts.epoch_end_steps[:EVIDENCE_CAP],
             "eval_steps": facts.eval_steps[:EVIDENCE_CAP],

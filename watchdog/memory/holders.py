@@ -8,6 +8,14 @@ attribute of an object (itself named the same way). Each holder's count and byte
 container is scanned for new tensors), and the autograd graphs its tensors keep alive are sized
 (:func:`watchdog.memory.graphs.graph_size`). One :class:`HolderWalk` carries the state its steps
 share.
+
+Names come from the user's code, never from a training framework's (``core.frames``: framework
+frames): a framework frame's variables never name a holder (``model`` in Lightning's ``_run()``),
+and an object of the user's own class that no user frame holds (a LightningModule run by the
+trainer) is where naming stops: its containers are named as that class's code names them,
+``self.kept``, and located at the line of that class that grows them (``self.kept.append(loss)`` in
+``training_step()``). A container reached through a framework's own object (Lightning's logged
+metrics) is the framework's state: it is reported only when it holds many new tensors.
 """
 
 from __future__ import annotations
@@ -21,17 +29,33 @@ import sys
 import time
 import types
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..core.frames import UserFrame, release_locals_snapshots, stack_frames
+from ..core.frames import (UserFrame, is_framework_file, is_library_file, is_user_file, release_locals_snapshots,
+                           stack_frames)
 from .census import CensusDiff, tensor_storage, without_torch_function
 from .graphs import GraphSize, graph_size
 
 VARIABLE_MIN_BYTES = 1024 * 1024  # a single new tensor bound to a variable is named from this size
 CONTAINER_TYPES = (list, dict, collections.deque, set)  # what accumulates tensors
 
-Naming = tuple[str, "UserFrame | None", str]  # (name, the frame that names it or None, owner text)
+
+
+@dataclass
+class Naming:
+    """How the user's code names an object, and where to look for the line that grows it."""
+
+    name: str  # "all_losses", "self.history['loss']", "trainer.cache"
+    frame: "UserFrame | None" = None  # the user frame whose variable starts the name
+    owner: str = ""  # "train()", "module level", "a Foo object"
+    instance: Any = None  # the object of the user's class whose attribute starts the name (``self.``)
+    attribute_of: Any = None  # the object whose attribute the name reaches last (``trainer`` in ``trainer.history``)
+    framework: bool = False  # the name goes through a training framework's own object
+
+    def child(self, suffix: str, through: Any) -> "Naming":
+        """The name of an item or attribute of this object (``through``: the object it belongs to)."""
+        return replace(self, name=self.name + suffix, framework=self.framework or _is_framework_object(through))
 
 
 @dataclass
@@ -49,6 +73,7 @@ class Holder:
     container_len: int | None = None
     scalars: int = 0  # of those, how many hold a single number (a loss, a metric)
     graph: GraphSize | None = None  # what their autograd graphs keep alive (estimated)
+    framework: bool = False  # a container reached through a training framework's own object (its state)
     _tensors: list = field(default_factory=list, repr=False)
 
     @property
@@ -152,6 +177,8 @@ class HolderWalk:
         self.module_dicts = _module_dicts()
         self.frame_locals: list[tuple[UserFrame, Any]] = []
         for uf in frames:
+            if uf.framework:
+                continue  # a framework's variables never name what the user's code holds
             try:
                 self.frame_locals.append((uf, uf.namespace))
             except Exception:
@@ -294,9 +321,7 @@ class HolderWalk:
             else:
                 kind = "attribute"
                 tensors = [value] if id(value) in self.new_ids else []
-            up = self.name_of(obj, max(0, depth - 1), frozenset())
-            named = (f"{up[0]}.{attr}", up[1], up[2]) if up else (
-                f"{type(obj).__name__}.{attr}", None, f"a {type(obj).__name__} object")
+            named = self.attribute_name(obj, attr, depth, frozenset())
         holder = _holder_named(kind, named)
         try:
             holder.container_len = len(container)
@@ -305,14 +330,34 @@ class HolderWalk:
         return holder, tensors
 
     # -- naming -----------------------------------------------------------------------------------
-    def name_of(self, obj: Any, depth: int, seen: frozenset) -> Naming | None:
-        """(name, frame naming it or None, owner text) for ``obj``: a variable of a user frame, else
-        (``depth`` levels up through its referrers) a module global, an item of a named container
-        or an attribute of a named object."""
+    def frame_name(self, obj: Any) -> Naming | None:
+        """``obj`` as a variable of a user frame (innermost first), or None."""
         for uf, loc in self.frame_locals:
             for k, v in loc.items():
                 if v is obj:
-                    return k, uf, _display_function(uf.function)
+                    return Naming(k, uf, _display_function(uf.function))
+        return None
+
+    def attribute_name(self, obj: Any, attr: str, depth: int, seen: frozenset) -> Naming:
+        """The name of ``obj.<attr>``: through a user frame's variable holding ``obj``; else, for an
+        object of the user's own class, ``self.<attr>`` as its class writes it; else ``obj`` named
+        through its referrers (``depth - 1`` levels), or by its type."""
+        named = self.frame_name(obj)
+        if named is None and _user_classes(type(obj)):
+            return Naming(f"self.{attr}", None, f"a {type(obj).__name__} object", instance=obj)
+        if named is None and depth > 0:
+            named = self.name_of(obj, depth - 1, seen)
+        if named is None:
+            named = Naming(type(obj).__name__, None, f"a {type(obj).__name__} object")
+        return replace(named.child(f".{attr}", obj), attribute_of=obj)
+
+    def name_of(self, obj: Any, depth: int, seen: frozenset) -> Naming | None:
+        """How the user's code names ``obj``: a variable of a user frame, else (``depth`` levels up
+        through its referrers) a module global, an item of a named container or an attribute of an
+        object (see :meth:`attribute_name`)."""
+        named = self.frame_name(obj)
+        if named is not None:
+            return named
         if depth <= 0:
             return None
         seen = seen | {id(obj)}
@@ -332,7 +377,7 @@ class HolderWalk:
             if _isa(r, dict) and id(r) in self.module_dicts:
                 key = next((k for k, v in r.items() if v is obj), None)
                 if key is not None and not key.startswith("__"):
-                    return key, None, f"module {self.module_dicts[id(r)]}" + _module_file(r)
+                    return Naming(key, None, f"module {self.module_dicts[id(r)]}" + _module_file(r))
         for r in refs:
             if _isa(r, dict):
                 key = next((k for k, v in r.items() if v is obj), None)
@@ -340,18 +385,15 @@ class HolderWalk:
                     continue
                 owner = self.dict_owner(r)
                 if owner is not None:
-                    up = self.name_of(owner, depth - 1, seen | {id(r)})
-                    if up is not None:
-                        return f"{up[0]}.{key}", up[1], up[2]
-                    return f"{type(owner).__name__}.{key}", None, f"a {type(owner).__name__} object"
+                    return self.attribute_name(owner, key, depth, seen | {id(r)})
                 up = self.name_of(r, depth - 1, seen)
                 if up is not None:
-                    return f"{up[0]}[{key!r}]", up[1], up[2]
+                    return up.child(f"[{key!r}]", r)
             elif _isa(r, (list, tuple, collections.deque)):
                 up = self.name_of(r, depth - 1, seen)
                 if up is not None:
                     idx = next((i for i, v in enumerate(r) if v is obj), None)
-                    return f"{up[0]}[{idx}]", up[1], up[2]
+                    return up.child(f"[{idx}]", r)
             elif not _isa(r, type) and _has_dict(r):
                 attrs = _dict_of(r)
                 if not _isa(attrs, dict):
@@ -359,10 +401,7 @@ class HolderWalk:
                 key = next((k for k, v in attrs.items() if v is obj), None)
                 if key is None:
                     continue
-                up = self.name_of(r, depth - 1, seen)
-                if up is not None:
-                    return f"{up[0]}.{key}", up[1], up[2]
-                return f"{type(r).__name__}.{key}", None, f"a {type(r).__name__} object"
+                return self.attribute_name(r, key, depth, seen)
         return None
 
     # -- step 3: sizes, and the graphs the holders keep alive -------------------------------------
@@ -416,18 +455,79 @@ class HolderWalk:
 
 def _holder_named(kind: str, named: Naming | None) -> Holder:
     """A holder of ``kind`` with its name, owner and the line that grows it (in the naming frame's
-    function or file, or the module's file for a global)."""
+    function or file, in the methods of the user's class for ``self.``, or the module's file for a
+    global)."""
     if named is None:
-        name, uf, owner = f"<unnamed {kind}>", None, ""
-    else:
-        name, uf, owner = named
+        return Holder(kind, f"<unnamed {kind}>")
+    name, uf, owner = named.name, named.frame, named.owner
     filename = lineno = None
-    if uf is not None:
-        filename, lineno = uf.filename, _growth_line(uf, name)
+    if named.instance is not None:
+        owner, filename, lineno = _line_in_class(type(named.instance), name, owner)
+    elif uf is not None:
+        filename, lineno = uf.filename, _growth_line(uf, name, function_only=True)
+        if lineno is None and named.attribute_of is not None:  # then in the methods of the object's class
+            found = _line_in_class(type(named.attribute_of), name, owner)
+            if found[2] is not None:
+                owner, filename, lineno = found
+        if lineno is None:
+            lineno = _growth_line(uf, name)
     elif owner.startswith("module ") and "(" in owner:
         filename = owner[owner.index("(") + 1:-1]
         owner = owner[: owner.index(" (")]
-    return Holder(kind, name, owner, filename, lineno)
+    return Holder(kind, name, owner, filename, lineno, framework=named.framework)
+
+
+def _user_classes(cls: type) -> list[type]:
+    """The classes of ``cls``'s MRO defined in the user's own files (not a library's, not watchdog's)."""
+    out = []
+    for klass in cls.__mro__:
+        module = sys.modules.get(getattr(klass, "__module__", None) or "")
+        filename = getattr(module, "__file__", None)
+        if isinstance(filename, str) and is_user_file(filename) and not is_library_file(filename):
+            out.append(klass)
+    return out
+
+
+def _is_framework_object(obj: Any) -> bool:
+    """An object of a training framework's own class (Lightning's trainer and connectors, ...)."""
+    module = sys.modules.get(getattr(type(obj), "__module__", None) or "")
+    filename = getattr(module, "__file__", None)
+    return isinstance(filename, str) and is_framework_file(filename)
+
+
+def _line_in_class(cls: type, name: str, owner: str) -> tuple[str, str | None, int | None]:
+    """(owner, file, line) of the line in ``cls``'s own methods (or its user base classes') that
+    grows ``name`` (``self.kept``): ``("Classifier.training_step()", "train.py", 42)``; without one,
+    the file of the class's first method and no line."""
+    patterns = [_growth_pattern(candidate) for candidate in _name_variants(name)]
+    first_file = None
+    for klass in _user_classes(cls):
+        for value in list(vars(klass).values()):
+            function = getattr(value, "__func__", None) or getattr(value, "fget", None) or value
+            code = getattr(function, "__code__", None)
+            if not isinstance(code, types.CodeType):
+                continue
+            first_file = first_file or code.co_filename
+            try:
+                last = max((ln for _, _, ln in code.co_lines() if ln is not None), default=code.co_firstlineno)
+            except Exception:
+                continue
+            for pattern in patterns:
+                for ln in range(code.co_firstlineno, last + 1):
+                    line = linecache.getline(code.co_filename, ln)
+                    if line and pattern.search(line):
+                        return f"{klass.__name__}.{code.co_name}()", code.co_filename, ln
+    return owner, first_file, None
+
+
+def _name_variants(name: str) -> list[str]:
+    """``a.b['k']``, then ``a.b``, then ``.b``: the forms a line that grows ``name`` may use."""
+    plain = name.split("[", 1)[0]
+    names = [name] if "[" in name else []
+    names.append(plain)
+    if "." in plain:
+        names.append("." + plain.rsplit(".", 1)[1])
+    return names
 
 
 def _not_reached_by_graphs(orphans: list, holders: list[Holder]) -> list:
@@ -443,7 +543,10 @@ def _not_reached_by_graphs(orphans: list, holders: list[Holder]) -> list:
 
 def _matters(holder: Holder, min_tensors: int) -> bool:
     """A holder matters if it accumulates (holds more than this epoch's new tensors) or holds many;
-    a container rebuilt every step (the current batch) holds only a few new tensors."""
+    a container rebuilt every step (the current batch) holds only a few new tensors. A framework's
+    own state (the metrics it logged last) matters only when it holds many."""
+    if holder.framework:
+        return holder.tensors >= min_tensors
     return bool(holder.tensors) and (
         holder.kind in ("graph-only", "variable") or holder.tensors >= min_tensors
         or (holder.container_len is not None and holder.container_len > holder.tensors))
@@ -571,7 +674,7 @@ def _growth_pattern(name: str) -> re.Pattern:
                 parts.append(r"\[\s*['\"]" + re.escape(key) + r"['\"]\s*\]")
             else:
                 parts.append(r"\[[^\]]*\]")
-        lead = r"(?<![\w])" if name.startswith(".") else r"(?<![\w.])"
+        lead = "" if name.startswith(".") else r"(?<![\w.])"  # `.c` follows any `a.b`
         target = lead + "".join(parts)
         pattern = re.compile(
             target
@@ -582,31 +685,28 @@ def _growth_pattern(name: str) -> re.Pattern:
     return pattern
 
 
-def _growth_line(uf: UserFrame, name: str) -> int:
+def _growth_line(uf: UserFrame, name: str, function_only: bool = False) -> int | None:
     """The line in the frame's function that grows ``name`` (``name.append(``, ``name[k] =``,
-    ``name +=`` ...; for ``a.b.c`` also ``.c.append(`` ...), else the frame's current line."""
+    ``name +=`` ...; for ``a.b.c`` also ``.c.append(`` ...), else in its file, else the frame's
+    current line (``function_only``: None when the function has no such line)."""
     code = uf.frame.f_code if uf.frame is not None else None
     if code is None:
-        return uf.lineno
+        return None if function_only else uf.lineno
     try:
         lines = sorted({ln for _, _, ln in code.co_lines() if ln is not None})
     except Exception:
-        return uf.lineno
-    if code.co_name != "<module>" and lines:
-        candidates = list(range(code.co_firstlineno, lines[-1] + 1))
-    else:
-        candidates = list(range(1, len(linecache.getlines(uf.filename)) + 1))
-    plain = name.split("[", 1)[0]
-    names = [name] if "[" in name else []
-    names.append(plain)
-    if "." in plain:
-        names.append("." + plain.rsplit(".", 1)[1])
+        return None if function_only else uf.lineno
     whole_file = range(1, len(linecache.getlines(uf.filename)) + 1)
-    for lines_to_search in (candidates, whole_file):  # the naming function first, then its file
-        for candidate in names:
+    if code.co_name != "<module>" and lines:
+        candidates: range = range(code.co_firstlineno, lines[-1] + 1)
+    else:
+        candidates = whole_file
+    names = _name_variants(name)
+    for lines_to_search in ((candidates,) if function_only else (candidates, whole_file)):
+        for candidate in names:  # the naming function first, then its file
             pattern = _growth_pattern(candidate)
             for ln in lines_to_search:
                 line = linecache.getline(uf.filename, ln)
                 if line and pattern.search(line):
                     return ln
-    return uf.lineno
+    return None if function_only else uf.lineno

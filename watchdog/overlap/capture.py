@@ -47,9 +47,6 @@ class IndexCapture:
     def __init__(self, run: "Run", dataset_keys: DatasetKeys):
         self.run = run
         self.resolver = IndexResolver(dataset_keys)
-        # In a multi-process run, each base's identity across ranks (its content) is taken before the
-        # first pass over it serves anything (``BaseInfo.identify``); one process has no use for it.
-        self.identify_bases = getattr(run, "rank_info", None) is not None
 
     def begin_pass(self, record: "PassRecord", dataset: Any, frames: list) -> "PassIndices":
         if record.loader.passes == 0:
@@ -63,8 +60,6 @@ class IndexCapture:
         for base in bases:
             if base.key not in live:
                 continue
-            if self.identify_bases:
-                base.identify()
             for name in found.get(id(live[base.key]), []):
                 if name not in base.names:
                     base.names.append(name)

@@ -30,6 +30,12 @@ SPLIT_FIX = (
 )
 
 
+def _stream(info: Any) -> str:
+    """The evaluation stream of a loader: its dataset (``LoaderInfo.dataset_id``), else the loader."""
+    dataset_id = getattr(info, "dataset_id", None)
+    return f"dataset{dataset_id}" if dataset_id is not None else str(info.loader_id)
+
+
 def _pct(part: int, whole: int) -> str:
     return f"{100.0 * part / whole:.1f}%" if whole else "n/a"
 
@@ -173,7 +179,9 @@ class OverlapCheck(Check):
             base_label=base.label, same_dataset=self._same_dataset_object(info, train_loaders),
             evidence={"eval_loader": info.to_dict(), "train_loaders": [t.to_dict() for t in train_loaders],
                       "base_dataset": base.to_dict()},
-            where=info.where, key=f"{eval_id}:{base.type_name}:{key}",
+            # One finding per evaluation stream: a DataLoader rebuilt for each evaluation over the same
+            # dataset (the Hugging Face Trainer's, one per evaluate()) is one loader to the user.
+            where=info.where, key=f"{_stream(info)}:{base.type_name}:{key}",
         ))
 
     @staticmethod

@@ -16,6 +16,25 @@ from torch.utils.data import ConcatDataset, Subset
 from ..core.datasets import DatasetIdentity, DatasetKeys, dataset_identity, dataset_len, object_ref
 
 
+class AnyAlive:
+    """Weak references to the dataset objects of one base: called, the first that is alive (or None)."""
+
+    __slots__ = ("_refs",)
+
+    def __init__(self, dataset: Any) -> None:
+        self._refs = [object_ref(dataset)]
+
+    def add(self, dataset: Any) -> None:
+        self._refs = [ref for ref in self._refs if ref() is not None] + [object_ref(dataset)]
+
+    def __call__(self) -> Any:
+        for ref in self._refs:
+            obj = ref()
+            if obj is not None:
+                return obj
+        return None
+
+
 @dataclass
 class BaseInfo:
     """A base dataset: the one at the bottom of any Subset/ConcatDataset chain."""
@@ -25,9 +44,10 @@ class BaseInfo:
     size: int | None
     ref: Any = field(repr=False)
     names: list[str] = field(default_factory=list)
-    # The same on every rank holding the same data (``core.datasets.dataset_identity``): taken, in a
-    # multi-process run, when the first loader over it starts its first pass (before it serves a sample).
+    # The same on every rank holding the same data (``core.datasets.dataset_identity``): taken when
+    # the base is first seen (a pass over it starts, before it serves a sample).
     identity: DatasetIdentity | None = None
+    tied_objects: int = 1  # dataset objects of this process that hold this data (IndexResolver.base_info)
 
     def identify(self) -> DatasetIdentity | None:
         """The base's identity across processes, taken now if it was not yet (None once it is freed)."""
@@ -41,10 +61,14 @@ class BaseInfo:
     def label(self) -> str:
         name = f"`{self.names[-1]}` " if self.names else ""
         size = f", {self.size} samples" if self.size is not None else ""
-        return f"{name}({self.type_name}{size})"
+        objects = f"; {self.tied_objects} dataset objects holding the same data" if self.tied_objects > 1 else ""
+        return f"{name}({self.type_name}{size}{objects})"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type_name, "size": self.size, "names": list(self.names)}
+        data: dict[str, Any] = {"type": self.type_name, "size": self.size, "names": list(self.names)}
+        if self.tied_objects > 1:
+            data["objects"] = self.tied_objects
+        return data
 
 
 class IndexResolver:
@@ -56,14 +80,30 @@ class IndexResolver:
 
     def __init__(self, keys: DatasetKeys) -> None:
         self._subset_indices: dict[int, tuple[Any, np.ndarray]] = {}
-        self.bases: dict[int, BaseInfo] = {}  # key -> base dataset
+        self.bases: dict[int, BaseInfo] = {}  # key -> base dataset (tied objects share one)
+        self._by_identity: dict[str, BaseInfo] = {}  # DatasetIdentity.key -> the base first seen with it
         self.keys = keys
 
     def base_info(self, dataset: Any) -> BaseInfo:
+        """The base dataset ``dataset`` is, keyed once per object; an object that holds the same data
+        as a live base seen before (equal ``dataset_identity``, read from its data, not only its
+        scalars) is that base: a DataModule's ``setup()`` that loads the same files once per stage
+        makes two objects of one dataset, and an unseeded split of each overlaps."""
         key = self.keys.key_of(dataset)
         info = self.bases.get(key)
         if info is None:
-            info = self.bases[key] = BaseInfo(key, type(dataset).__name__, dataset_len(dataset), object_ref(dataset))
+            identity = dataset_identity(dataset)
+            tied = self._by_identity.get(identity.key) if identity.holds_data else None
+            if tied is not None and tied.ref() is not None:
+                tied.ref.add(dataset)
+                tied.tied_objects += 1
+                info = self.bases[key] = tied
+            else:
+                refs = AnyAlive(dataset)
+                info = self.bases[key] = BaseInfo(key, type(dataset).__name__, dataset_len(dataset), refs,
+                                                  identity=identity)
+                if identity.holds_data:
+                    self._by_identity[identity.key] = info
         return info
 
     def forget_freed(self) -> None:

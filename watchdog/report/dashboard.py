@@ -18,9 +18,18 @@ Modes (`display_mode()`):
   terminal), unless it was asked for its lines (``rank_lines``): then ``lines``. Which rank shows the
   dashboard is the run's start metadata's (``run_start``'s ``rank.shows_dashboard``), never re-read
   from the environment here.
+
+**One live display.** Two rich ``Live`` regions on one terminal overwrite each other, so the
+dashboard gives way to any other: when one is active at its start (``sys.stdout`` is already a rich
+proxy, or rich's console holds a live display), it starts in ``lines`` mode; when one starts while the
+panel is up (Lightning's ``RichProgressBar`` at ``on_train_start``, a script's own ``Progress``), the
+panel is taken down first, on the thread starting the other display, before that display draws
+anything, and the run goes on in ``lines`` mode (one line says so). The watch is a wrapper around
+``rich.live.Live.start``, put back when the panel goes.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -131,6 +140,8 @@ class Dashboard:
         self._lines_lock = threading.Lock()
         self._lines_owner: int | None = None  # the thread folding events in lines mode
         self._deferred_errors: deque = deque()  # reported once no display lock is held
+        self._unwatch_lives: Callable[[], None] | None = None  # puts rich's Live.start back
+        self.gave_way = False  # another live display started: lines mode since
         self.frames = 0
         self.render_seconds = 0.0
         self._pid = os.getpid()
@@ -223,6 +234,9 @@ class Dashboard:
         if self._started:
             return self
         self._started = True
+        if self.mode == "live" and another_live_display():
+            self.mode = "lines"  # a script's own rich display is up: never draw a second one
+            self.gave_way = True
         if self.mode == "lines":
             return self
         try:
@@ -243,6 +257,7 @@ class Dashboard:
             old_out, old_err = sys.stdout, sys.stderr
             self._real_streams = (old_out, old_err)
             self._live.start(refresh=True)
+            self._unwatch_lives = self._watch_other_lives(Live)
             self._install_line_proxies()
             self._swap_logging_streams(old_out, old_err)
             _ACTIVE.add(self)
@@ -254,6 +269,49 @@ class Dashboard:
             self._drain()
             self.mode = "lines"  # what the Live could not show, the per-epoch lines will
         return self
+
+    def _watch_other_lives(self, live_class: Any) -> Callable[[], None]:
+        """Wrap ``live_class.start`` so that another live display starting takes the panel down first;
+        returns the undo (idempotent; it leaves alone a wrapper someone put over ours)."""
+        original = live_class.start
+        dashboard = weakref.ref(self)
+
+        @functools.wraps(original)
+        def start(live: Any, *args: Any, **kwargs: Any) -> Any:
+            ours = dashboard()
+            if ours is not None and live is not ours._live and ours._live is not None and os.getpid() == ours._pid:
+                ours.give_way()
+            return original(live, *args, **kwargs)
+
+        live_class.start = start
+
+        def undo() -> None:
+            if live_class.__dict__.get("start") is start:
+                live_class.start = original
+
+        return undo
+
+    def give_way(self) -> None:
+        """Another live display starts: take the panel down (thread, Live, streams, logging) and go on
+        with one line per epoch. Never raises; the other display starts whatever happens here."""
+        if self._live is None or self._stopped:
+            return
+        try:
+            self._stop.set()
+            thread = self._thread
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout=STOP_WAIT_SECONDS)
+            self._teardown_live()
+            self.gave_way = True
+            self.mode = "lines"
+            stream = self._line_stream or sys.stderr
+            stream.write("[watchdog] another live display started (a progress bar): watchdog's dashboard "
+                         "steps aside and prints one line per epoch\n")
+            stream.flush()
+            self._fold_lines()
+        except Exception as exc:
+            self._failed = True
+            self._error(exc)
 
     def stop(self) -> None:
         """Stop the thread, draw the final frame and restore stdout/stderr and logging."""
@@ -521,6 +579,7 @@ class Dashboard:
         self._stopped = True
         self._stop.set()
         _ACTIVE.discard(self)
+        self._stop_watching_lives()
         live, self._live = self._live, None
         if live is not None:
             try:
@@ -538,12 +597,21 @@ class Dashboard:
     def _teardown_live(self) -> None:
         # Restore handlers first: once Live stops, its proxies are gone.
         _ACTIVE.discard(self)
+        self._stop_watching_lives()
         self._restore_logging_streams()
         live, self._live = self._live, None
         if live is not None:
             try:
                 live.stop()
             except Exception as exc:
+                self._error(exc)
+
+    def _stop_watching_lives(self) -> None:
+        undo, self._unwatch_lives = self._unwatch_lives, None
+        if undo is not None:
+            try:
+                undo()
+            except Exception as exc:  # pragma: no cover - defensive
                 self._error(exc)
 
     def _error(self, exc: BaseException) -> None:
@@ -554,6 +622,20 @@ class Dashboard:
                 self.run.internal_error("dashboard", exc)
         except Exception:
             pass
+
+
+def another_live_display() -> bool:
+    """Whether a rich live display is up already: ``sys.stdout`` is a rich proxy (a ``Live`` with its
+    default redirection), or rich's global console holds one."""
+    if isinstance(sys.stdout, FileProxy) or isinstance(sys.stderr, FileProxy):
+        return True
+    try:
+        from rich import get_console
+
+        console = get_console()
+    except Exception:
+        return False
+    return bool(getattr(console, "_live_stack", None) or getattr(console, "_live", None))
 
 
 class LineProxy(FileProxy):
