@@ -3,8 +3,11 @@
 The DataLoader probe (``core/loaders.py``) tracks the passes and drives this capture through its
 small protocol (``PassCapture`` there). Per index batch the sampler gives, the pass's
 ``PassIndices`` appends the batch to a list; converting indices, resolving them through
-``Subset``/``ConcatDataset`` and filling the bitsets happens when the pass ends (or every
-``FLUSH_BATCHES`` batches in very long passes). With the default ``in_order=True`` the k-th
+``Subset``/``ConcatDataset`` and filling the bitsets happens at flushes: every ``FLUSH_INDICES``
+sampled indices, whatever the batch size (the probe flushes every ``flush_every`` consumed
+batches: ``FLUSH_INDICES`` // the longest batch seen), and when the pass ends. One flush's work is
+bounded by it: the pending batches hold at most ``FLUSH_INDICES`` indices, and a Subset's index
+list is converted a bounded chunk per flush (``datasets.SubsetTable``). With the default ``in_order=True`` the k-th
 consumed batch is the k-th sampled one, so a pass cut short (``break``) counts only the batches the
 loop really received. With ``fingerprint=True`` each consumed batch's rows are also hashed, for the
 duplicate-content check.
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from torch.utils.data import BatchSampler
 
 from ..core.datasets import DatasetKeys
 from ..core.frames import names_in_frames
@@ -30,6 +34,11 @@ from .indexset import IndexSet
 if TYPE_CHECKING:
     from ..core.loaders import PassRecord
     from ..core.run import Run
+
+# Sampled indices per flush. A flush costs ~60-100 ns per index (flatten, resolve, bitset), plus,
+# while a Subset's index list is being converted, ~300 ns per index past the converted part and
+# 20-40 ms of conversion (datasets.CONVERT_PER_FLUSH): ~50 ms at worst, whatever the dataset size.
+FLUSH_INDICES = 1 << 16
 
 
 class _Discard(list):
@@ -68,12 +77,18 @@ class IndexCapture:
 class PassIndices:
     """What one pass sampled and served, from its first index batch to its end."""
 
-    __slots__ = ("capture", "dataset", "sampled", "served", "samples", "fingerprints", "fingerprint_rows")
+    __slots__ = ("capture", "dataset", "sampled", "served", "samples", "fingerprints", "fingerprint_rows",
+                 "longest", "flush_every")
 
     def __init__(self, capture: IndexCapture, record: "PassRecord", dataset: Any):
         self.capture = capture
         self.dataset = dataset
         self.sampled: list[Any] = [] if record.unchecked is None else _Discard()
+        # The longest index batch flushed so far, and the consumed batches the probe lets pass
+        # between flushes: FLUSH_INDICES indices' worth. Torch's own BatchSampler says its batch
+        # size; any other batch sampler is flushed after its first batch, which tells it.
+        self.longest = _batch_size(record.loader.ref())
+        self.flush_every = max(1, FLUSH_INDICES // self.longest) if self.longest else 1
         self.served: dict[int, IndexSet] = {}
         self.samples = 0
         self.fingerprints: list[np.ndarray] | None = (
@@ -115,11 +130,16 @@ class PassIndices:
         batches = self.sampled[:count]
         del self.sampled[:count]
         try:
-            flat = flatten_batches(batches)
+            flat, longest = flatten_batches(batches)
         except TypeError:
             record.unchecked = record.loader.unchecked = "non-integer-indices"
             self.stop()
             return
+        if longest > self.longest:
+            self.longest = longest
+            self.flush_every = max(1, FLUSH_INDICES // longest)
+        elif not self.longest:
+            self.flush_every = FLUSH_INDICES  # a pass of empty batches
         self.samples += int(flat.size)
         resolver = self.capture.resolver
         parts = resolver.resolve(self.dataset, flat)
@@ -153,6 +173,14 @@ class PassIndices:
                 "unique_samples": {bases[k].type_name: len(v) for k, v in self.served.items()}}
         refs = {"served": self.served, "bases": bases, "fingerprint_rows": self.fingerprint_rows}
         return data, refs
+
+
+def _batch_size(loader: Any) -> int:
+    """The loader's batch size where torch's own ``BatchSampler`` makes its batches, else 0 (unknown)."""
+    batch_sampler = getattr(loader, "batch_sampler", None)
+    if type(batch_sampler) is BatchSampler and isinstance(batch_sampler.batch_size, int):
+        return max(batch_sampler.batch_size, 0)
+    return 0
 
 
 def row_digests(batch: Any) -> np.ndarray | None:

@@ -1,7 +1,8 @@
 """A compact set of non-negative dataset indices: one bit per sample, growable.
 
-Bulk operations only: indices arrive as numpy arrays at the end of a DataLoader pass, never one
-by one on the per-batch path.
+Bulk operations only: indices arrive as numpy arrays at a DataLoader pass's flushes, never one
+by one on the per-batch path. Adding ``k`` indices costs O(k) (a scatter; a mask as large as the
+set only when ``k`` is at least 1/16 of its bits); the set operations cost O(size / 8) bytes.
 """
 
 from __future__ import annotations
@@ -50,7 +51,11 @@ class IndexSet:
             mask[indices] = True
             self._bits |= np.packbits(mask)
         else:  # sparse: scattered ORs, without a mask as large as the dataset
-            np.bitwise_or.at(self._bits, indices >> 3, _BIT[indices & 7])
+            byte, bit = indices >> 3, _BIT[indices & 7]
+            self._bits[byte] |= bit  # buffered: of two indices in one byte, only the last write lands
+            lost = (self._bits[byte] & bit) == 0
+            if lost.any():  # those few (one flush's indices rarely share a byte), unbuffered
+                np.bitwise_or.at(self._bits, byte[lost], bit[lost])
         self._count = None
 
     def update(self, other: "IndexSet") -> None:
@@ -79,12 +84,14 @@ class IndexSet:
         return int(np.bitwise_count(self._bits[:n] & other._bits[:n]).sum())
 
     def first(self, k: int) -> list[int]:
-        """The ``k`` smallest indices (deterministic examples for a message)."""
+        """The ``k`` smallest indices (deterministic examples for a message), read 64 KB at a time."""
         out: list[int] = []
-        nonzero = np.flatnonzero(self._bits)
-        for byte in nonzero:
-            bits = np.flatnonzero(np.unpackbits(self._bits[byte : byte + 1]))
-            out.extend(int(byte) * 8 + int(b) for b in bits)
+        step = 1 << 16
+        for start in range(0, self._bits.size, step):
+            chunk = self._bits[start : start + step]
+            if not chunk.any():
+                continue
+            out.extend(int(i) + start * 8 for i in np.flatnonzero(np.unpackbits(chunk))[: k - len(out)])
             if len(out) >= k:
                 break
         return out[:k]
