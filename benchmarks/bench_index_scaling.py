@@ -4,8 +4,10 @@
     python benchmarks/bench_index_scaling.py --full       # 1M, 10M and 100M samples (~5 min, ~8 GB)
     python benchmarks/bench_index_scaling.py --sizes 1000000,10000000 [--batch 256] [--rounds 3]
 
-Per size: a ``random_split`` half of an index-only dataset (the indices are the data), one shuffled
-training DataLoader over it, and an evaluation DataLoader over 1% of the other half (a Subset of
+Per size: a ``random_split`` half of an index-only dataset (the indices are the data), a training
+DataLoader over it in a shuffled order (a list of indices the benchmark holds, as ``sampler``:
+``RandomSampler`` draws a new permutation at each pass's first batch and frees it at its last, ~0.3 s
+and ~4 s for 50M Python ints, watched or not, which would hide the flushes and the pass end), and an evaluation DataLoader over 1% of the other half (a Subset of
 a Subset). Unwatched passes and, in one watched session, two training passes of the same loader
 (the first converts the ``Subset``'s index list, the second finds it converted) and one evaluation
 pass (its end compares it with training), alternating in one process; each figure is the best of
@@ -14,17 +16,17 @@ pass (its end compares it with training), alternating in one process; each figur
 - ``ns/index``: the pass's CPU time on the loop's thread (``time.thread_time``: other processes on
   a loaded machine do not count), watched minus unwatched, per index served (first and second
   watched pass);
-- ``worst mid-pass next()``: the longest single ``next()`` of the pass, neither its first (which
-  draws the sampler's permutation: ~0.3 s at 50M, watched or not) nor its last two; a flush shows
-  here;
+- ``worst mid-pass next()``: the longest single ``next()`` of the pass, neither its first nor its
+  last two: a flush shows here;
 - ``pass end``: the last two ``next()`` calls, the last batch and the one that raises
-  ``StopIteration``: the last flush and the pass-end work when watched, and, watched or not,
-  freeing the sampler's permutation list when the last batch is drawn (~0.5 s for 5M Python ints);
-  in brackets what watching added to it;
+  ``StopIteration``: the last flush and the pass-end work when watched (the union with the
+  training set, the comparison with the evaluation sets, the epoch end); in brackets what watching
+  added;
 - ``peak``: the process's peak RSS during the pass above its RSS at the pass start (sampled every
   2 ms), watched and unwatched: what watching adds while the pass runs;
-- ``kept``: RSS after the watched session's two passes minus before, less the same for unwatched
-  passes (the Subset index table and the bitmaps the run keeps).
+- ``kept``: RSS after the watched session's passes minus before, less the same for unwatched
+  passes, freed memory handed back to the system first (``malloc_trim``): the Subset index tables
+  and the bitmaps the run keeps.
 
 The garbage collector is off during each pass (collected before it): at 10M samples and more, its
 full collections stall the unwatched loop for 0.3-4 s (it walks the Subset's and the sampler's
@@ -34,6 +36,7 @@ index lists), which would hide everything else. Wall-clock and RSS numbers: for 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import os
 import sys
@@ -50,6 +53,10 @@ from torch.utils.data import DataLoader, Dataset, Subset, random_split  # noqa: 
 import watchdog  # noqa: E402
 
 MB = 1 << 20
+try:
+    _libc = ctypes.CDLL("libc.so.6")  # glibc: malloc_trim hands freed memory back, so RSS reads what is held
+except OSError:
+    _libc = None
 
 
 class Indices(Dataset):
@@ -117,30 +124,38 @@ def one_pass(loader) -> tuple[float, float, float, int]:
 
 def measure(n: int, batch: int, rounds: int) -> None:
     train, val = random_split(Indices(n), [0.5, 0.5], generator=torch.Generator().manual_seed(0))
-    loader = DataLoader(train, batch_size=batch, shuffle=True, collate_fn=lambda b: b)
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(1)).tolist()
+    loader = DataLoader(train, batch_size=batch, sampler=order, collate_fn=lambda b: b)
     held_out = Subset(val, range(len(val) // 100))  # a nested Subset: 1% of the other half
     eval_loader = DataLoader(held_out, batch_size=batch, collate_fn=lambda b: b)
     watchdog.loader_role(loader, "train")
     watchdog.loader_role(eval_loader, "eval")
     samples = len(train)
-    rss = psutil.Process().memory_info
+    process = psutil.Process()
+
+    def rss() -> int:
+        gc.collect()
+        if _libc is not None:
+            _libc.malloc_trim(0)
+        return process.memory_info().rss
+
     plain: list[tuple[float, float, float, int]] = []
     plain_eval: list[tuple[float, float, float, int]] = []
     watched: list[list[tuple[float, float, float, int]]] = [[], []]
     watched_eval: list[tuple[float, float, float, int]] = []
     kept = []
     for _ in range(rounds):
-        before = rss().rss
+        before = rss()
         for _ in range(2):
             plain.append(one_pass(loader))
         plain_eval.append(one_pass(eval_loader))
-        plain_kept = rss().rss - before
-        before = rss().rss
+        plain_kept = rss() - before
+        before = rss()
         with tempfile.TemporaryDirectory() as tmp, watchdog.watch(report_dir=tmp, summary=False, dashboard=False) as run:
             for k in range(2):
                 watched[k].append(one_pass(loader))
             watched_eval.append(one_pass(eval_loader))
-            kept.append(rss().rss - before - plain_kept)
+            kept.append(rss() - before - plain_kept)
         assert not [f for f in run.findings if f.code.startswith("overlap/")], run.findings
 
     def best(runs: list[tuple[float, float, float, int]]) -> tuple[float, float, float, int]:

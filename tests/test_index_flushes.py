@@ -64,8 +64,8 @@ def test_huge_and_tiny_batches_flush_at_the_same_index_counts(report_dir, monkey
                 pass
     huge, tiny = flushed_sizes(flushes, "L1"), flushed_sizes(flushes, "L2")
     assert sum(huge) == sum(tiny) == n
-    assert huge[:3] == [FLUSH_INDICES] * 3  # 16 batches of 4096 (before: one flush of all n at the end)
-    assert tiny[:3] == [FLUSH_INDICES - 1] * 3  # 21845 batches of 3 (before: every 4096 batches, 12288)
+    assert huge[:3] == [FLUSH_INDICES] * 3  # 8 batches of 4096 (before: one flush of all n at the end)
+    assert tiny[:3] == [FLUSH_INDICES // 3 * 3] * 3  # 10922 batches of 3 (before: every 4096 batches, 12288)
     assert len(huge) == len(tiny) == 4  # and the rest at the pass's end
 
 
@@ -86,7 +86,7 @@ def test_a_batch_sampler_of_unknown_size_is_flushed_by_indices_once_its_first_ba
             pass
     sizes = flushed_sizes(flushes, "L1")
     assert sizes[0] == 1000  # the first batch tells the size
-    assert all(size == 65 * 1000 for size in sizes[1:-1])  # then 65 batches of 1000 per flush (<= 65536)
+    assert len(sizes) > 2 and all(size == FLUSH_INDICES // 1000 * 1000 for size in sizes[1:-1])  # then 32 batches
     assert sum(sizes) == n
 
 

@@ -35,10 +35,11 @@ if TYPE_CHECKING:
     from ..core.loaders import PassRecord
     from ..core.run import Run
 
-# Sampled indices per flush. A flush costs ~60-100 ns per index (flatten, resolve, bitset), plus,
-# while a Subset's index list is being converted, ~300 ns per index past the converted part and
-# 20-40 ms of conversion (datasets.CONVERT_PER_FLUSH): ~50 ms at worst, whatever the dataset size.
-FLUSH_INDICES = 1 << 16
+# Sampled indices per flush. A flush costs ~50-100 ns per index (flatten, resolve, bitset): 2-3 ms;
+# while a Subset's index list is being converted, also 20-40 ms of conversion
+# (datasets.CONVERT_PER_FLUSH) and 0.3-1 us per index past the converted part (a cache miss each
+# in the Subset's list): 10-30 ms. Under ~70 ms at worst, whatever the dataset size.
+FLUSH_INDICES = 1 << 15
 
 
 class _Discard(list):
