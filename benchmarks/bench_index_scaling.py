@@ -24,9 +24,9 @@ pass (its end compares it with training), alternating in one process; each figur
   added;
 - ``peak``: the process's peak RSS during the pass above its RSS at the pass start (sampled every
   2 ms), watched and unwatched: what watching adds while the pass runs;
-- ``kept``: RSS after the watched session's passes minus before, less the same for unwatched
-  passes, freed memory handed back to the system first (``malloc_trim``): the Subset index tables
-  and the bitmaps the run keeps.
+- ``kept``: RSS at the end of the watched session minus RSS once the run is gone, freed memory
+  handed back to the system first (``malloc_trim``): the Subset index tables and the bitmaps the
+  run keeps.
 
 The garbage collector is off during each pass (collected before it): at 10M samples and more, its
 full collections stall the unwatched loop for 0.3-4 s (it walks the Subset's and the sampler's
@@ -145,18 +145,18 @@ def measure(n: int, batch: int, rounds: int) -> None:
     watched_eval: list[tuple[float, float, float, int]] = []
     kept = []
     for _ in range(rounds):
-        before = rss()
         for _ in range(2):
             plain.append(one_pass(loader))
         plain_eval.append(one_pass(eval_loader))
-        plain_kept = rss() - before
-        before = rss()
-        with tempfile.TemporaryDirectory() as tmp, watchdog.watch(report_dir=tmp, summary=False, dashboard=False) as run:
-            for k in range(2):
-                watched[k].append(one_pass(loader))
-            watched_eval.append(one_pass(eval_loader))
-            kept.append(rss() - before - plain_kept)
-        assert not [f for f in run.findings if f.code.startswith("overlap/")], run.findings
+        with tempfile.TemporaryDirectory() as tmp:
+            with watchdog.watch(report_dir=tmp, summary=False, dashboard=False) as run:
+                for k in range(2):
+                    watched[k].append(one_pass(loader))
+                watched_eval.append(one_pass(eval_loader))
+                held = rss()
+            assert not [f for f in run.findings if f.code.startswith("overlap/")], run.findings
+            del run
+            kept.append(held - rss())
 
     def best(runs: list[tuple[float, float, float, int]]) -> tuple[float, float, float, int]:
         return tuple(min(column) for column in zip(*runs))  # type: ignore[return-value]

@@ -16,7 +16,7 @@ from torch.utils.data import BatchSampler, ConcatDataset, DataLoader, Dataset, R
 import watchdog
 from tests.loops import evaluate, make_dataset, make_model, train_epoch
 from watchdog.overlap import capture, datasets
-from watchdog.overlap.capture import FLUSH_INDICES, PassIndices
+from watchdog.overlap.capture import FLUSH_INDICES, FLUSH_INDICES_CONVERTING, PassIndices
 from watchdog.overlap.indexset import IndexSet
 
 
@@ -55,24 +55,35 @@ def flushed_sizes(flushes: list[tuple[str, int]], loader_id: str) -> list[int]:
     return [n for lid, n in flushes if lid == loader_id]
 
 
+def small_flushes(monkeypatch, converting: int = 1 << 11, steady: int = 1 << 14) -> tuple[int, int]:
+    """Smaller flushes than the defaults (2**15 and 2**18 indices), so that passes stay short."""
+    monkeypatch.setattr(capture, "FLUSH_INDICES_CONVERTING", converting)
+    monkeypatch.setattr(capture, "FLUSH_INDICES", steady)
+    return converting, steady
+
+
 def test_huge_and_tiny_batches_flush_at_the_same_index_counts(report_dir, monkeypatch):
+    converting, steady = small_flushes(monkeypatch)
     flushes = record_flushes(monkeypatch)
-    n = 3 * FLUSH_INDICES + 3000
+    n = converting + 3 * steady + 1000
     with watchdog.watch(report_dir=report_dir, summary=False, dashboard=False):
-        for batch_size in (4096, 3):
+        for batch_size in (1024, 3):
             for _ in DataLoader(Indices(n), batch_size=batch_size, shuffle=True, collate_fn=lambda b: b):
                 pass
     huge, tiny = flushed_sizes(flushes, "L1"), flushed_sizes(flushes, "L2")
     assert sum(huge) == sum(tiny) == n
-    assert huge[:3] == [FLUSH_INDICES] * 3  # 8 batches of 4096 (before: one flush of all n at the end)
-    assert tiny[:3] == [FLUSH_INDICES // 3 * 3] * 3  # 10922 batches of 3 (before: every 4096 batches, 12288)
-    assert len(huge) == len(tiny) == 4  # and the rest at the pass's end
+    # Before: a flush every 4096 batches: one of all n at the end for batches of 1024, 12288 indices for 3.
+    # The first flush is the small one (a Subset's list might need reading), the next ones are not.
+    assert huge[:4] == [converting] + [steady] * 3
+    assert tiny[:4] == [converting // 3 * 3] + [steady // 3 * 3] * 3
+    assert len(huge) == len(tiny) == 5  # and the rest at the pass's end
 
 
 def test_a_batch_sampler_of_unknown_size_is_flushed_by_indices_once_its_first_batch_is_seen(report_dir, monkeypatch):
+    converting, steady = small_flushes(monkeypatch)
     flushes = record_flushes(monkeypatch)
-    n = 2 * FLUSH_INDICES
-    sampler = BatchSampler(RandomSampler(range(n)), batch_size=1000, drop_last=False)
+    n = 4 * steady
+    sampler = BatchSampler(RandomSampler(range(n)), batch_size=100, drop_last=False)
 
     class Batches:  # the user's own batch sampler: watchdog does not know its batch size
         def __iter__(self):
@@ -85,18 +96,36 @@ def test_a_batch_sampler_of_unknown_size_is_flushed_by_indices_once_its_first_ba
         for _ in DataLoader(Indices(n), batch_sampler=Batches(), collate_fn=lambda b: b):
             pass
     sizes = flushed_sizes(flushes, "L1")
-    assert sizes[0] == 1000  # the first batch tells the size
-    assert len(sizes) > 2 and all(size == FLUSH_INDICES // 1000 * 1000 for size in sizes[1:-1])  # then 32 batches
+    assert sizes[0] == 100  # the first batch tells the size
+    assert len(sizes) > 3 and all(size == steady // 100 * 100 for size in sizes[1:-1])  # 163 batches of 100
     assert sum(sizes) == n
 
 
 def test_a_pass_of_single_indices_is_flushed_by_indices(report_dir, monkeypatch):
+    converting, steady = small_flushes(monkeypatch)
     flushes = record_flushes(monkeypatch)
-    n = FLUSH_INDICES + 10
+    n = converting + steady + 10
     with watchdog.watch(report_dir=report_dir, summary=False, dashboard=False):
         for _ in DataLoader(Indices(n), batch_size=None):
             pass
-    assert flushed_sizes(flushes, "L1") == [1, FLUSH_INDICES, 9]
+    assert flushed_sizes(flushes, "L1") == [1, steady, converting + 9]
+
+
+def test_flushes_stay_small_while_a_subsets_list_is_being_converted(report_dir, monkeypatch):
+    converting, steady = small_flushes(monkeypatch, converting=512, steady=4096)
+    monkeypatch.setattr(datasets, "CONVERT_PER_FLUSH", 5000)
+    flushes = record_flushes(monkeypatch)
+    subset = Subset(Indices(40_000), torch.randperm(40_000)[:20_000].tolist())
+    loader = DataLoader(subset, batch_size=64, shuffle=True, collate_fn=lambda b: b)
+    with watchdog.watch(report_dir=report_dir, summary=False, dashboard=False):
+        for _ in range(2):
+            for _ in loader:
+                pass
+    first, second = flushed_sizes(flushes, "L1")[:9], flushed_sizes(flushes, "L1")[9:]
+    # 5000 entries converted per flush: the 4th flush finds the list whole, the 5th is a steady one
+    assert first[:5] == [converting] * 4 + [steady]
+    assert second[:3] == [converting, steady, steady]  # the table is kept: one small flush only
+    assert sum(first) == sum(second) == 20_000
 
 
 class CountingList(list):
@@ -135,7 +164,7 @@ def _leaky_epochs(report_dir, epochs: int = 3):
 
 
 def test_a_subsets_index_list_is_converted_once_across_passes_and_epochs(report_dir, monkeypatch):
-    monkeypatch.setattr(capture, "FLUSH_INDICES", 256)  # many flushes per pass
+    small_flushes(monkeypatch, converting=64, steady=256)  # many flushes per pass
     monkeypatch.setattr(datasets, "CONVERT_PER_FLUSH", 300)  # the conversion spans flushes and passes
     run, lists = _leaky_epochs(report_dir)
     # every entry read once in all; of `val`'s, the 999 that the nested Subset's indices reach
@@ -146,7 +175,7 @@ def test_a_subsets_index_list_is_converted_once_across_passes_and_epochs(report_
 @pytest.mark.parametrize("flush_indices,convert", [(FLUSH_INDICES, datasets.CONVERT_PER_FLUSH), (7, 5), (1, 1)])
 def test_overlap_counts_are_the_same_whatever_the_flush_and_conversion_sizes(report_dir, monkeypatch,
                                                                                 flush_indices, convert):
-    monkeypatch.setattr(capture, "FLUSH_INDICES", flush_indices)
+    small_flushes(monkeypatch, converting=min(flush_indices, FLUSH_INDICES_CONVERTING), steady=flush_indices)
     monkeypatch.setattr(datasets, "CONVERT_PER_FLUSH", convert)
     run, lists = _leaky_epochs(report_dir, epochs=2)
     train_eval = [f.evidence for f in run.findings if f.code == "overlap/train-eval"]

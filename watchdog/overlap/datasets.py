@@ -130,9 +130,9 @@ class SubsetTable:
         return stop - start
 
     def lookup(self, idx: np.ndarray) -> np.ndarray:
-        """The entries at positions ``idx`` (each in ``[0, size)``), as int64."""
+        """The entries at positions ``idx`` (each in ``[0, size)``): int32 or int64, as the table."""
         if self.converted == self.size:
-            return self.array[idx].astype(np.int64, copy=False)
+            return self.array[idx]
         out = np.empty(idx.size, dtype=np.int64)
         inside = idx < self.converted
         out[inside] = self.array[idx[inside]]
@@ -180,6 +180,7 @@ class IndexResolver:
         self._by_identity: dict[str, BaseInfo] = {}  # DatasetIdentity.key -> the base first seen with it
         self.keys = keys
         self._budget = 0  # Subset entries this resolve() may still convert
+        self.read_from_lists = 0  # indices the last resolve() read from Subsets' lists (past their tables)
 
     def base_info(self, dataset: Any) -> BaseInfo:
         """The base dataset ``dataset`` is, keyed once per object; an object that holds the same data
@@ -241,6 +242,7 @@ class IndexResolver:
         """
         out: list[tuple[int, np.ndarray, np.ndarray]] = []
         self._budget = CONVERT_PER_FLUSH
+        self.read_from_lists = 0
         self._resolve_into(dataset, idx, np.arange(idx.size), out)
         return out
 
@@ -254,6 +256,8 @@ class IndexResolver:
             if not table.whole:  # convert what these indices need, up to this flush's budget
                 needed = int(idx.max()) + 1 - table.converted
                 self._budget -= table.convert(min(self._budget, needed))
+                if not table.whole:
+                    self.read_from_lists += int(np.count_nonzero(idx >= table.converted))
             self._resolve_into(dataset.dataset, table.lookup(idx), pos, out)
         elif isinstance(dataset, ConcatDataset):
             cumulative = np.asarray(dataset.cumulative_sizes, dtype=np.int64)
