@@ -1,27 +1,62 @@
-"""Index capture cost at growing dataset sizes (issue 14 item 3): per-index cost and worst stall.
+"""Index capture cost at growing dataset sizes (issue 14 item 3): per-index cost, worst stall, memory.
 
-    python benchmarks/bench_index_scaling.py [--sizes 1000000,10000000] [--batch 256]
+    python benchmarks/bench_index_scaling.py              # 1M samples (CI time: ~10 s)
+    python benchmarks/bench_index_scaling.py --full       # 1M, 10M and 100M samples (~5 min, ~8 GB)
+    python benchmarks/bench_index_scaling.py --sizes 1000000,10000000 [--batch 256] [--rounds 3]
 
-A watched pass over a ``random_split`` half of an index-only dataset (the indices are the data),
-one pass each size. Prints the pass's per-index overhead (watched minus unwatched) and the longest
-single ``__next__`` call (the worst stall: a flush, or the pass-end work at the last batch).
-Wall-clock numbers: for the README, never for tests.
+Per size: a ``random_split`` half of an index-only dataset (the indices are the data), a training
+DataLoader over it in a shuffled order (a list of indices the benchmark holds, as ``sampler``:
+``RandomSampler`` draws a new permutation at each pass's first batch and frees it at its last, ~0.3 s
+and ~4 s for 50M Python ints, watched or not, which would hide the flushes and the pass end), and an evaluation DataLoader over 1% of the other half (a Subset of
+a Subset). Unwatched passes and, in one watched session, two training passes of the same loader
+(the first converts the ``Subset``'s index list, the second finds it converted) and one evaluation
+pass (its end compares it with training), alternating in one process; each figure is the best of
+``--rounds`` rounds. Printed per size:
+
+- ``ns/index``: the pass's CPU time on the loop's thread (``time.thread_time``: other processes on
+  a loaded machine do not count), watched minus unwatched, per index served (first and second
+  watched pass);
+- ``worst mid-pass next()``: the longest single ``next()`` of the pass, neither its first nor its
+  last two: a flush shows here;
+- ``pass end``: the last two ``next()`` calls, the last batch and the one that raises
+  ``StopIteration``: the last flush and the pass-end work when watched (the union with the
+  training set, the comparison with the evaluation sets, the epoch end); in brackets what watching
+  added;
+- ``peak``: the process's peak RSS during the pass above its RSS at the pass start (sampled every
+  2 ms), watched and unwatched: what watching adds while the pass runs;
+- ``kept``: RSS at the end of the watched session minus RSS once the run is gone, freed memory
+  handed back to the system first (``malloc_trim``): the Subset index tables and the bitmaps the
+  run keeps.
+
+The garbage collector is off during each pass (collected before it): at 10M samples and more, its
+full collections stall the unwatched loop for 0.3-4 s (it walks the Subset's and the sampler's
+index lists), which would hide everything else. Wall-clock and RSS numbers: for the README and docs/internals.md, never for tests.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import os
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+import psutil  # noqa: E402
 import torch  # noqa: E402
-from torch.utils.data import DataLoader, Dataset, random_split  # noqa: E402
+from torch.utils.data import DataLoader, Dataset, Subset, random_split  # noqa: E402
 
 import watchdog  # noqa: E402
+
+MB = 1 << 20
+try:
+    _libc = ctypes.CDLL("libc.so.6")  # glibc: malloc_trim hands freed memory back, so RSS reads what is held
+except OSError:
+    _libc = None
 
 
 class Indices(Dataset):
@@ -38,37 +73,121 @@ class Indices(Dataset):
         return i
 
 
-def one_pass(loader) -> tuple[float, float]:
-    worst = 0.0
-    t0 = time.perf_counter()
-    it = iter(loader)
-    while True:
-        t = time.perf_counter()
-        try:
-            next(it)
-        except StopIteration:
-            worst = max(worst, time.perf_counter() - t)
-            break
-        worst = max(worst, time.perf_counter() - t)
-    return time.perf_counter() - t0, worst
+class PeakRSS:
+    """The process's peak RSS above its value at the start, sampled on a thread every 2 ms."""
+
+    def __init__(self) -> None:
+        self.process = psutil.Process()
+
+    def __enter__(self) -> "PeakRSS":
+        self.start = self.peak = self.process.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.002):
+            self.peak = max(self.peak, self.process.memory_info().rss)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.process.memory_info().rss)
+
+    @property
+    def added(self) -> int:
+        return self.peak - self.start
+
+
+def one_pass(loader) -> tuple[float, float, float, int]:
+    """One pass over ``loader``: (the loop thread's CPU time, the worst single mid-pass ``next()`` in
+    wall time, the pass end: its last two ``next()`` calls, the peak RSS added)."""
+    calls: list[float] = []
+    gc.collect()
+    gc.disable()  # its full collections (seconds at 50M samples, watched or not) would hide the rest
+    with PeakRSS() as rss:
+        t0 = time.thread_time()
+        it = iter(loader)
+        while True:
+            t = time.perf_counter()
+            try:
+                next(it)
+            except StopIteration:
+                calls.append(time.perf_counter() - t)
+                break
+            calls.append(time.perf_counter() - t)
+        cpu = time.thread_time() - t0
+    gc.enable()
+    return cpu, max(calls[1:-2], default=0.0), sum(calls[-2:]), rss.added
+
+
+def measure(n: int, batch: int, rounds: int) -> None:
+    train, val = random_split(Indices(n), [0.5, 0.5], generator=torch.Generator().manual_seed(0))
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(1)).tolist()
+    loader = DataLoader(train, batch_size=batch, sampler=order, collate_fn=lambda b: b)
+    held_out = Subset(val, range(len(val) // 100))  # a nested Subset: 1% of the other half
+    eval_loader = DataLoader(held_out, batch_size=batch, collate_fn=lambda b: b)
+    watchdog.loader_role(loader, "train")
+    watchdog.loader_role(eval_loader, "eval")
+    samples = len(train)
+    process = psutil.Process()
+
+    def rss() -> int:
+        gc.collect()
+        if _libc is not None:
+            _libc.malloc_trim(0)
+        return process.memory_info().rss
+
+    plain: list[tuple[float, float, float, int]] = []
+    plain_eval: list[tuple[float, float, float, int]] = []
+    watched: list[list[tuple[float, float, float, int]]] = [[], []]
+    watched_eval: list[tuple[float, float, float, int]] = []
+    kept = []
+    for _ in range(rounds):
+        for _ in range(2):
+            plain.append(one_pass(loader))
+        plain_eval.append(one_pass(eval_loader))
+        with tempfile.TemporaryDirectory() as tmp:
+            with watchdog.watch(report_dir=tmp, summary=False, dashboard=False) as run:
+                for k in range(2):
+                    watched[k].append(one_pass(loader))
+                watched_eval.append(one_pass(eval_loader))
+                held = rss()
+            assert not [f for f in run.findings if f.code.startswith("overlap/")], run.findings
+            del run
+            kept.append(held - rss())
+
+    def best(runs: list[tuple[float, float, float, int]]) -> tuple[float, float, float, int]:
+        return tuple(min(column) for column in zip(*runs))  # type: ignore[return-value]
+
+    cpu, mid, last, peak = best(plain)
+    print(f"{n / 1e6:5.0f}M samples ({samples} served per training pass, batch {batch}); unwatched: {cpu:6.2f} s CPU/pass, "
+          f"worst mid-pass next() {mid * 1e3:6.1f} ms, pass end {last * 1e3:6.1f} ms, peak +{peak / MB:5.0f} MB",
+          flush=True)
+    for k, label in enumerate(("first watched pass ", "second watched pass")):
+        w_cpu, w_mid, w_last, w_peak = best(watched[k])
+        print(f"    {label}: {w_cpu:6.2f} s CPU, {(w_cpu - cpu) / samples * 1e9:+5.0f} ns/index, "
+              f"worst mid-pass next() {w_mid * 1e3:6.1f} ms, pass end {w_last * 1e3:6.1f} ms "
+              f"({(w_last - last) * 1e3:+6.1f}), peak +{w_peak / MB:5.0f} MB", flush=True)
+    e_last, w_last = best(plain_eval)[2], best(watched_eval)[2]
+    print(f"    evaluation pass ({len(held_out)} samples, compared with training): pass end {w_last * 1e3:6.1f} ms "
+          f"({(w_last - e_last) * 1e3:+6.1f})", flush=True)
+    print(f"    kept by the watched session after its passes: {min(kept) / MB:+.0f} MB", flush=True)
 
 
 def main() -> None:
     os.environ.setdefault("WATCHDOG_MEMORY_CENSUS", "0")  # the census is item 1's: index work alone here
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sizes", default="1000000,10000000")
+    ap.add_argument("--sizes", default="1000000")
+    ap.add_argument("--full", action="store_true", help="1M, 10M and 100M samples (minutes, ~8 GB)")
     ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--rounds", type=int, default=None, help="best of N rounds (default 3, 1 with --full)")
     args = ap.parse_args()
-    for n in (int(x) for x in args.sizes.split(",")):
-        train, _ = random_split(Indices(n), [0.5, 0.5], generator=torch.Generator().manual_seed(0))
-        loader = DataLoader(train, batch_size=args.batch, shuffle=True, collate_fn=lambda b: b)
-        plain, plain_worst = one_pass(loader)
-        with tempfile.TemporaryDirectory() as tmp, watchdog.watch(report_dir=tmp, summary=False):
-            watched, worst = one_pass(loader)
-        samples = len(train)
-        print(f"{n / 1e6:6.0f}M samples ({samples} in the pass, batch {args.batch}): unwatched {plain:6.2f} s, "
-              f"watched {watched:6.2f} s, +{(watched - plain) / samples * 1e9:6.0f} ns/index, worst stall "
-              f"{worst * 1e3:7.1f} ms (unwatched {plain_worst * 1e3:5.1f} ms)", flush=True)
+    sizes = "1000000,10000000,100000000" if args.full else args.sizes
+    rounds = args.rounds or (1 if args.full else 3)
+    for n in (int(x) for x in sizes.split(",")):
+        measure(n, args.batch, rounds)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from .registry import pass_captures
 if TYPE_CHECKING:
     from .run import Run
 
-FLUSH_BATCHES = 4096
+FLUSH_BATCHES = 4096  # consumed batches between flushes, for captures that do not say (``flush_every``)
 _grad_enabled = torch.is_grad_enabled
 COMPONENT = "probe:dataloader"
 ROLES = ("train", "eval", "ignore")
@@ -119,6 +119,12 @@ class PassCapture(Protocol):
 class CapturedPass(Protocol):
     """One capture's state for one pass (``record.captured`` holds one per capture, in order)."""
 
+    flush_every: int
+    """Optional: how many consumed batches may pass before the capture's next ``flush`` (read when
+    the pass begins and after each flush; the probe flushes at the smallest of the captures', else
+    every ``FLUSH_BATCHES``). The index capture sizes it so that a flush holds a fixed number of
+    indices, whatever the batch size."""
+
     def note_sampled(self, batch: Any) -> None:
         """Per index batch the sampler gives (hot path: keep it to an append). A capture that wants
         nothing per batch (it only looks at the pass's start) sets ``note_sampled = None`` instead."""
@@ -138,7 +144,7 @@ class CapturedPass(Protocol):
         ...
 
     def flush(self, record: "PassRecord", count: int) -> None:
-        """``count`` more batches were consumed since the last flush: bulk work (every ``FLUSH_BATCHES``).
+        """``count`` more batches were consumed since the last flush: bulk work (every ``flush_every``).
 
         A capture that cannot identify the pass's samples sets ``record.unchecked`` (and
         ``record.loader.unchecked``, for the loader's later passes) to the reason.
@@ -186,13 +192,14 @@ class PassRecord:
     __slots__ = ("loader", "index", "consumed", "flushed", "steps", "backwards", "forwards", "nograd_forwards",
                  "eval_mode_forwards", "nograd_batches", "closed", "abandoned", "expected", "where", "t0", "epoch0",
                  "explicit_role", "unchecked", "captured", "batch_readers", "eval_models_at_start", "stack",
-                 "sampler", "__weakref__")
+                 "sampler", "flush_every", "__weakref__")
 
     def __init__(self, loader: LoaderInfo, index: int, run: "Run"):
         self.loader = loader
         self.index = index
         self.consumed = 0
         self.flushed = 0  # consumed batches handed to the captures' flush
+        self.flush_every = FLUSH_BATCHES  # consumed batches between flushes (the captures' flush_every)
         self.steps = 0  # optimizer steps while this was the innermost open pass
         self.backwards = 0
         self.forwards = 0
@@ -279,6 +286,12 @@ def _note_nothing(batch: Any) -> None:
     pass
 
 
+def _flush_every(captured: tuple[CapturedPass, ...]) -> int:
+    """Consumed batches between flushes: the smallest the captures ask for, else ``FLUSH_BATCHES``."""
+    asked = [n for c in captured if (n := getattr(c, "flush_every", None)) is not None]
+    return max(1, min(asked)) if asked else FLUSH_BATCHES
+
+
 class DataLoaderProbe:
     name = "dataloader"
 
@@ -355,7 +368,7 @@ class DataLoaderProbe:
                 record.nograd_batches += 1
             if record.batch_readers is not None:
                 self.read_batch(record, data)
-            if record.consumed - record.flushed >= FLUSH_BATCHES:
+            if record.consumed - record.flushed >= record.flush_every:
                 self.flush(record)
 
     def sampler_closed(self, record: PassRecord) -> None:
@@ -435,6 +448,7 @@ class DataLoaderProbe:
 
         record = PassRecord(info, info.passes, run)
         record.captured = tuple(capture.begin_pass(record, loader.dataset, frames) for capture in self.captures)
+        record.flush_every = _flush_every(record.captured)
         readers = tuple(captured.read_batch for captured in record.captured if captured.reads_batches)
         record.batch_readers = readers or None
         record.where = frames[0].where if frames else None
@@ -480,6 +494,7 @@ class DataLoaderProbe:
         try:
             for captured in record.captured:
                 captured.flush(record, count)
+            record.flush_every = _flush_every(record.captured)
         except Exception as exc:
             record.unchecked = "internal-error"
             record.batch_readers = None

@@ -3,8 +3,12 @@
 The DataLoader probe (``core/loaders.py``) tracks the passes and drives this capture through its
 small protocol (``PassCapture`` there). Per index batch the sampler gives, the pass's
 ``PassIndices`` appends the batch to a list; converting indices, resolving them through
-``Subset``/``ConcatDataset`` and filling the bitsets happens when the pass ends (or every
-``FLUSH_BATCHES`` batches in very long passes). With the default ``in_order=True`` the k-th
+``Subset``/``ConcatDataset`` and filling the bitsets happens at flushes: every ``FLUSH_INDICES``
+sampled indices (``FLUSH_INDICES_CONVERTING`` while a Subset's index list is still being
+converted), whatever the batch size (the probe flushes every ``flush_every`` consumed batches: that
+many indices // the longest batch seen), and when the pass ends. One flush's work is bounded by
+it: the pending batches hold at most that many indices, and a Subset's index list is converted a
+bounded chunk per flush (``datasets.SubsetTable``). With the default ``in_order=True`` the k-th
 consumed batch is the k-th sampled one, so a pass cut short (``break``) counts only the batches the
 loop really received. With ``fingerprint=True`` each consumed batch's rows are also hashed, for the
 duplicate-content check.
@@ -21,15 +25,25 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from torch.utils.data import BatchSampler
 
 from ..core.datasets import DatasetKeys
 from ..core.frames import names_in_frames
 from .datasets import IndexResolver, flatten_batches
-from .indexset import IndexSet
+from .indexset import IndexSet, IndexSetBuilder
 
 if TYPE_CHECKING:
     from ..core.loaders import PassRecord
     from ..core.run import Run
+
+# Sampled indices per flush. A flush costs ~40-100 ns per index (flatten, resolve, bitset): 10-30 ms.
+# Larger flushes are cheaper per index while a dataset's tables fit in the CPU's caches (each
+# flush brings them back). While a Subset's index list is being converted, a flush also converts
+# 2**20 entries (datasets.CONVERT_PER_FLUSH, 20-40 ms) and reads the indices past the converted
+# part from the list itself (0.3-1 us each, a cache miss in the list): flushes are 8x smaller then.
+# Under ~70 ms at worst, whatever the dataset size.
+FLUSH_INDICES = 1 << 18
+FLUSH_INDICES_CONVERTING = 1 << 15
 
 
 class _Discard(list):
@@ -68,13 +82,21 @@ class IndexCapture:
 class PassIndices:
     """What one pass sampled and served, from its first index batch to its end."""
 
-    __slots__ = ("capture", "dataset", "sampled", "served", "samples", "fingerprints", "fingerprint_rows")
+    __slots__ = ("capture", "dataset", "sampled", "filling", "samples", "fingerprints", "fingerprint_rows",
+                 "longest", "flush_every")
 
     def __init__(self, capture: IndexCapture, record: "PassRecord", dataset: Any):
         self.capture = capture
         self.dataset = dataset
         self.sampled: list[Any] = [] if record.unchecked is None else _Discard()
-        self.served: dict[int, IndexSet] = {}
+        # The longest index batch flushed so far, and the consumed batches the probe lets pass
+        # between flushes: FLUSH_INDICES_CONVERTING indices' worth until a flush read no index
+        # from a Subset's list (its table covered them all), then FLUSH_INDICES'. Torch's own
+        # BatchSampler says its batch size; any other batch sampler is flushed after its first
+        # batch, which tells it.
+        self.longest = _batch_size(record.loader.ref())
+        self.flush_every = max(1, FLUSH_INDICES_CONVERTING // self.longest) if self.longest else 1
+        self.filling: dict[int, IndexSetBuilder] = {}  # base key -> what this pass served of it, so far
         self.samples = 0
         self.fingerprints: list[np.ndarray] | None = (
             [] if capture.run.options.fingerprint and record.unchecked is None else None)
@@ -115,18 +137,21 @@ class PassIndices:
         batches = self.sampled[:count]
         del self.sampled[:count]
         try:
-            flat = flatten_batches(batches)
+            flat, longest = flatten_batches(batches)
         except TypeError:
             record.unchecked = record.loader.unchecked = "non-integer-indices"
             self.stop()
             return
+        self.longest = max(self.longest, longest)
         self.samples += int(flat.size)
         resolver = self.capture.resolver
         parts = resolver.resolve(self.dataset, flat)
+        indices = FLUSH_INDICES_CONVERTING if resolver.read_from_lists else FLUSH_INDICES
+        self.flush_every = max(1, indices // self.longest) if self.longest else indices
         for key, _, base_idx in parts:
-            served = self.served.get(key)
+            served = self.filling.get(key)
             if served is None:
-                served = self.served[key] = IndexSet(resolver.bases[key].size or 0)
+                served = self.filling[key] = IndexSetBuilder(resolver.bases[key].size)
             served.add(base_idx)
         if self.fingerprints is not None:
             digests = self.fingerprints[:count]
@@ -148,11 +173,21 @@ class PassIndices:
         self.stop()
         resolver = self.capture.resolver
         resolver.forget_freed()
-        bases = {key: resolver.bases[key] for key in self.served}
+        served: dict[int, IndexSet] = {key: builder.build() for key, builder in self.filling.items()}
+        self.filling = {}
+        bases = {key: resolver.bases[key] for key in served}
         data = {"samples": self.samples,
-                "unique_samples": {bases[k].type_name: len(v) for k, v in self.served.items()}}
-        refs = {"served": self.served, "bases": bases, "fingerprint_rows": self.fingerprint_rows}
+                "unique_samples": {bases[k].type_name: len(v) for k, v in served.items()}}
+        refs = {"served": served, "bases": bases, "fingerprint_rows": self.fingerprint_rows}
         return data, refs
+
+
+def _batch_size(loader: Any) -> int:
+    """The loader's batch size where torch's own ``BatchSampler`` makes its batches, else 0 (unknown)."""
+    batch_sampler = getattr(loader, "batch_sampler", None)
+    if type(batch_sampler) is BatchSampler and isinstance(batch_sampler.batch_size, int):
+        return max(batch_sampler.batch_size, 0)
+    return 0
 
 
 def row_digests(batch: Any) -> np.ndarray | None:

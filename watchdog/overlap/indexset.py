@@ -1,7 +1,8 @@
 """A compact set of non-negative dataset indices: one bit per sample, growable.
 
-Bulk operations only: indices arrive as numpy arrays at the end of a DataLoader pass, never one
-by one on the per-batch path.
+Bulk operations only: indices arrive as numpy arrays at a DataLoader pass's flushes, never one
+by one on the per-batch path. Adding ``k`` indices costs O(k) (a scatter; a mask as large as the
+set only when ``k`` is at least 1/16 of its bits); the set operations cost O(size / 8) bytes.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class IndexSet:
             self._bits = bigger
 
     def add(self, indices: np.ndarray) -> None:
-        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        indices = _int_indices(indices)
         if indices.size == 0:
             return
         if indices.min() < 0:
@@ -50,17 +51,25 @@ class IndexSet:
             mask[indices] = True
             self._bits |= np.packbits(mask)
         else:  # sparse: scattered ORs, without a mask as large as the dataset
-            np.bitwise_or.at(self._bits, indices >> 3, _BIT[indices & 7])
+            byte, bit = indices >> 3, _BIT[indices & 7]
+            self._bits[byte] |= bit  # buffered: of two indices in one byte, only the last write lands
+            lost = (self._bits[byte] & bit) == 0
+            if lost.any():  # those few (one flush's indices rarely share a byte), unbuffered
+                np.bitwise_or.at(self._bits, byte[lost], bit[lost])
         self._count = None
 
     def update(self, other: "IndexSet") -> None:
+        if self._count == 0 and self._bits.size <= other._bits.size:  # empty: a copy, and its count
+            self._bits = other._bits.copy()
+            self._count = other._count
+            return
         self._grow(other._bits.size * 8)
         self._bits[: other._bits.size] |= other._bits
         self._count = None
 
     def __len__(self) -> int:
         if self._count is None:
-            self._count = int(np.bitwise_count(self._bits).sum())
+            self._count = _popcount(self._bits)
         return self._count
 
     def __contains__(self, index: int) -> bool:
@@ -76,15 +85,17 @@ class IndexSet:
 
     def intersection_count(self, other: "IndexSet") -> int:
         n = min(self._bits.size, other._bits.size)
-        return int(np.bitwise_count(self._bits[:n] & other._bits[:n]).sum())
+        return _popcount(self._bits[:n] & other._bits[:n])
 
     def first(self, k: int) -> list[int]:
-        """The ``k`` smallest indices (deterministic examples for a message)."""
+        """The ``k`` smallest indices (deterministic examples for a message), read 64 KB at a time."""
         out: list[int] = []
-        nonzero = np.flatnonzero(self._bits)
-        for byte in nonzero:
-            bits = np.flatnonzero(np.unpackbits(self._bits[byte : byte + 1]))
-            out.extend(int(byte) * 8 + int(b) for b in bits)
+        step = 1 << 16
+        for start in range(0, self._bits.size, step):
+            chunk = self._bits[start : start + step]
+            if not chunk.any():
+                continue
+            out.extend(int(i) + start * 8 for i in np.flatnonzero(np.unpackbits(chunk))[: k - len(out)])
             if len(out) >= k:
                 break
         return out[:k]
@@ -107,3 +118,60 @@ class IndexSet:
         s._bits = self._bits.copy()
         s._count = self._count
         return s
+
+
+# Bases up to this many samples fill a byte map during a pass (``IndexSetBuilder``): 16 MB at most.
+BYTE_MAP_MAX = 1 << 24
+
+
+class IndexSetBuilder:
+    """What one pass served of one base dataset, added flush by flush; ``build()`` gives the ``IndexSet``.
+
+    For a base of at most ``BYTE_MAP_MAX`` samples, a byte per sample (16 MB at most): one scatter
+    per flush (~1-2 ns per index, against ~10-25 ns for scattering bits), packed into bits once, at
+    the pass's end (~1 ms per 4M samples). Above, or for a base of unknown size, the bitset itself
+    (n / 8 bytes). An index past the base's size turns a byte map into a bitset.
+    """
+
+    __slots__ = ("_bytes", "_set")
+
+    def __init__(self, size: int | None):
+        self._bytes: np.ndarray | None = np.zeros(size, dtype=np.uint8) if size and size <= BYTE_MAP_MAX else None
+        self._set: IndexSet | None = None if self._bytes is not None else IndexSet(size or 0)
+
+    def add(self, indices: np.ndarray) -> None:
+        if self._bytes is None:
+            self._set.add(indices)  # type: ignore[union-attr]
+            return
+        indices = _int_indices(indices)
+        if indices.size == 0:
+            return
+        if indices.min() < 0:
+            raise ValueError("dataset indices must be non-negative")
+        if int(indices.max()) >= self._bytes.size:
+            self._set = self.build()
+            self._bytes = None
+            self._set.add(indices)
+            return
+        self._bytes[indices] = 1
+
+    def build(self) -> IndexSet:
+        if self._bytes is None:
+            return self._set  # type: ignore[return-value]
+        built = IndexSet()
+        built._bits = np.packbits(self._bytes)
+        built._count = None
+        return built
+
+
+def _int_indices(indices: np.ndarray) -> np.ndarray:
+    """``indices`` as a flat integer array, without a copy when it is one (int32 Subset tables stay int32)."""
+    indices = np.asarray(indices).reshape(-1)
+    return indices if indices.dtype.kind in "iu" else indices.astype(np.int64)
+
+
+def _popcount(bits: np.ndarray) -> int:
+    """The set bits of a contiguous uint8 array, counted 64 bits at a time (5x faster than per byte)."""
+    whole = bits.size - bits.size % 8
+    count = int(np.bitwise_count(bits[:whole].view(np.uint64)).sum()) if whole else 0
+    return count + int(np.bitwise_count(bits[whole:]).sum())
