@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from watchdog.core.findings import Finding, severity_at_least
-from watchdog.core.format import (DASH, SEVERITIES, fmt_bytes, fmt_count, fmt_int, fmt_number, fmt_ranges,
-                                  most_severe_first, severity_rank)
+from watchdog.core.format import (DASH, SEVERITIES, fmt_bytes, fmt_count, fmt_duration, fmt_int, fmt_number,
+                                  fmt_ranges, fmt_rate, most_severe_first, severity_rank)
 
 MiB = 1024 * 1024
 
@@ -24,6 +24,13 @@ def test_counts_numbers_and_ranges():
     assert fmt_number(None) == "?" and fmt_number(0) == "0" and fmt_number(0.5) == "0.5"
     assert fmt_number(1e-3) == "1e-3" and fmt_number(2.1e-4) == "2.1e-4" and fmt_number(1234) == "1234"
     assert fmt_ranges([0, 1, 2, 4, 6, 7]) == "0–2, 4, 6–7" and fmt_ranges([]) == ""
+
+
+def test_durations_and_step_rates():
+    assert fmt_duration(None) == DASH and fmt_duration(0) == "00:00" and fmt_duration(247.9) == "04:07"
+    assert fmt_duration(3723) == "1:02:03"
+    assert fmt_rate(None) == DASH and fmt_rate(1234.4) == "1,234 steps/s" and fmt_rate(2.54) == "2.5 steps/s"
+    assert fmt_rate(0.25) == "4.0 s/step" and fmt_rate(0) == "0 steps/s"
 
 
 def test_one_severity_order():

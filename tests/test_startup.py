@@ -114,6 +114,8 @@ def test_a_run_without_dashboard_or_summary_never_loads_them(tmp_path):
     seen = _modules_after(RUN.format(dashboard=False, summary=False), tmp_path)
     assert seen["status"] == "ok"
     assert not seen["dashboard"] and not seen["live"]
+    assert not seen["rich"]  # the HTML report and report.json are written without it
+    assert (tmp_path / "wd" / "report.html").is_file()
     assert seen["draw"] == random.Random(1234).random()
 
 

@@ -58,6 +58,29 @@ def fmt_count(n: int) -> str:
     return str(n)
 
 
+def fmt_duration(seconds: float | None) -> str:
+    """A run's length as a clock reads: ``04:07``, ``1:02:03``; the dash when unknown."""
+    if seconds is None:
+        return DASH
+    s = int(seconds)
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def fmt_rate(rate: float | None) -> str:
+    """Training steps per second: ``1,234 steps/s``, ``2.5 steps/s``, or ``4.0 s/step`` when slower."""
+    if rate is None:
+        return DASH
+    if rate >= 10:
+        return f"{rate:,.0f} steps/s"
+    if rate >= 1:
+        return f"{rate:.1f} steps/s"
+    if rate > 0:
+        return f"{1 / rate:.1f} s/step"
+    return "0 steps/s"
+
+
 def fmt_number(x: float | None) -> str:
     """1e-3, 2.1e-4, 0.5, 65536: short and exact enough for a message (``?`` when unknown)."""
     if x is None:

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .._version import __version__
-from ..core.format import DASH, run_headline
+from ..core.format import DASH, fmt_duration, fmt_rate, run_headline
 from .fold import FindingView, RunView
 from .markup import SEV_COLOR, macro, render
-from .panels import fmt_duration, fmt_rate
 
 
 def render_html(view: RunView, title: str | None = None) -> str:

@@ -16,7 +16,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from ..core.format import DASH
+from ..core.format import DASH, fmt_duration, fmt_rate
 from .fold import RunView
 from ..core.format import run_headline, terminal_safe
 
@@ -36,27 +36,6 @@ def sparkline(values: list[float], width: int = 16) -> str:
         return SPARKS[3] * len(vals)
     return "".join(SPARKS[min(len(SPARKS) - 1, int((v - lo) / (hi - lo) * (len(SPARKS) - 1) + 0.5))]
                    for v in vals)
-
-
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return DASH
-    s = int(seconds)
-    h, rem = divmod(s, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
-
-
-def fmt_rate(rate: float | None) -> str:
-    if rate is None:
-        return DASH
-    if rate >= 10:
-        return f"{rate:,.0f} steps/s"
-    if rate >= 1:
-        return f"{rate:.1f} steps/s"
-    if rate > 0:
-        return f"{1 / rate:.1f} s/step"
-    return "0 steps/s"
 
 
 def epochs_done(view: RunView) -> str:
