@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -274,6 +275,11 @@ def test_sampler_thread_stops_with_the_run_even_on_an_exception(tmp_path):
 
     with pytest.raises(ZeroDivisionError):
         with _watch(tmp_path):
+            # Started without waiting for it to be scheduled (core/threads.py): listed once it is.
+            for _ in range(500):
+                if samplers():
+                    break
+                time.sleep(0.01)
             assert len(samplers()) == 1
             1 / 0
     assert samplers() == []

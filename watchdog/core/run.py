@@ -36,6 +36,7 @@ from .redact import redact_argv
 from . import registry
 from .loop import LoopState
 from .ranks import RankInfo
+from .threads import BackgroundThread
 
 DEFAULT_REPORT_DIR = "watchdog-report"
 REPORT_FILES = ("report.json", EVENT_LOG_NAME, "report.html")
@@ -146,7 +147,7 @@ class Run:
       ``loop.epoch``, ``loop.steps``...; read-only).
 
     For watchdog's own parts (probes, checks, views), not a stable API: ``emit``, ``report``,
-    ``internal_error``, ``is_disabled``, ``disabled``, ``take_pending_stop``, ``add_boundary``,
+    ``internal_error``, ``is_disabled``, ``disabled``, ``take_pending_stop``, ``add_boundary``, ``background``,
     ``patches``, ``bus``, ``log``, ``checks``, ``probes``, ``argv``, ``pid``, ``start_metadata``,
     ``shared_report_dir``, ``rank_info``, ``job_dir``, ``rank_lines``, ``start``, ``stop``,
     ``mark_epoch`` and ``fails``. (They keep their names because every feature calls them; a user calls ``watchdog.mark_epoch()``, not ``run.mark_epoch()``.)
@@ -181,6 +182,8 @@ class Run:
         self.disabled: set[str] = set()
         self._depth = 0
         self._archived_to: Path | None = None
+        # The run's threads (BackgroundThread, join timeout): joined once its reports are written.
+        self._background: list[tuple[BackgroundThread, float | None]] = []
         # The loop's state: written only by the loop probes, read by everyone (core/loop.py).
         self._loop = LoopState(self.emit, self.internal_error)
         self._boundaries: list[Callable[[], Any]] = []
@@ -345,6 +348,22 @@ class Run:
             fix="Free space on that disk, or choose another report directory (report_dir=... / --report-dir).",
             evidence={"path": str(path), "exception": type(exc).__name__, "detail": str(exc)[:500]},
         ))
+
+    def background(self, target: Callable[..., Any], name: str, args: tuple[Any, ...] = (),
+                   join_timeout: float | None = None) -> BackgroundThread:
+        """Run ``target(*args)`` on a daemon thread of this run's, started without waiting for it to be
+        scheduled (``core/threads.py``). The run joins it (at most ``join_timeout`` seconds) once its
+        reports are written, before it releases the report directory: whoever started it makes it
+        end by then (the memory sampler is halted when the probes finish)."""
+        thread = BackgroundThread(target, name, args).start()
+        self._background.append((thread, join_timeout))
+        return thread
+
+    def _join_background(self) -> None:
+        while self._background:
+            thread, timeout = self._background.pop(0)
+            with contextlib.suppress(Exception):
+                thread.join(timeout)
 
     def add_boundary(self, fn: Callable[[], Any]) -> None:
         """``fn`` runs at safe points (epoch marks, run end); it may return a pending stop."""
@@ -541,12 +560,14 @@ class Run:
                 f"cannot open the event log in {str(directory)!r}: {exc.strerror or exc}"
             ) from None
         try:
-            self._archived_to = archive_previous_report(directory)
+            self._archived_to = archive_previous_report(directory, prune=False)
             log.commit()
         except BaseException:
             log.discard()
             raise
         self.log = log
+        if self._archived_to is not None and previous_reports_to_prune(self._archived_to.parent):
+            self.background(prune_previous_reports, "watchdog-prune-previous", (self._archived_to.parent,))
 
     def _lock_report_dir(self, directory: Path) -> Path:
         """Hold ``directory``'s lock for this run; if a live run holds it, use ``DIR/run-<id>/``.
@@ -573,6 +594,7 @@ class Run:
         return own
 
     def _release_report_dir(self) -> None:
+        self._join_background()  # done while the directory is still this run's (the pruning)
         lock, self._dir_lock = self._dir_lock, None
         if lock is not None:
             with contextlib.suppress(Exception):
@@ -751,8 +773,12 @@ class ReportDirLock:
                 text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
                 os.close(fd)
                 return None, int(text) if text.isdigit() else None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            # The holder's pid, then the file cut to its length: never truncated to zero first, as
+            # ext4 flushes a file truncated to zero and rewritten when it is closed (auto_da_alloc:
+            # ~0.3-3 ms at every start); a reader sees the old pid or ours.
+            pid = f"{os.getpid()}\n".encode()
+            os.pwrite(fd, pid, 0)
+            os.ftruncate(fd, len(pid))
         except BaseException:
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -790,12 +816,14 @@ def prune_previous_reports(previous: Path, keep: int = KEEP_PREVIOUS_RUNS) -> li
     """
     archived: list[tuple[int, str, Path]] = []
     try:
-        for entry in previous.iterdir():
-            if entry.is_symlink() or not entry.is_dir():
-                continue
-            files = list(entry.iterdir())
-            if files and all(f.name in REPORT_FILES and f.is_file() and not f.is_symlink() for f in files):
-                archived.append((entry.stat().st_mtime_ns, entry.name, entry))
+        folders = _folders_in(previous)
+        if len(folders) <= keep:  # at most ``keep`` folders of any kind: nothing to remove
+            return []
+        for entry in folders:
+            with os.scandir(entry.path) as listing:
+                files = list(listing)
+            if files and all(f.name in REPORT_FILES and f.is_file(follow_symlinks=False) for f in files):
+                archived.append((entry.stat(follow_symlinks=False).st_mtime_ns, entry.name, Path(entry.path)))
     except OSError:
         return []
     archived.sort()
@@ -805,10 +833,28 @@ def prune_previous_reports(previous: Path, keep: int = KEEP_PREVIOUS_RUNS) -> li
     return removed
 
 
-def archive_previous_report(directory: Path) -> Path | None:
+def _folders_in(directory: Path) -> list[os.DirEntry[str]]:
+    """The folders in ``directory`` (never a link to one)."""
+    with os.scandir(directory) as entries:
+        return [entry for entry in entries if entry.is_dir(follow_symlinks=False)]
+
+
+def previous_reports_to_prune(previous: Path, keep: int = KEEP_PREVIOUS_RUNS) -> bool:
+    """Whether ``previous`` holds more than ``keep`` folders (archived reports or not): only then may
+    ``prune_previous_reports`` remove any. A run prunes on a thread of its own (``Run.background``):
+    removing a folder can take milliseconds (a disk mounted with ``discard``), which the training
+    then does not wait for."""
+    try:
+        return len(_folders_in(previous)) > keep
+    except OSError:
+        return False
+
+
+def archive_previous_report(directory: Path, prune: bool = True) -> Path | None:
     """Move an earlier run's report files into ``directory/previous/<its run id>/``; never overwrite.
 
-    The newest ``KEEP_PREVIOUS_RUNS`` archived reports are kept, older ones removed.
+    The newest ``KEEP_PREVIOUS_RUNS`` archived reports are kept, older ones removed (``prune=False``:
+    left to the caller: a run prunes on a thread of its own, ``previous_reports_to_prune``).
     """
     present = [name for name in REPORT_FILES if (directory / name).exists()]
     if not present:
@@ -837,7 +883,8 @@ def archive_previous_report(directory: Path) -> Path | None:
     target.mkdir()
     for name in present:
         shutil.move(str(directory / name), str(target / name))
-    prune_previous_reports(previous)
+    if prune:
+        prune_previous_reports(previous)
     return target
 
 

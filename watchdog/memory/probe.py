@@ -62,7 +62,10 @@ class MemoryProbe:
         self.nvml = NvmlReader()
         self.previous_census: Any = None
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        # Held by the sampler thread while it samples and emits: once _halt_sampler() returns, no
+        # sample is emitted (the thread is joined by the run, once its reports are written).
+        self._sampling = threading.Lock()
+        self._thread: Any = None
         self._last_sampled_step = -1
         self.budget = CensusBudget()
         self.census_mode = "budget"
@@ -88,18 +91,24 @@ class MemoryProbe:
         self.cuda = CudaAllocatorReader()
         run.bus.subscribe(self, kinds=("epoch_end",))
         run.patches.add_undo(lambda: run.bus.unsubscribe(self), "memory: epoch_end subscription")
-        self._thread = threading.Thread(target=self._sampler, name="watchdog-memory-sampler", daemon=True)
-        self._thread.start()
-        run.patches.add_undo(self._stop_sampler, "memory: sampler thread")
+        # Started without waiting for it to be scheduled; the run joins it after writing its reports.
+        self._thread = run.background(self._sampler, "watchdog-memory-sampler", join_timeout=2.0)
+        run.patches.add_undo(self._halt_sampler, "memory: sampler thread")
 
-    def _stop_sampler(self) -> None:
-        self._stop.set()
-        thread, self._thread = self._thread, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=2.0)
+    def _halt_sampler(self) -> None:
+        """No sample is emitted once this returns: the thread ends at its next wake-up, and the run
+        joins it once its reports are written (the thread's wake-up is not waited for here)."""
+        # At most 2 s: a SIGTERM handled while the training thread emits (it holds the run's lock)
+        # would otherwise wait for a sampler that waits for that lock.
+        acquired = self._sampling.acquire(timeout=2.0)
+        try:
+            self._stop.set()
+        finally:
+            if acquired:
+                self._sampling.release()
 
     def finish(self) -> None:
-        self._stop_sampler()
+        self._halt_sampler()
         self.previous_census = None
 
     # -- epoch end (training thread) ---------------------------------------------------------------
@@ -199,34 +208,40 @@ class MemoryProbe:
     def _sample_until_stopped(self) -> None:
         started = time.monotonic()
         while not self._stop.wait(self._current_interval(time.monotonic() - started)):
-            run = self.run
-            if run is None or run.is_disabled("probe:memory"):
-                return
-            try:
-                steps = run.loop.steps
-                if steps == self._last_sampled_step:
-                    continue
-                self._last_sampled_step = steps
-                cuda = self.cuda.read() if self.cuda is not None else []
-                for m in cuda:
-                    if m.allocated > self._sampled_max.get(m.device, 0):
-                        self._sampled_max[m.device] = m.allocated
-                data: dict[str, Any] = {
-                    "at": "sampler",
-                    "epoch": run.loop.epoch,
-                    "steps": steps,
-                    "rss": self.rss.read() if self.rss is not None else None,
-                    "cuda": [{"device": m.device, "allocated": m.allocated, "reserved": m.reserved} for m in cuda],
-                }
-                if cuda:
-                    if self.nvml.state == "idle":
-                        self.nvml.start()
-                    nvml = self.nvml.read(self.cuda.uuids())
-                    if nvml:
-                        data["nvml"] = [{"device": m.device, "used": m.used, "total": m.total} for m in nvml]
-                if self._stop.is_set():
+            with self._sampling:
+                if self._stop.is_set() or not self._sample_once():
                     return
-                run.emit("memory_sample", data)
-            except Exception as exc:
-                run.internal_error("probe:memory", exc)
-                return
+
+    def _sample_once(self) -> bool:
+        """A sample, when training made progress since the last one (under ``_sampling``); False once
+        sampling is over (the probe switched off, or an error here, which becomes a finding)."""
+        run = self.run
+        if run is None or run.is_disabled("probe:memory"):
+            return False
+        try:
+            steps = run.loop.steps
+            if steps == self._last_sampled_step:
+                return True
+            self._last_sampled_step = steps
+            cuda = self.cuda.read() if self.cuda is not None else []
+            for m in cuda:
+                if m.allocated > self._sampled_max.get(m.device, 0):
+                    self._sampled_max[m.device] = m.allocated
+            data: dict[str, Any] = {
+                "at": "sampler",
+                "epoch": run.loop.epoch,
+                "steps": steps,
+                "rss": self.rss.read() if self.rss is not None else None,
+                "cuda": [{"device": m.device, "allocated": m.allocated, "reserved": m.reserved} for m in cuda],
+            }
+            if cuda:
+                if self.nvml.state == "idle":
+                    self.nvml.start()
+                nvml = self.nvml.read(self.cuda.uuids())
+                if nvml:
+                    data["nvml"] = [{"device": m.device, "used": m.used, "total": m.total} for m in nvml]
+            run.emit("memory_sample", data)
+        except Exception as exc:
+            run.internal_error("probe:memory", exc)
+            return False
+        return True

@@ -1,0 +1,427 @@
+"""What watching costs a whole short run, start and report included: a toy run watched and unwatched,
+alternating in one process.
+
+    python benchmarks/bench_whole_run.py [--epochs 2 20] [--rounds 0] [--epoch-ms 100] [--fresh N]
+                                         [--instructions] [--profile EPOCHS]
+
+The toy run is what a user's script does under ``with watchdog.watch(report_dir=..., dashboard=False)``
+(the other options at their defaults: the census within its budget, the terminal summary, report.json
+and report.html written): a tiny MLP (32-256-10, Adam) trained with batch 64 for ~100 ms per epoch,
+then a small validation pass (10 batches) per epoch. The model, the optimizer and the DataLoaders are
+built inside the run; the dataset's tensors once, outside.
+
+Printed, for each ``--epochs`` (2 and 20 by default):
+
+- **A/B**: each round runs unwatched (A), watched (B) and unwatched again (A'), in a rotating order.
+  The median of the per-round ratios B/A, and the A/A' ratio from the same rounds: the noise floor
+  (its median and the spread of the middle half).
+- **Median step**: the median training step (fetch, forward, backward, optimizer step) watched
+  over unwatched: the hot path's share of the difference.
+- **Where the watched time goes**: one more watched run per round, instrumented (each phase's
+  exclusive time, nested phases subtracted): the start, each DataLoader pass's start and end
+  (index work), the epoch ends (memory sample, checks) and the census apart, the run's end (close,
+  undo, checks' finish), report.json, report.html (reading the log, rendering, writing), the
+  terminal summary, the run-end hooks. What is left of watched - unwatched is the steps' share.
+
+The first watched run of a process also pays one-time costs (imports, the HTML templates'
+compilation): printed once, as the first watched run minus the first unwatched. ``--fresh N``
+measures them as a user meets them: N alternating pairs of fresh processes, each timing one run
+(torch imported before the clock starts, ``import watchdog`` inside the timing).
+
+``--instructions`` (when ``valgrind`` and a C compiler with ``valgrind/callgrind.h`` exist; else
+skipped with a line saying why): the instructions executed by one watched and one unwatched run in
+one process under callgrind, its instrumentation switched on only around the runs (an 8-line helper
+compiled at run time), so neither torch's import nor the interpreter's start is counted.
+``--profile EPOCHS``: cProfile of one warm watched run, top functions by own time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset, random_split
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+VAL_SAMPLES = 640  # 10 validation batches
+FEATURES, CLASSES, HIDDEN = 32, 10, 256
+
+
+# ---------------------------------------------------------------------------------------- the toy run
+def make_data(steps: int) -> TensorDataset:
+    g = torch.Generator().manual_seed(0)
+    n = steps * 64 + VAL_SAMPLES
+    return TensorDataset(torch.randn(n, FEATURES, generator=g), torch.randint(0, CLASSES, (n,), generator=g))
+
+
+def train(data: TensorDataset, epochs: int, step_times: list[float]) -> None:
+    """The user's script: loaders, model and optimizer built here; ``epochs`` of training + validation."""
+    torch.manual_seed(0)
+    train_ds, val_ds = random_split(data, [len(data) - VAL_SAMPLES, VAL_SAMPLES],
+                                    generator=torch.Generator().manual_seed(0))
+    train_loader = DataLoader(train_ds, batch_size=64, shuffle=True)
+    val_loader = DataLoader(val_ds, batch_size=64)
+    model = nn.Sequential(nn.Linear(FEATURES, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, CLASSES))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    clock = time.perf_counter
+    for _ in range(epochs):
+        model.train()
+        last = clock()
+        for x, y in train_loader:
+            optimizer.zero_grad(set_to_none=True)
+            nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+            now = clock()
+            step_times.append(now - last)
+            last = now
+        model.eval()
+        correct = 0
+        with torch.no_grad():
+            for x, y in val_loader:
+                correct += int((model(x).argmax(1) == y).sum())
+
+
+def toy_run(data: TensorDataset, epochs: int, watched: bool, report_dir: Path,
+            step_times: list[float] | None = None) -> float:
+    """Seconds for the whole run, ``with watchdog.watch(...)`` (start, report) included when watched."""
+    steps = step_times if step_times is not None else []
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):  # the terminal summary
+        start = time.perf_counter()
+        if watched:
+            import watchdog
+
+            with watchdog.watch(report_dir=report_dir, dashboard=False):
+                train(data, epochs, steps)
+        else:
+            train(data, epochs, steps)
+        return time.perf_counter() - start
+
+
+# ------------------------------------------------------------------------------- phases of a watched run
+class Phases:
+    """Exclusive seconds per phase: a phase nested in another is subtracted from the outer one."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+        self._stack: list[list[Any]] = []  # [name, started, children's seconds]
+        self._undo: list[Callable[[], None]] = []
+
+    def wrap(self, owner: Any, attribute: str, name: str, when: Callable[..., bool] | None = None) -> None:
+        original = getattr(owner, attribute)
+        phases = self
+
+        @functools.wraps(original)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            if when is not None and not when(*args, **kwargs):
+                return original(*args, **kwargs)
+            clock = time.perf_counter
+            frame = [name, clock(), 0.0]
+            phases._stack.append(frame)
+            try:
+                return original(*args, **kwargs)
+            finally:
+                phases._stack.pop()
+                spent = clock() - frame[1]
+                phases.seconds[name] = phases.seconds.get(name, 0.0) + spent - frame[2]
+                phases.calls[name] = phases.calls.get(name, 0) + 1
+                if phases._stack:
+                    phases._stack[-1][2] += spent
+
+        setattr(owner, attribute, timed)
+        self._undo.append(lambda: setattr(owner, attribute, original))
+
+    def undo(self) -> None:
+        while self._undo:
+            self._undo.pop()()
+
+
+PHASES = (
+    ("start", "watch(): Run, its start (report dir, run_start, checks, probes)"),
+    ("pass start", "each DataLoader pass's start"),
+    ("pass end", "each pass's end (index work, loader_pass_end and its checks)"),
+    ("epoch end", "each epoch end (memory sample, growth rule, cadence), census apart"),
+    ("census", "the live-tensor census (when the budget allows)"),
+    ("close/undo/finish", "run end: passes closed, patches undone, checks' finish"),
+    ("run end other", "run end: run_end event, log closed, the rest of stop()"),
+    ("report.json", "build_report + write report.json"),
+    ("report.html read", "the event log read back into the RunView"),
+    ("report.html write", "the page rendered (templates) and written"),
+    ("summary", "the terminal summary"),
+    ("run-end hooks", "the features' run-end hooks (merge of ranks)"),
+)
+
+
+def instrument() -> Phases:
+    import watchdog.core.loaders as loaders
+    import watchdog.core.loop as loop
+    import watchdog.core.run as run
+    import watchdog.memory.probe as memory_probe
+    import watchdog.report.html as html
+    import watchdog.report.jsonreport as jsonreport
+    import watchdog.report.terminal as terminal
+
+    p = Phases()
+    p.wrap(run.Watcher, "__enter__", "start")
+    p.wrap(run.Watcher, "__exit__", "run end other")
+    p.wrap(loaders.DataLoaderProbe, "_begin_pass", "pass start")
+    p.wrap(loaders.DataLoaderProbe, "_end_pass", "pass end")
+    p.wrap(loop.LoopState, "_end_epoch", "epoch end")
+    p.wrap(memory_probe, "take_census", "census")
+    for step in ("_close_probes", "_undo_patches", "_finish_checks"):
+        p.wrap(run.Run, step, "close/undo/finish")
+    p.wrap(jsonreport, "build_report", "report.json")
+    p.wrap(jsonreport, "write_report_json", "report.json")
+    p.wrap(html, "log_view", "report.html read")
+    p.wrap(html, "write_html", "report.html write")
+    p.wrap(terminal, "print_summary", "summary")
+    p.wrap(run.Run, "_run_end_hooks", "run-end hooks")
+    return p
+
+
+# ------------------------------------------------------------------------------------------- helpers
+def calibrate(epoch_ms: float, report_dir: Path) -> int:
+    """Training steps per epoch for an unwatched epoch (validation included) of ~``epoch_ms``."""
+    probe = make_data(40)
+    toy_run(probe, 1, False, report_dir)
+    per_batch = min(toy_run(probe, 1, False, report_dir) for _ in range(3)) / (40 + 10 * 0.4)
+    return max(10, round((epoch_ms / 1e3 - 10 * 0.4 * per_batch) / per_batch))
+
+
+def quartiles(values: list[float]) -> tuple[float, float]:
+    if len(values) < 4:
+        return min(values), max(values)
+    q = statistics.quantiles(values, n=4)
+    return q[0], q[2]
+
+
+def default_rounds(epochs: int, epoch_ms: float) -> int:
+    """About 20 s of A/B/A' per setting (at least 5 rounds)."""
+    return max(5, min(41, round(20.0 / (3 * (epochs * epoch_ms / 1e3 + 0.05)))))
+
+
+# ----------------------------------------------------------------------------------------- in-process
+def ab(data: TensorDataset, epochs: int, rounds: int, report_dir: Path) -> None:
+    times: dict[str, list[float]] = {"A": [], "B": [], "A'": []}
+    steps: dict[str, list[float]] = {"A": [], "B": []}
+    phase_runs: list[tuple[float, dict[str, float], dict[str, int]]] = []
+    orders = (("A", "B", "A'"), ("B", "A'", "A"), ("A'", "A", "B"))
+    for r in range(rounds):
+        for kind in orders[r % 3]:
+            step_times: list[float] = []
+            times[kind].append(toy_run(data, epochs, kind == "B", report_dir, step_times))
+            if kind in steps:
+                steps[kind].append(statistics.median(step_times))
+        phases = instrument()
+        try:
+            seconds = toy_run(data, epochs, True, report_dir)
+        finally:
+            phases.undo()
+        phase_runs.append((seconds, phases.seconds, phases.calls))
+
+    a, b, a2 = times["A"], times["B"], times["A'"]
+    ratios = [w / p for w, p in zip(b, a)]
+    noise = [y / x for x, y in zip(a, a2)]
+    lo, hi = quartiles(ratios)
+    nlo, nhi = quartiles(noise)
+    plain = statistics.median(a)
+    print(f"\n{epochs} epochs, {rounds} rounds: unwatched {plain:.3f} s, watched {statistics.median(b):.3f} s "
+          f"({(statistics.median(b) - plain) * 1e3:+.1f} ms)")
+    print(f"  wall ratio watched/unwatched: median {statistics.median(ratios):.3f} (middle half {lo:.3f}-{hi:.3f})")
+    print(f"  A/A noise floor:              median {statistics.median(noise):.3f} (middle half {nlo:.3f}-{nhi:.3f})")
+    step_ratio = statistics.median([w / p for w, p in zip(steps["B"], steps["A"])])
+    step_plain = statistics.median(steps["A"])
+    step_cost = (statistics.median(steps["B"]) - step_plain) * len_steps(data) * epochs
+    print(f"  median step: unwatched {step_plain * 1e6:.0f} us, ratio {step_ratio:.3f} "
+          f"(x {len_steps(data) * epochs} steps: ~{step_cost * 1e3:+.1f} ms)")
+    print("  where the watched time goes (medians of instrumented watched runs; ms per run, calls):")
+    total = 0.0
+    for name, what in PHASES:
+        ms = statistics.median(s.get(name, 0.0) for _, s, _ in phase_runs) * 1e3
+        calls = statistics.median(c.get(name, 0) for _, _, c in phase_runs)
+        total += ms
+        if ms >= 0.005 or calls:
+            print(f"    {name:<18} {ms:7.2f} ms  x{calls:<4g} {what}")
+    extra = (statistics.median(b) - plain) * 1e3
+    print(f"    {'boundaries':<18} {total:7.2f} ms  (sum); steps and the rest: {extra - total:+.2f} ms of the "
+          f"{extra:+.2f} ms difference")
+
+
+def len_steps(data: TensorDataset) -> int:
+    return -(-(len(data) - VAL_SAMPLES) // 64)
+
+
+# ------------------------------------------------------------------------------------ fresh processes
+def child(args: argparse.Namespace) -> None:
+    """One run in this fresh process; prints its seconds (``import watchdog`` included when watched)."""
+    torch.set_num_threads(args.threads)
+    data = make_data(args.child_steps)
+    print(f"{toy_run(data, args.child_epochs, args.child == 'watched', Path(args.child_dir)):.6f}")
+
+
+def fresh(epochs: int, steps: int, pairs: int, threads: int, report_dir: Path) -> None:
+    times: dict[str, list[float]] = {"plain": [], "watched": []}
+    for r in range(pairs):
+        for kind in (("plain", "watched") if r % 2 == 0 else ("watched", "plain")):
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", kind, "--child-epochs", str(epochs), "--child-steps", str(steps),
+                 "--child-dir", str(report_dir), "--threads", str(threads)],
+                check=True, capture_output=True, text=True)
+            times[kind].append(float(out.stdout.strip().splitlines()[-1]))
+    ratios = [w / p for w, p in zip(times["watched"], times["plain"])]
+    plain, watched = statistics.median(times["plain"]), statistics.median(times["watched"])
+    print(f"  fresh processes, {epochs} epochs, {pairs} pairs: unwatched {plain:.3f} s, watched {watched:.3f} s "
+          f"({(watched - plain) * 1e3:+.0f} ms), median ratio {statistics.median(ratios):.3f}")
+
+
+# --------------------------------------------------------------------------------------- instructions
+CALLGRIND_HELPER = r"""
+#include <valgrind/callgrind.h>
+void wd_start(void) { CALLGRIND_ZERO_STATS; CALLGRIND_START_INSTRUMENTATION; }
+void wd_stop(const char *name) { CALLGRIND_STOP_INSTRUMENTATION; CALLGRIND_DUMP_STATS_AT(name); }
+int wd_running(void) { return RUNNING_ON_VALGRIND; }
+"""
+
+
+def build_callgrind_helper(directory: Path) -> tuple[Path | None, str]:
+    if shutil.which("valgrind") is None:
+        return None, "valgrind not found"
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        return None, "no C compiler"
+    source, library = directory / "wd_callgrind.c", directory / "wd_callgrind.so"
+    source.write_text(CALLGRIND_HELPER)
+    done = subprocess.run([compiler, "-O1", "-shared", "-fPIC", "-o", str(library), str(source)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        return None, "valgrind/callgrind.h not found (the valgrind development headers)"
+    return library, ""
+
+
+def instructions_child(args: argparse.Namespace) -> None:
+    """Under callgrind: a warm-up of each, then unwatched and watched runs, each one dumped apart."""
+    import ctypes
+
+    helper = ctypes.CDLL(args.callgrind_helper)
+    helper.wd_stop.argtypes = [ctypes.c_char_p]
+    torch.set_num_threads(args.threads)
+    data = make_data(args.child_steps)
+    report_dir = Path(args.child_dir)
+    toy_run(data, 1, False, report_dir)
+    toy_run(data, 1, True, report_dir)
+    for epochs in args.epochs:
+        for kind in ("plain", "watched", "plain", "watched"):
+            helper.wd_start()
+            toy_run(data, epochs, kind == "watched", report_dir)
+            helper.wd_stop(f"{kind}-{epochs}".encode())
+
+
+def instructions(args: argparse.Namespace, steps: int, report_dir: Path) -> None:
+    with tempfile.TemporaryDirectory(prefix="wd-callgrind-") as tmp:
+        library, why = build_callgrind_helper(Path(tmp))
+        if library is None:
+            print(f"\ninstructions: skipped ({why})")
+            return
+        out = Path(tmp) / "callgrind.out"
+        cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
+               sys.executable, __file__, "--instructions-child", "--callgrind-helper", str(library),
+               "--child-steps", str(steps), "--child-dir", str(report_dir), "--threads", str(args.threads),
+               "--epochs", *map(str, args.epochs)]
+        started = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            print(f"\ninstructions: valgrind failed ({done.stderr.strip().splitlines()[-1:]})")
+            return
+        counts: dict[str, list[int]] = {}
+        for dump in sorted(Path(tmp).glob("callgrind.out*")):
+            trigger = total = None
+            for line in dump.read_text(errors="replace").splitlines():
+                if line.startswith("desc: Trigger:"):
+                    trigger = line.rsplit(" ", 1)[-1]
+                elif line.startswith("summary:") or line.startswith("totals:"):
+                    total = int(line.split()[1])
+            if trigger and total is not None and "-" in trigger:
+                counts.setdefault(trigger, []).append(total)
+        print(f"\ninstructions under callgrind ({time.perf_counter() - started:.0f} s; the second of two runs each):")
+        for epochs in args.epochs:
+            plain, watched = counts.get(f"plain-{epochs}"), counts.get(f"watched-{epochs}")
+            if not plain or not watched:
+                print(f"  {epochs} epochs: no dump read back")
+                continue
+            print(f"  {epochs:>2} epochs: unwatched {plain[-1] / 1e9:.3f} G, watched {watched[-1] / 1e9:.3f} G, "
+                  f"ratio {watched[-1] / plain[-1]:.3f}")
+
+
+# -------------------------------------------------------------------------------------------- profile
+def profile(data: TensorDataset, epochs: int, report_dir: Path) -> None:
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    toy_run(data, epochs, True, report_dir)
+    profiler.disable()
+    print(f"\ncProfile of one warm watched run of {epochs} epochs (own time):")
+    pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(25)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, nargs="+", default=[2, 20])
+    parser.add_argument("--rounds", type=int, default=0, help="A/B/A' rounds per setting (0: ~20 s each)")
+    parser.add_argument("--epoch-ms", type=float, default=100.0, help="an unwatched epoch's length")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1: least noise)")
+    parser.add_argument("--fresh", type=int, default=0, metavar="N",
+                        help="also N alternating pairs of fresh processes per setting")
+    parser.add_argument("--instructions", action="store_true", help="instruction counts under callgrind")
+    parser.add_argument("--profile", type=int, default=0, metavar="EPOCHS", help="cProfile one watched run")
+    parser.add_argument("--child", choices=("plain", "watched"), help=argparse.SUPPRESS)
+    parser.add_argument("--instructions-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--callgrind-helper", help=argparse.SUPPRESS)
+    parser.add_argument("--child-epochs", type=int, default=2, help=argparse.SUPPRESS)
+    parser.add_argument("--child-steps", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--child-dir", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args)
+    if args.instructions_child:
+        return instructions_child(args)
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory(prefix="wd-bench-") as tmp:
+        report_dir = Path(tmp) / "wd"
+        steps = calibrate(args.epoch_ms, report_dir)
+        data = make_data(steps)
+        first_plain = toy_run(data, 1, False, report_dir)
+        first_watched = toy_run(data, 1, True, report_dir)  # one-time costs: imports, templates
+        second_watched = toy_run(data, 1, True, report_dir)
+        print(f"whole toy run (MLP {FEATURES}-{HIDDEN}-{CLASSES}, Adam, batch 64, {steps} steps + 10 validation "
+              f"batches per epoch = ~{first_plain * 1e3:.0f} ms unwatched; threads={args.threads}; "
+              f"watch(report_dir=..., dashboard=False): report.json, report.html, summary)")
+        print(f"first watched run of this process: {(first_watched - second_watched) * 1e3:+.0f} ms more than the "
+              f"next one (one-time imports and template compilation)")
+        for epochs in args.epochs:
+            ab(data, epochs, args.rounds or default_rounds(epochs, args.epoch_ms), report_dir)
+            if args.fresh:
+                fresh(epochs, steps, args.fresh, args.threads, Path(tmp) / "fresh")
+        if args.profile:
+            profile(data, args.profile, report_dir)
+        if args.instructions:
+            instructions(args, steps, Path(tmp) / "callgrind")
+
+
+if __name__ == "__main__":
+    main()
