@@ -1,11 +1,21 @@
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+
+# Compiled templates (report/markup.py) go to a cache of the test session's, not the user's: set
+# before anything renders, and inherited by the processes the tests start.
+if "WATCHDOG_CACHE_DIR" not in os.environ:
+    _CACHE = tempfile.mkdtemp(prefix="watchdog-test-cache-")
+    os.environ["WATCHDOG_CACHE_DIR"] = _CACHE
+    atexit.register(shutil.rmtree, _CACHE, True)
 
 
 @pytest.fixture
