@@ -29,9 +29,11 @@ measures them as a user meets them: N alternating pairs of fresh processes, each
 (torch imported before the clock starts, ``import watchdog`` inside the timing).
 
 ``--instructions`` (when ``valgrind`` and a C compiler with ``valgrind/callgrind.h`` exist; else
-skipped with a line saying why): the instructions executed by one watched and one unwatched run in
-one process under callgrind, its instrumentation switched on only around the runs (an 8-line helper
-compiled at run time), so neither torch's import nor the interpreter's start is counted.
+skipped with a line saying why): the instructions executed by watched and unwatched runs (the fewer
+of two each) in one process under callgrind, its instrumentation switched on only around the runs
+(a 3-function helper compiled at run time), so neither torch's import nor the interpreter's start is
+counted; the memory sampler's period is set to 60 s (under callgrind's ~50x slowdown it would wake
+~50x as often per epoch as natively). Slow: ~10 min at 2 epochs, ~20 min more at 20, on the CI machine.
 ``--profile EPOCHS``: cProfile of one warm watched run, top functions by own time.
 """
 
@@ -96,11 +98,12 @@ def train(data: TensorDataset, epochs: int, step_times: list[float]) -> None:
 
 
 def toy_run(data: TensorDataset, epochs: int, watched: bool, report_dir: Path,
-            step_times: list[float] | None = None) -> float:
-    """Seconds for the whole run, ``with watchdog.watch(...)`` (start, report) included when watched."""
+            step_times: list[float] | None = None, cpu: list[float] | None = None) -> float:
+    """Seconds for the whole run, ``with watchdog.watch(...)`` (start, report) included when watched;
+    the process's CPU seconds (all threads) appended to ``cpu``."""
     steps = step_times if step_times is not None else []
     with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):  # the terminal summary
-        start = time.perf_counter()
+        cpu_start, start = time.process_time(), time.perf_counter()
         if watched:
             import watchdog
 
@@ -108,7 +111,10 @@ def toy_run(data: TensorDataset, epochs: int, watched: bool, report_dir: Path,
                 train(data, epochs, steps)
         else:
             train(data, epochs, steps)
-        return time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        if cpu is not None:
+            cpu.append(time.process_time() - cpu_start)
+        return seconds
 
 
 # ------------------------------------------------------------------------------- phases of a watched run
@@ -217,13 +223,14 @@ def default_rounds(epochs: int, epoch_ms: float) -> int:
 # ----------------------------------------------------------------------------------------- in-process
 def ab(data: TensorDataset, epochs: int, rounds: int, report_dir: Path) -> None:
     times: dict[str, list[float]] = {"A": [], "B": [], "A'": []}
+    cpu: dict[str, list[float]] = {"A": [], "B": [], "A'": []}
     steps: dict[str, list[float]] = {"A": [], "B": []}
     phase_runs: list[tuple[float, dict[str, float], dict[str, int]]] = []
     orders = (("A", "B", "A'"), ("B", "A'", "A"), ("A'", "A", "B"))
     for r in range(rounds):
         for kind in orders[r % 3]:
             step_times: list[float] = []
-            times[kind].append(toy_run(data, epochs, kind == "B", report_dir, step_times))
+            times[kind].append(toy_run(data, epochs, kind == "B", report_dir, step_times, cpu[kind]))
             if kind in steps:
                 steps[kind].append(statistics.median(step_times))
         phases = instrument()
@@ -233,21 +240,22 @@ def ab(data: TensorDataset, epochs: int, rounds: int, report_dir: Path) -> None:
             phases.undo()
         phase_runs.append((seconds, phases.seconds, phases.calls))
 
-    a, b, a2 = times["A"], times["B"], times["A'"]
-    ratios = [w / p for w, p in zip(b, a)]
-    noise = [y / x for x, y in zip(a, a2)]
-    lo, hi = quartiles(ratios)
-    nlo, nhi = quartiles(noise)
-    plain = statistics.median(a)
-    print(f"\n{epochs} epochs, {rounds} rounds: unwatched {plain:.3f} s, watched {statistics.median(b):.3f} s "
-          f"({(statistics.median(b) - plain) * 1e3:+.1f} ms)")
-    print(f"  wall ratio watched/unwatched: median {statistics.median(ratios):.3f} (middle half {lo:.3f}-{hi:.3f})")
-    print(f"  A/A noise floor:              median {statistics.median(noise):.3f} (middle half {nlo:.3f}-{nhi:.3f})")
+    plain, watched = statistics.median(times["A"]), statistics.median(times["B"])
+    print(f"\n{epochs} epochs, {rounds} rounds: unwatched {plain:.3f} s, watched {watched:.3f} s "
+          f"({(watched - plain) * 1e3:+.1f} ms); ratios, per round:")
+    print(f"  {'':<22} {'wall: median [middle half]':>28} {'best/best':>10} {'CPU: median [middle half]':>28}")
+    for label, (num, den) in (("watched/unwatched", ("B", "A")), ("A/A (noise floor)", ("A'", "A"))):
+        wall = [n / d for n, d in zip(times[num], times[den])]
+        cpus = [n / d for n, d in zip(cpu[num], cpu[den])]
+        (wlo, whi), (clo, chi) = quartiles(wall), quartiles(cpus)
+        print(f"  {label:<22} {statistics.median(wall):>9.3f} [{wlo:.3f}-{whi:.3f}]     "
+              f"{min(times[num]) / min(times[den]):>10.3f} {statistics.median(cpus):>9.3f} [{clo:.3f}-{chi:.3f}]")
     step_ratio = statistics.median([w / p for w, p in zip(steps["B"], steps["A"])])
     step_plain = statistics.median(steps["A"])
-    step_cost = (statistics.median(steps["B"]) - step_plain) * len_steps(data) * epochs
-    print(f"  median step: unwatched {step_plain * 1e6:.0f} us, ratio {step_ratio:.3f} "
-          f"(x {len_steps(data) * epochs} steps: ~{step_cost * 1e3:+.1f} ms)")
+    n_steps = len_steps(data) * epochs
+    step_cost = (statistics.median(steps["B"]) - step_plain) * n_steps
+    print(f"  median step: unwatched {step_plain * 1e6:.0f} us, watched/unwatched {step_ratio:.3f} "
+          f"(x {n_steps} steps: ~{step_cost * 1e3:+.1f} ms)")
     print("  where the watched time goes (medians of instrumented watched runs; ms per run, calls):")
     total = 0.0
     for name, what in PHASES:
@@ -256,9 +264,7 @@ def ab(data: TensorDataset, epochs: int, rounds: int, report_dir: Path) -> None:
         total += ms
         if ms >= 0.005 or calls:
             print(f"    {name:<18} {ms:7.2f} ms  x{calls:<4g} {what}")
-    extra = (statistics.median(b) - plain) * 1e3
-    print(f"    {'boundaries':<18} {total:7.2f} ms  (sum); steps and the rest: {extra - total:+.2f} ms of the "
-          f"{extra:+.2f} ms difference")
+    print(f"    {'boundaries':<18} {total:7.2f} ms  = {total / (plain * 1e3) * 100:.1f}% of the unwatched run")
 
 
 def len_steps(data: TensorDataset) -> int:
@@ -273,19 +279,35 @@ def child(args: argparse.Namespace) -> None:
     print(f"{toy_run(data, args.child_epochs, args.child == 'watched', Path(args.child_dir)):.6f}")
 
 
-def fresh(epochs: int, steps: int, pairs: int, threads: int, report_dir: Path) -> None:
-    times: dict[str, list[float]] = {"plain": [], "watched": []}
-    for r in range(pairs):
+def child_env(tmp: Path) -> dict[str, str]:
+    """As an installed copy runs: byte-compiled modules kept (in a folder of the benchmark's) and
+    compiled templates cached (``WATCHDOG_CACHE_DIR``, filled by a first pair of processes)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
+    env.setdefault("WATCHDOG_CACHE_DIR", str(tmp / "cache"))
+    return env
+
+
+def fresh(epochs: int, steps: int, pairs: int, threads: int, tmp: Path) -> None:
+    run: dict[str, list[float]] = {"plain": [], "watched": []}
+    whole: dict[str, list[float]] = {"plain": [], "watched": []}
+    env = child_env(tmp)
+    for r in range(pairs + 1):  # the first pair fills the caches, untimed
         for kind in (("plain", "watched") if r % 2 == 0 else ("watched", "plain")):
+            started = time.perf_counter()
             out = subprocess.run(
                 [sys.executable, __file__, "--child", kind, "--child-epochs", str(epochs), "--child-steps", str(steps),
-                 "--child-dir", str(report_dir), "--threads", str(threads)],
-                check=True, capture_output=True, text=True)
-            times[kind].append(float(out.stdout.strip().splitlines()[-1]))
-    ratios = [w / p for w, p in zip(times["watched"], times["plain"])]
-    plain, watched = statistics.median(times["plain"]), statistics.median(times["watched"])
-    print(f"  fresh processes, {epochs} epochs, {pairs} pairs: unwatched {plain:.3f} s, watched {watched:.3f} s "
-          f"({(watched - plain) * 1e3:+.0f} ms), median ratio {statistics.median(ratios):.3f}")
+                 "--child-dir", str(tmp / "fresh"), "--threads", str(threads)],
+                check=True, capture_output=True, text=True, env=env)
+            if r:
+                whole[kind].append(time.perf_counter() - started)
+                run[kind].append(float(out.stdout.strip().splitlines()[-1]))
+    print(f"  fresh processes ({pairs} alternating pairs; one run each, as `python train.py` runs it):")
+    for label, times in (("the run (import watchdog in it)", run), ("the whole process", whole)):
+        ratios = [w / p for w, p in zip(times["watched"], times["plain"])]
+        plain, watched = statistics.median(times["plain"]), statistics.median(times["watched"])
+        print(f"    {label:<32} unwatched {plain:6.3f} s, watched {watched:6.3f} s ({(watched - plain) * 1e3:+5.0f} ms), "
+              f"median ratio {statistics.median(ratios):.3f}")
 
 
 # --------------------------------------------------------------------------------------- instructions
@@ -313,7 +335,8 @@ def build_callgrind_helper(directory: Path) -> tuple[Path | None, str]:
 
 
 def instructions_child(args: argparse.Namespace) -> None:
-    """Under callgrind: a warm-up of each, then unwatched and watched runs, each one dumped apart."""
+    """Under callgrind: a warm-up of each (not counted), then two unwatched and two watched runs per
+    setting, alternating, each counted on its own."""
     import ctypes
 
     helper = ctypes.CDLL(args.callgrind_helper)
@@ -324,46 +347,50 @@ def instructions_child(args: argparse.Namespace) -> None:
     toy_run(data, 1, False, report_dir)
     toy_run(data, 1, True, report_dir)
     for epochs in args.epochs:
-        for kind in ("plain", "watched", "plain", "watched"):
+        for kind in ("plain", "watched", "watched", "plain"):
             helper.wd_start()
             toy_run(data, epochs, kind == "watched", report_dir)
             helper.wd_stop(f"{kind}-{epochs}".encode())
 
 
-def instructions(args: argparse.Namespace, steps: int, report_dir: Path) -> None:
-    with tempfile.TemporaryDirectory(prefix="wd-callgrind-") as tmp:
-        library, why = build_callgrind_helper(Path(tmp))
+def instructions(args: argparse.Namespace, steps: int, tmp: Path) -> None:
+    with tempfile.TemporaryDirectory(prefix="wd-callgrind-") as work:
+        library, why = build_callgrind_helper(Path(work))
         if library is None:
             print(f"\ninstructions: skipped ({why})")
             return
-        out = Path(tmp) / "callgrind.out"
+        out = Path(work) / "callgrind.out"
+        # The memory sampler wakes every second of wall time: under callgrind's ~50x slowdown it
+        # would sample ~50x as often per epoch as it does natively, so it waits a minute here.
+        env = {**child_env(tmp), "WATCHDOG_MEMORY_SAMPLE_INTERVAL": "60"}
         cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
                sys.executable, __file__, "--instructions-child", "--callgrind-helper", str(library),
-               "--child-steps", str(steps), "--child-dir", str(report_dir), "--threads", str(args.threads),
+               "--child-steps", str(steps), "--child-dir", str(tmp / "callgrind"), "--threads", str(args.threads),
                "--epochs", *map(str, args.epochs)]
         started = time.perf_counter()
-        done = subprocess.run(cmd, capture_output=True, text=True)
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if done.returncode != 0:
             print(f"\ninstructions: valgrind failed ({done.stderr.strip().splitlines()[-1:]})")
             return
-        counts: dict[str, list[int]] = {}
-        for dump in sorted(Path(tmp).glob("callgrind.out*")):
+        counts: dict[str, int] = {}  # the fewer of each setting's two (a census the budget
+        # allowed under callgrind's slowdown, which it did not natively, is in one of them at most)
+        for dump in sorted(Path(work).glob("callgrind.out*")):
             trigger = total = None
             for line in dump.read_text(errors="replace").splitlines():
                 if line.startswith("desc: Trigger:"):
                     trigger = line.rsplit(" ", 1)[-1]
-                elif line.startswith("summary:") or line.startswith("totals:"):
+                elif line.startswith("totals:"):
                     total = int(line.split()[1])
             if trigger and total is not None and "-" in trigger:
-                counts.setdefault(trigger, []).append(total)
-        print(f"\ninstructions under callgrind ({time.perf_counter() - started:.0f} s; the second of two runs each):")
+                counts[trigger] = min(total, counts.get(trigger, total))
+        print(f"\ninstructions under callgrind (all threads; {time.perf_counter() - started:.0f} s):")
         for epochs in args.epochs:
             plain, watched = counts.get(f"plain-{epochs}"), counts.get(f"watched-{epochs}")
             if not plain or not watched:
                 print(f"  {epochs} epochs: no dump read back")
                 continue
-            print(f"  {epochs:>2} epochs: unwatched {plain[-1] / 1e9:.3f} G, watched {watched[-1] / 1e9:.3f} G, "
-                  f"ratio {watched[-1] / plain[-1]:.3f}")
+            print(f"  {epochs:>2} epochs: unwatched {plain / 1e9:.3f} G, watched {watched / 1e9:.3f} G "
+                  f"({(watched - plain) / 1e6:+.1f} M), ratio {watched / plain:.3f}")
 
 
 # -------------------------------------------------------------------------------------------- profile
@@ -416,11 +443,11 @@ def main() -> None:
         for epochs in args.epochs:
             ab(data, epochs, args.rounds or default_rounds(epochs, args.epoch_ms), report_dir)
             if args.fresh:
-                fresh(epochs, steps, args.fresh, args.threads, Path(tmp) / "fresh")
+                fresh(epochs, steps, args.fresh, args.threads, Path(tmp))
         if args.profile:
             profile(data, args.profile, report_dir)
         if args.instructions:
-            instructions(args, steps, Path(tmp) / "callgrind")
+            instructions(args, steps, Path(tmp))
 
 
 if __name__ == "__main__":

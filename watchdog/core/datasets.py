@@ -8,6 +8,7 @@ pass captures, so every dataset of a run has one key whoever asks.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import os
@@ -195,6 +196,18 @@ def _is_ndarray(value: Any) -> bool:
     return numpy is not None and isinstance(value, numpy.ndarray)
 
 
+@functools.lru_cache(maxsize=64)
+def _sample_positions(shape: tuple[int, ...], numel: int) -> tuple[Any, ...]:
+    """The coordinates ``_sampled_elements`` gathers in an array of ``shape``: a function of the shape
+    alone, so kept (a script's runs read the same datasets' arrays). Never written to."""
+    import numpy as np
+
+    half = min(_ARRAY_ELEMENTS // 2, numel)
+    even = np.linspace(0, numel - 1, num=half).astype(np.int64)
+    drawn = np.random.default_rng(numel).integers(0, numel, size=half, dtype=np.int64)
+    return tuple(np.unravel_index(np.concatenate([even, drawn]), shape)) if shape else ()
+
+
 def _sampled_elements(array: Any) -> bytes:
     """The bytes of ``_ARRAY_ELEMENTS`` elements of a tensor or array, gathered without copying it whole.
 
@@ -209,10 +222,7 @@ def _sampled_elements(array: Any) -> bytes:
     if numel == 0:
         return b""
     try:
-        half = min(_ARRAY_ELEMENTS // 2, numel)
-        even = np.linspace(0, numel - 1, num=half).astype(np.int64)
-        drawn = np.random.default_rng(numel).integers(0, numel, size=half, dtype=np.int64)
-        coords = np.unravel_index(np.concatenate([even, drawn]), shape) if shape else ()
+        coords = _sample_positions(shape, numel)
         if _is_tensor(array):
             import torch
 
