@@ -411,10 +411,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, nargs="+", default=[2, 20])
     parser.add_argument("--rounds", type=int, default=0, help="A/B/A' rounds per setting (0: ~20 s each)")
     parser.add_argument("--epoch-ms", type=float, default=100.0, help="an unwatched epoch's length")
+    parser.add_argument("--steps", type=int, default=0, help="training steps per epoch (0: from --epoch-ms)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1: least noise)")
     parser.add_argument("--fresh", type=int, default=0, metavar="N",
                         help="also N alternating pairs of fresh processes per setting")
     parser.add_argument("--instructions", action="store_true", help="instruction counts under callgrind")
+    parser.add_argument("--no-ab", action="store_true", help="skip the in-process A/B (with --fresh or --instructions)")
     parser.add_argument("--profile", type=int, default=0, metavar="EPOCHS", help="cProfile one watched run")
     parser.add_argument("--child", choices=("plain", "watched"), help=argparse.SUPPRESS)
     parser.add_argument("--instructions-child", action="store_true", help=argparse.SUPPRESS)
@@ -430,7 +432,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="wd-bench-") as tmp:
         report_dir = Path(tmp) / "wd"
-        steps = calibrate(args.epoch_ms, report_dir)
+        steps = args.steps or calibrate(args.epoch_ms, report_dir)
         data = make_data(steps)
         first_plain = toy_run(data, 1, False, report_dir)
         first_watched = toy_run(data, 1, True, report_dir)  # one-time costs: imports, templates
@@ -441,7 +443,8 @@ def main() -> None:
         print(f"first watched run of this process: {(first_watched - second_watched) * 1e3:+.0f} ms more than the "
               f"next one (one-time imports and template compilation)")
         for epochs in args.epochs:
-            ab(data, epochs, args.rounds or default_rounds(epochs, args.epoch_ms), report_dir)
+            if not args.no_ab:
+                ab(data, epochs, args.rounds or default_rounds(epochs, args.epoch_ms), report_dir)
             if args.fresh:
                 fresh(epochs, steps, args.fresh, args.threads, Path(tmp))
         if args.profile:
