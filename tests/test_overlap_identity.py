@@ -51,7 +51,7 @@ def test_datasets_rebuilt_each_epoch_at_reused_addresses_give_no_findings(report
     assert not any(f.code.startswith("overlap/") for f in run.findings)
     assert run.loop.epoch == 12  # each rebuilt training loader carries the epochs on
     overlap = next(c for c in run.checks if c.name == "overlap")
-    assert len(overlap.train_union) <= 1 and len(overlap.eval_by_loader) <= 1  # freed datasets forgotten
+    assert len(overlap.train_union) <= 1 and len(overlap.evaluated) <= 1  # freed datasets forgotten
 
 
 def test_real_overlap_still_found_when_datasets_are_rebuilt(report_dir):
