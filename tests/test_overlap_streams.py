@@ -4,6 +4,7 @@ bounded by the loaders the user wrote, not by epochs), and the same findings as 
 from __future__ import annotations
 
 import gc
+import json
 
 import torch
 from torch.utils.data import DataLoader, IterableDataset, Subset, random_split
@@ -82,6 +83,22 @@ def test_loaders_rebuilt_each_epoch_give_the_finding_of_loaders_built_once(tmp_p
     [got], [want] = found.evidence["train_loaders"], expected.evidence["train_loaders"]
     assert got["names"] == want["names"] and got["passes"] == want["passes"] == EPOCHS
     assert [f.code for f in rebuilt.findings] == [f.code for f in once.findings]
+
+
+def test_loaders_rebuilt_over_one_dataset_object_say_so_at_every_update(tmp_path):
+    """``val_loader`` over the training dataset itself, both rebuilt each epoch: the finding says the
+    two wrap one dataset object, as for loaders built once, also once the old loaders are freed."""
+    ds = make_dataset(200)
+    once = watched(tmp_path / "once", fit_loop, ds, ds, EPOCHS, rebuilt=False)
+    rebuilt = watched(tmp_path / "rebuilt", fit_loop, ds, ds, EPOCHS, rebuilt=True)
+    [expected], [found] = train_eval(once), train_eval(rebuilt)
+    assert found.message == expected.message
+    assert found.message.endswith("Both loaders wrap the very same dataset object.")
+    assert found.evidence["same_dataset_object"] is True and found.evidence["overlap"] == 200
+    # the same words at each update (each epoch's comparison, once the last epoch's loaders are freed)
+    events = [json.loads(line)["data"] for line in (tmp_path / "rebuilt" / "events.jsonl").read_text().splitlines()
+              if json.loads(line)["kind"] == "finding"]
+    assert {e["message"] for e in events if e["code"] == "overlap/train-eval"} == {expected.message}
 
 
 def test_clean_loaders_rebuilt_each_epoch_give_no_finding(tmp_path):

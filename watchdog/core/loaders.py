@@ -218,9 +218,6 @@ class LoaderStreams:
         self._numbers = itertools.count(1)
         self._joins = itertools.count()
 
-    def __len__(self) -> int:
-        return len(self._streams)
-
     def join(self, info: "LoaderInfo", steps: int, epochs: int) -> LoaderStream:
         """The stream of ``info`` (a loader at its first pass, its names and place known)."""
         names = tuple(info.names)

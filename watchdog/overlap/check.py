@@ -208,14 +208,9 @@ class OverlapCheck(Check):
 
     @staticmethod
     def _same_dataset_object(info: Any, train_loaders: list[Any]) -> bool:
-        loader = info.ref()
-        if loader is None:
-            return False
-        for t in train_loaders:
-            other = t.ref()
-            if other is not None and other.dataset is loader.dataset:
-                return True
-        return False
+        """Whether a training loader iterated the very dataset object ``info`` iterates (by the run's
+        dataset keys, never reused: still said once a loader rebuilt each epoch is freed)."""
+        return any(t.dataset_id == info.dataset_id for t in train_loaders)
 
     def _report_same_loader(self, info: Any) -> None:
         names = info.names
