@@ -218,3 +218,22 @@ def test_an_iterable_loader_rebuilt_each_epoch_is_one_unchecked_finding(tmp_path
     unchecked = [f for f in run.findings if f.code == "overlap/unchecked"]
     assert len(unchecked) == 1, [str(f) for f in unchecked]
     assert "IterableDataset" in unchecked[0].message or "Stream" in unchecked[0].message
+
+
+def test_a_rank_exports_one_loader_entry_per_stream(tmp_path, monkeypatch):
+    """Under torchrun each rank's served/index.json names the loaders that served each set: one entry
+    per stream, so the file (rewritten at pass ends) does not grow with the epochs."""
+    from watchdog.overlap.export import SERVED_FOLDER, read_served
+
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")  # rank 1 of 2, alone: it exports, and merges nothing
+    base, train_ds, val_ds = leaky_split()
+    with watchdog.watch(report_dir=tmp_path / "wd", summary=False, dashboard=False) as run:
+        fit_loop(train_ds, val_ds, EPOCHS, rebuilt=True)
+    export = read_served(1, run.report_dir)
+    assert export is not None and (run.report_dir / SERVED_FOLDER).is_dir()
+    [base_id] = export.bases
+    for role, name in (("train", "train_loader"), ("eval", "val_loader")):
+        [entry] = export.served(role)[base_id]["loaders"]
+        assert entry["label"] == f"`{name}`" and entry["objects"] == EPOCHS and entry["passes"] == EPOCHS
+    assert len(export.indices(export.served("eval")[base_id])) == 117
