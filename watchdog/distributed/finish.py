@@ -114,6 +114,8 @@ def merge_drops_evidence(existing_path: Path, rebuilt: dict[str, Any]) -> str | 
     lose evidence (a finding it held, a rank whose log it read that now reads as less), if it would."""
     import json
 
+    from ..report.rerender import findings_lost
+
     try:
         existing = json.loads(existing_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -124,14 +126,9 @@ def merge_drops_evidence(existing_path: Path, rebuilt: dict[str, Any]) -> str | 
     if (old.get("job"), old.get("watch_index")) != (new.get("job"), new.get("watch_index")):
         return None  # another job's report: the rank folders are this directory's evidence
 
-    def identities(report: dict[str, Any]) -> set[tuple[Any, Any]]:
-        return {(f.get("code"), f.get("key")) for f in report.get("findings") or [] if isinstance(f, dict)}
-
-    missing = identities(existing) - identities(rebuilt)
+    missing = findings_lost(existing, rebuilt)
     if missing:
-        codes = ", ".join(sorted(str(code) for code, _ in missing))
-        return (f"the existing merged report.json of this job holds {len(missing)} finding(s) the rank "
-                f"folders no longer give ({codes})")
+        return f"the existing merged report.json of this job holds {missing} the rank folders no longer give"
     now = {r.get("rank"): r for r in new.get("ranks") or [] if isinstance(r, dict)}
     for rank in old.get("ranks") or []:
         if not isinstance(rank, dict) or not isinstance(rank.get("events"), int):
