@@ -32,8 +32,10 @@ measures them as a user meets them: N alternating pairs of fresh processes, each
 skipped with a line saying why): the instructions executed by watched and unwatched runs (the fewer
 of two each) in one process under callgrind, its instrumentation switched on only around the runs
 (a 3-function helper compiled at run time), so neither torch's import nor the interpreter's start is
-counted; the memory sampler's period is set to 60 s (under callgrind's ~50x slowdown it would wake
-~50x as often per epoch as natively). Slow: ~10 min at 2 epochs, ~20 min more at 20, on the CI machine.
+counted; then one more watched run of the shortest setting, its count cut at each phase's edges (the
+phases above, in instructions: no noise). The memory sampler's period is set to 60 s (under
+callgrind's ~50x slowdown it would wake ~50x as often per epoch as natively). Slow: ~10 min at 2
+epochs, ~25 min more at 20, on the CI machine (``--epochs 2 --no-ab --instructions`` for the first).
 ``--profile EPOCHS``: cProfile of one warm watched run, top functions by own time.
 """
 
@@ -119,9 +121,12 @@ def toy_run(data: TensorDataset, epochs: int, watched: bool, report_dir: Path,
 
 # ------------------------------------------------------------------------------- phases of a watched run
 class Phases:
-    """Exclusive seconds per phase: a phase nested in another is subtracted from the outer one."""
+    """Exclusive seconds per phase: a phase nested in another is subtracted from the outer one.
+    ``switch(name)``, if given, is called each time a stretch of phase ``name`` (``"steps"``: outside
+    every phase) ends: where the instruction counts are cut."""
 
-    def __init__(self) -> None:
+    def __init__(self, switch: Callable[[str], None] | None = None) -> None:
+        self.switch = switch
         self.seconds: dict[str, float] = {}
         self.calls: dict[str, int] = {}
         self._stack: list[list[Any]] = []  # [name, started, children's seconds]
@@ -136,11 +141,15 @@ class Phases:
             if when is not None and not when(*args, **kwargs):
                 return original(*args, **kwargs)
             clock = time.perf_counter
+            if phases.switch is not None:
+                phases.switch(phases._stack[-1][0] if phases._stack else "steps")
             frame = [name, clock(), 0.0]
             phases._stack.append(frame)
             try:
                 return original(*args, **kwargs)
             finally:
+                if phases.switch is not None:
+                    phases.switch(name)
                 phases._stack.pop()
                 spent = clock() - frame[1]
                 phases.seconds[name] = phases.seconds.get(name, 0.0) + spent - frame[2]
@@ -172,7 +181,7 @@ PHASES = (
 )
 
 
-def instrument() -> Phases:
+def instrument(switch: Callable[[str], None] | None = None) -> Phases:
     import watchdog.core.loaders as loaders
     import watchdog.core.loop as loop
     import watchdog.core.run as run
@@ -181,7 +190,7 @@ def instrument() -> Phases:
     import watchdog.report.jsonreport as jsonreport
     import watchdog.report.terminal as terminal
 
-    p = Phases()
+    p = Phases(switch)
     p.wrap(run.Watcher, "__enter__", "start")
     p.wrap(run.Watcher, "__exit__", "run end other")
     p.wrap(loaders.DataLoaderProbe, "_begin_pass", "pass start")
@@ -351,6 +360,18 @@ def instructions_child(args: argparse.Namespace) -> None:
             helper.wd_start()
             toy_run(data, epochs, kind == "watched", report_dir)
             helper.wd_stop(f"{kind}-{epochs}".encode())
+    # One more watched run of the shortest setting, its count cut at each phase's edges.
+    def switch(name: str) -> None:
+        helper.wd_stop(f"phase:{name}".encode())
+        helper.wd_start()
+
+    phases = instrument(switch)
+    try:
+        helper.wd_start()
+        toy_run(data, min(args.epochs), True, report_dir)
+        helper.wd_stop(b"phase:steps")
+    finally:
+        phases.undo()
 
 
 def instructions(args: argparse.Namespace, steps: int, tmp: Path) -> None:
@@ -363,7 +384,7 @@ def instructions(args: argparse.Namespace, steps: int, tmp: Path) -> None:
         # The memory sampler wakes every second of wall time: under callgrind's ~50x slowdown it
         # would sample ~50x as often per epoch as it does natively, so it waits a minute here.
         env = {**child_env(tmp), "WATCHDOG_MEMORY_SAMPLE_INTERVAL": "60"}
-        cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
+        cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--dump-line=no", f"--callgrind-out-file={out}",
                sys.executable, __file__, "--instructions-child", "--callgrind-helper", str(library),
                "--child-steps", str(steps), "--child-dir", str(tmp / "callgrind"), "--threads", str(args.threads),
                "--epochs", *map(str, args.epochs)]
@@ -374,14 +395,21 @@ def instructions(args: argparse.Namespace, steps: int, tmp: Path) -> None:
             return
         counts: dict[str, int] = {}  # the fewer of each setting's two (a census the budget
         # allowed under callgrind's slowdown, which it did not natively, is in one of them at most)
+        phases: dict[str, int] = {}  # the phased run's instructions per phase
         for dump in sorted(Path(work).glob("callgrind.out*")):
             trigger = total = None
-            for line in dump.read_text(errors="replace").splitlines():
-                if line.startswith("desc: Trigger:"):
-                    trigger = line.rsplit(" ", 1)[-1]
-                elif line.startswith("totals:"):
-                    total = int(line.split()[1])
-            if trigger and total is not None and "-" in trigger:
+            with dump.open(errors="replace") as lines:
+                for line in lines:
+                    if line.startswith("desc: Trigger:"):
+                        trigger = line.split("Client Request: ", 1)[-1].strip()
+                    elif line.startswith("totals:"):
+                        total = int(line.split()[1])
+            dump.unlink()
+            if trigger is None or total is None:
+                continue
+            if trigger.startswith("phase:"):
+                phases[trigger[6:]] = phases.get(trigger[6:], 0) + total
+            elif "-" in trigger:
                 counts[trigger] = min(total, counts.get(trigger, total))
         print(f"\ninstructions under callgrind (all threads; {time.perf_counter() - started:.0f} s):")
         for epochs in args.epochs:
@@ -391,6 +419,16 @@ def instructions(args: argparse.Namespace, steps: int, tmp: Path) -> None:
                 continue
             print(f"  {epochs:>2} epochs: unwatched {plain / 1e9:.3f} G, watched {watched / 1e9:.3f} G "
                   f"({(watched - plain) / 1e6:+.1f} M), ratio {watched / plain:.3f}")
+        plain = counts.get(f"plain-{min(args.epochs)}")
+        if phases and plain:
+            print(f"  where the watched instructions go ({min(args.epochs)} epochs, one instrumented run):")
+            for name, _ in PHASES:
+                if phases.get(name):
+                    print(f"    {name:<18} {phases[name] / 1e6:7.2f} M")
+            bounds = sum(v for k, v in phases.items() if k != "steps")
+            print(f"    {'boundaries':<18} {bounds / 1e6:7.2f} M = {bounds / plain * 100:.1f}% of the unwatched run; "
+                  f"steps and the rest {(phases.get('steps', 0) - plain) / 1e6:+.2f} M "
+                  f"({(phases.get('steps', 0) - plain) / plain * 100:+.1f}%, the phases' own timing included)")
 
 
 # -------------------------------------------------------------------------------------------- profile
