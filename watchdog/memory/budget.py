@@ -63,10 +63,14 @@ class CensusBudget:
         """At an epoch end: whether the bucket holds the next census's predicted cost."""
         if self._predicted is None:
             self._predicted = self.predict()
-        self._fill(self.clock())
-        if self.tokens + EPSILON_S < self._predicted:
-            return False
-        self._predicted = self.predict()  # the heap's size is read only now, near a census
+        now = self.clock()
+        earned = self.fraction * max(0.0, now - self._filled_at)
+        if self.tokens + earned + EPSILON_S >= self._predicted:
+            # Near a census: the heap's size is read only now, and the bucket may fill up to this
+            # prediction. Capped at the previous one, a heap that grows every epoch (a leak: each
+            # prediction a little above the last) would keep the bucket just short of it for ever.
+            self._predicted = self.predict()
+        self._fill(now)
         return self.tokens + EPSILON_S >= self._predicted
 
     def predict(self) -> float:
