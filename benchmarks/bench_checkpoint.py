@@ -169,9 +169,9 @@ def main() -> None:
         readback_one(args.readback_one, args.dir)
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    sizes = [100_000_000] if args.quick else [100_000_000, 1_000_000_000]
+    readback_sizes = [100_000_000] if args.quick else [100_000_000, 1_000_000_000]
     if args.readback_only:
-        readback_table(sizes, args.dir)
+        readback_table(readback_sizes, args.dir)
         return
 
     print("\n1. structural check per save (statetree.inventory), model + Adam + scheduler + epoch")
@@ -269,7 +269,7 @@ def main() -> None:
         print(f"   {label:18s} unwatched {before * 1e9:8.0f} ns, watched {watched * 1e9:8.0f} ns, "
               f"added {(watched - before) * 1e9:6.0f} ns")
 
-    readback_table(sizes, args.dir)
+    readback_table(readback_sizes, args.dir)
 
 
 if __name__ == "__main__":
