@@ -375,3 +375,32 @@ def test_a_frameworks_own_container_is_its_state_and_the_users_is_not():
     names = [h.name for h in holders if h.kind != "graph-only"]
     assert "last_logged" in names and not [n for n in names if "_callback_metrics" in n]
     del last_logged
+
+
+@WITH_AND_WITHOUT
+def test_a_resumed_fit_numbers_its_epochs_as_lightning_does(tmp_path, callback):
+    """A second Trainer resuming from a checkpoint saved at an epoch's end: Lightning closes that restored
+    epoch once more (``on_train_epoch_end`` with no batch trained); watchdog counts the epochs that
+    trained, numbered as Lightning's ``current_epoch`` (it said 'epoch 6' for Lightning's epoch 5 after
+    the resume, one ahead for the rest of the run)."""
+    torch.manual_seed(0)
+    kw = dict(check_val_every_n_epoch=2, enable_checkpointing=True)
+
+    def both_fits():
+        first = trainer(tmp_path, callback, epochs=2, report="wd1", **kw)
+        first.fit(Classifier(), datamodule=Data())
+        ckpt = first.checkpoint_callback.last_model_path or first.checkpoint_callback.best_model_path
+        trainer(tmp_path, callback, epochs=4, report="wd2", **kw).fit(Classifier(), datamodule=Data(),
+                                                                       ckpt_path=ckpt)
+
+    if callback:  # each Trainer's callback is its own run
+        both_fits()
+        report = json.loads((tmp_path / "wd2" / "report.json").read_text())
+        assert report["summary"]["epochs"] == 2 and report["summary"]["steps"] == 6
+    else:  # one run around both fits, as `watchdog run` sees a script
+        with watchdog.watch(report_dir=tmp_path / "wd2", summary=False, dashboard=False):
+            both_fits()
+        report = json.loads((tmp_path / "wd2" / "report.json").read_text())
+        assert [e["epoch"] for e in report["epochs"]] == [0, 1, 2, 3]
+        assert [e["steps"] for e in report["epochs"]] == [3, 6, 9, 12]  # every epoch trained
+    assert codes(report) == []

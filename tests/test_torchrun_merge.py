@@ -182,6 +182,39 @@ def test_watchdog_report_merges_the_job_again_and_rerenders_one_rank_folder(clea
     assert "ranks" not in read_report(wd / "rank1")
 
 
+def test_watchdog_report_never_replaces_a_merged_report_with_one_that_knows_less(clean_job, tmp_path):
+    wd = tmp_path / "wd"
+    shutil.copytree(clean_job.report_dir, wd)
+    before = {name: (wd / name).read_bytes() for name in ("report.json", "report.html")}
+    (wd / "rank1" / "events.jsonl").write_text("garbage{\n")  # rank 1's log damaged after the merge
+    proc = watchdog_report(wd)
+    assert proc.returncode == 2, proc.stderr
+    assert "not merging" in proc.stderr and "events of rank 1, its log now gives 0 (1 unreadable line)" in proc.stderr
+    assert {name: (wd / name).read_bytes() for name in before} == before  # left as they were
+    (wd / "report.json").unlink()  # no merged report to lose: the merge names what it could not read
+    proc = watchdog_report(wd)
+    assert proc.returncode == 0, proc.stderr
+    ranks = {r["rank"]: r for r in read_report(wd)["ranks"]["ranks"]}
+    assert ranks[0]["state"] == "finished" and ranks[1]["state"] == "never started"
+    assert ranks[1]["unreadable_lines"] == 1 and "its log is damaged" in ranks[1]["describe"]
+    assert "rank 1 never started, or its log is damaged (rank1/: no readable run start, 1 unreadable line)" \
+        in proc.stderr
+
+
+def test_watchdog_report_on_rank_folders_with_no_readable_log_writes_nothing(clean_job, tmp_path):
+    wd = tmp_path / "wd"
+    shutil.copytree(clean_job.report_dir, wd)
+    shutil.rmtree(wd / "rank2")
+    (wd / "rank0" / "events.jsonl").write_text("garbage{\n")
+    (wd / "rank1" / "events.jsonl").write_bytes(b"\x00\x01\n{}\n")
+    before = {name: (wd / name).read_bytes() for name in ("report.json", "report.html")}
+    proc = watchdog_report(wd)
+    assert proc.returncode == 2, proc.stderr
+    assert ("no rank folder of" in proc.stderr and "rank0/events.jsonl: 1 line, none readable" in proc.stderr
+            and "rank1/events.jsonl: 2 lines, none readable" in proc.stderr and "nothing was written" in proc.stderr)
+    assert {name: (wd / name).read_bytes() for name in before} == before
+
+
 # ------------------------------------------------------------------------------------ per-rank finding
 def test_a_finding_on_both_ranks_is_one_merged_finding_naming_ranks_0_and_1(same_data_job):
     assert same_data_job.proc.returncode == 0, same_data_job.output[-3000:]

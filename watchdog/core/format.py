@@ -166,7 +166,7 @@ RUN_OUTCOMES = {
     "terminated": "terminated (SIGTERM)",
     "stopped": "stopped by watchdog (strict)",
     "running": "in progress",
-    "incomplete": "incomplete (its log was never closed)",
+    "incomplete": "incomplete (a log ends before its run_end: a process died, or its log is damaged)",
     "created": "not started",
     "unwatched": "not watched",
 }

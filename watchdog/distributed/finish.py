@@ -79,11 +79,13 @@ def _forget_other_claims(directory: Path, key: tuple[str | None, int]) -> None:
 
 
 def merge_run(directory: Path, key: tuple[str | None, int] | None = None, *, merged_by: int | None = None,
-              summary: bool | str = True, process: Any = process_state) -> tuple[JobRecords, dict[str, Any]] | None:
+              summary: bool | str = True, process: Any = process_state,
+              keep_evidence: bool = False) -> tuple[JobRecords, dict[str, Any]] | None:
     """Merge the ranks of ``key``'s run (default: the run that started last) in ``directory`` into
     ``DIR/report.json`` and ``DIR/report.html``, and print its summary (``summary``: True, ``"line"``
     or False). Returns the job's records and the merged report, or None when no rank folder holds a
-    run. Never waits; see the module's docstring for its bound."""
+    run. ``keep_evidence``: raise ``MergeRefused`` rather than replace a merged report of the same job
+    that holds more (``merge_drops_evidence``). Never waits; see the module's docstring for its bound."""
     from ..report.reports import write_reports
 
     t0 = time.perf_counter()
@@ -93,8 +95,51 @@ def merge_run(directory: Path, key: tuple[str | None, int] | None = None, *, mer
     checks = cross_rank_checks()
     merged = merge_findings(job.records, checks)
     events = merged_events(job, merged, merged_by=merged_by, seconds=time.perf_counter() - t0, checks=checks)
+    if keep_evidence:
+        from ..report.jsonreport import build_report
+
+        why = merge_drops_evidence(Path(directory) / "report.json", build_report(events))
+        if why is not None:
+            raise MergeRefused(why)
     report = write_reports(Path(directory), events, summary=summary, from_log=False)
     return job, report
+
+
+class MergeRefused(Exception):
+    """``watchdog report DIR`` would replace a merged report with one that knows less."""
+
+
+def merge_drops_evidence(existing_path: Path, rebuilt: dict[str, Any]) -> str | None:
+    """Why replacing the merged ``existing_path`` (report.json) of the same job with ``rebuilt`` would
+    lose evidence (a finding it held, a rank whose log it read that now reads as less), if it would."""
+    import json
+
+    from ..report.rerender import findings_lost
+
+    try:
+        existing = json.loads(existing_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # nothing readable to lose
+    old, new = (r.get("ranks") if isinstance(r, dict) else None for r in (existing, rebuilt))
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return None
+    if (old.get("job"), old.get("watch_index")) != (new.get("job"), new.get("watch_index")):
+        return None  # another job's report: the rank folders are this directory's evidence
+
+    missing = findings_lost(existing, rebuilt)
+    if missing:
+        return f"the existing merged report.json of this job holds {missing} the rank folders no longer give"
+    now = {r.get("rank"): r for r in new.get("ranks") or [] if isinstance(r, dict)}
+    for rank in old.get("ranks") or []:
+        if not isinstance(rank, dict) or not isinstance(rank.get("events"), int):
+            continue
+        after = now.get(rank.get("rank")) or {}
+        if rank["events"] > (after.get("events") or 0):
+            unreadable = after.get("unreadable_lines") or 0
+            return (f"the existing merged report.json read {rank['events']} events of rank {rank.get('rank')}, "
+                    f"its log now gives {after.get('events') or 0}"
+                    + (f" ({unreadable} unreadable line{'' if unreadable == 1 else 's'})" if unreadable else ""))
+    return None
 
 
 def merge_at_rank_end(run: Any) -> None:
@@ -130,14 +175,16 @@ def merge_at_rank_end(run: Any) -> None:
 
 def holds_ranks(directory: Path) -> bool:
     """Whether ``watchdog report DIR`` should merge rank folders: ``DIR`` has ``rank<N>/`` folders with
-    a run, and no log of its own newer than their newest run (a one-process run written there since)."""
+    a run, and no log of its own newer than their newest run (a one-process run written there since);
+    or rank folders and no log of its own at all (the merge then says what their logs held)."""
     from .records import peek_rank, rank_folders
 
     directory = Path(directory)
-    starts = [peek.t_start or 0.0 for rank, folder in rank_folders(directory).items()
+    folders = rank_folders(directory)
+    starts = [peek.t_start or 0.0 for rank, folder in folders.items()
               if (peek := peek_rank(folder, rank)).start is not None]
-    if not starts:
-        return False
+    if not starts:  # rank folders whose logs hold no readable run: the merge says what it read
+        return bool(folders) and not (directory / EVENT_LOG_NAME).exists()
     own = peek_rank(directory, -1)
     return own.start is None or (own.t_start or 0.0) <= max(starts)
 
@@ -147,9 +194,34 @@ def report_command(directory: Path) -> int:
     Returns the exit status (0; 2 when no rank folder holds a run)."""
     from .records import rank_folders
 
-    folders = ", ".join(f"{folder.name}/" for folder in rank_folders(Path(directory)).values())
+    found = rank_folders(Path(directory))
+    folders = ", ".join(f"{folder.name}/" for folder in found.values())
     _say(f"watchdog report: merging the rank folders of {directory} ({folders})")
-    if merge_run(Path(directory), merged_by=None, summary=True) is None:
-        _say(f"watchdog report: no rank folder of {str(directory)!r} holds a run's start (rank<N>/{EVENT_LOG_NAME})")
+    try:
+        merged = merge_run(Path(directory), merged_by=None, summary=True, keep_evidence=True)
+    except MergeRefused as refused:
+        _say(f"watchdog report: not merging {str(directory)!r}: {refused}. report.json and report.html "
+             "there are left as they are.")
+        return 2
+    if merged is None:
+        read = "; ".join(f"{folder.name}/{EVENT_LOG_NAME}: {_log_reading(folder)}" for folder in found.values())
+        _say(f"watchdog report: no rank folder of {str(directory)!r} holds a readable run start ({read}); "
+             "nothing was written")
         return 2
     return 0
+
+
+def _log_reading(folder: Path) -> str:
+    """How much of a rank folder's log could be read: ``no log``, ``3 lines, none readable``..."""
+    from .records import read_rank_record
+
+    record = read_rank_record(folder, -1)
+    if not record.log_read:
+        return "no log" if not (folder / EVENT_LOG_NAME).exists() else "cannot be read"
+    lines = len(record.events) + record.unreadable_lines
+    if lines == 0:
+        return "empty"
+    counted = f"{lines} line{'' if lines == 1 else 's'}"
+    if not record.events:
+        return f"{counted}, none readable"
+    return f"{counted}, {record.unreadable_lines} unreadable, no run_start"

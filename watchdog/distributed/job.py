@@ -87,6 +87,9 @@ class RankState:
             return f"died in epoch {self.epochs}{seen}"
         if self.state == "running":
             return f"not finished (running on {self.host})" if self.host else "not finished"
+        if self.state == "never started" and self.unreadable_lines:
+            lines = f"{self.unreadable_lines} unreadable line{'' if self.unreadable_lines == 1 else 's'}"
+            return f"never started, or its log is damaged ({self.folder}/: no readable run start, {lines})"
         return self.state
 
     def to_dict(self) -> dict[str, Any]:
@@ -136,10 +139,12 @@ def read_job(directory: Path, key: tuple[str | None, int] | None = None, *,
                      logs_read=sum(1 for r in records if r.log_read),
                      bytes_read=sum(r.bytes_read for r in records))
     by_rank = {r.rank: r for r in ours}
+    unread = {r.rank: r.unreadable_lines for r in records if not r.start}
     for rank in range(world):
         record = by_rank.get(rank)
         job.states.append(_state_of(record, process) if record is not None else RankState(
-            rank, "never started", folder=f"rank{rank}" if (directory / f"rank{rank}").is_dir() else None))
+            rank, "never started", folder=f"rank{rank}" if (directory / f"rank{rank}").is_dir() else None,
+            unreadable_lines=unread.get(rank, 0)))
     for record in records:
         if record.rank not in by_rank and (record.start or record.rank >= world):
             info = record.rank_info

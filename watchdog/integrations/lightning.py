@@ -110,7 +110,14 @@ class WatchdogCallback(*_BASES):  # type: ignore[misc]
 
     @guarded
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-        """An epoch's training (and its validation, which runs before this hook) is over: mark it."""
+        """An epoch's training (and its validation, which runs before this hook) is over: mark it.
+
+        Not when Lightning is closing an epoch it restored from a checkpoint as complete (``fit(...,
+        ckpt_path=...)`` after a save at an epoch's end calls this hook once more for that epoch, with
+        ``fit_loop.restarting`` set and no batch trained): no training ran, and counting it would put
+        watchdog's epochs one ahead of Lightning's ``current_epoch`` for the rest of the run."""
+        if getattr(getattr(trainer, "fit_loop", None), "restarting", False) is True:
+            return
         mark_epoch()
 
     @guarded

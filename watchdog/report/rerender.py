@@ -60,6 +60,19 @@ def _refuse(log: Path, why: str) -> int:
     return EXIT_USAGE
 
 
+def findings_lost(existing: dict[str, Any], rebuilt: dict[str, Any]) -> str | None:
+    """The findings (by code and key) ``existing`` holds and ``rebuilt`` does not, in words
+    (``2 finding(s) (eval/never, overlap/train-eval)``), or None."""
+
+    def identities(report: dict[str, Any]) -> set[tuple[Any, Any]]:
+        return {(f.get("code"), f.get("key")) for f in report.get("findings") or [] if isinstance(f, dict)}
+
+    missing = identities(existing) - identities(rebuilt)
+    if not missing:
+        return None
+    return f"{len(missing)} finding(s) ({', '.join(sorted(str(code) for code, _ in missing))})"
+
+
 def _dropped_evidence(existing_path: Path, rebuilt: dict[str, Any]) -> str | None:
     """Why replacing ``existing_path`` (report.json) with ``rebuilt`` would lose evidence, if it would."""
     try:
@@ -71,14 +84,9 @@ def _dropped_evidence(existing_path: Path, rebuilt: dict[str, Any]) -> str | Non
     if existing["run"].get("run_id") != rebuilt["run"].get("run_id"):
         return None  # another run's report: the log is this directory's evidence
 
-    def identities(report: dict[str, Any]) -> set[tuple[Any, Any]]:
-        return {(f.get("code"), f.get("key")) for f in report.get("findings") or [] if isinstance(f, dict)}
-
-    missing = identities(existing) - identities(rebuilt)
+    missing = findings_lost(existing, rebuilt)
     if missing:
-        codes = ", ".join(sorted(str(code) for code, _ in missing))
-        return (f"the existing report.json of this run holds {len(missing)} finding(s) the log does not "
-                f"({codes}); the log lost lines while the run wrote it")
+        return f"the existing report.json of this run holds {missing} the log does not; the log lost lines while the run wrote it"
     old_epochs, new_epochs = len(existing.get("epochs") or []), len(rebuilt.get("epochs") or [])
     if old_epochs > new_epochs:
         return (f"the existing report.json of this run records {old_epochs} epochs, the log only "

@@ -47,6 +47,17 @@ def headline(report: dict[str, Any]) -> tuple[str, str]:
             f"{steps:,} optimizer step{'' if steps == 1 else 's'}"), severity
 
 
+def idle_loop_line(report: dict[str, Any]) -> str | None:
+    """For a run that ended with no epoch and no optimizer step: why the epoch checks said nothing (a
+    loop that updates weights by hand and slices its batches, with no ``mark_epoch()``)."""
+    s = report.get("summary", {})
+    if (s.get("epochs") or 0) or (s.get("steps") or 0) or report.get("run", {}).get("status") != "ok":
+        return None
+    return ("watchdog: no training loop seen (no DataLoader pass, optimizer step or watchdog.mark_epoch()): "
+            "evaluation cadence and memory growth had nothing to judge; call watchdog.mark_epoch() after "
+            "each epoch to have them judged")
+
+
 def print_summary(report: dict[str, Any], report_dir: Path | str, archived_to: Path | None = None,
                   console: Console | None = None, view: Any = None) -> None:
     """The headline, one block per finding, each feature's summary lines (``FeatureView.summary_lines``
@@ -54,6 +65,9 @@ def print_summary(report: dict[str, Any], report_dir: Path | str, archived_to: P
     console = console or Console(stderr=True)
     text, severity = headline(report)
     console.print(f"[{_HEADLINE_STYLE[severity]}]{escape(terminal_safe(text))}[/]", highlight=False)
+    idle = idle_loop_line(report)
+    if idle:
+        console.print(f"[dim]{escape(idle)}[/dim]", highlight=False)
     for block in finding_blocks(report):
         console.print()
         console.print(block, highlight=False, overflow="fold")
