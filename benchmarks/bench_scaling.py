@@ -2,7 +2,7 @@
 
     python benchmarks/bench_scaling.py            # CI time (~2-3 min on 2 loaded cores, < 1.5 GB)
     python benchmarks/bench_scaling.py --full     # the big sizes (~15-20 min, ~9 GB at its peak)
-    python benchmarks/bench_scaling.py --only census,index,checkpoint,run-length,latency
+    python benchmarks/bench_scaling.py --only census,share,index,checkpoint,run-length,latency
 
 Every figure comes from this one process, each section calling the benchmark that owns the
 measurement (nothing is measured twice in two ways):
@@ -23,6 +23,9 @@ measurement (nothing is measured twice in two ways):
 - **Run length** (1,000 epochs; ``--full``: 10,000): ``bench_run_length``: per-epoch bookkeeping at
   epochs 10, 100, 1k, 10k (a ``mark_epoch()``, a training pass's end, the whole synthetic epoch),
   the growth rule's ``EpochSeries.add``, and the run's end (report written) after 1k and 10k epochs.
+- **The census's share of a run**: a watched training loop with default options, no leak, of 2 and
+  20 epochs of 100 ms (``--full`` adds 1,000 of 41 ms): the censuses taken and the epoch ends' share
+  of the wall time.
 - **Detection latency** under the census's time budget (1% of the wall time): the budget and the
   growth rule driven on a simulated clock with this process's census cost, for 40 ms, 1 s and 60 s
   epochs; ``--full`` also runs a real leaking loop of 40 ms and of 1 s epochs and reads the epoch of
@@ -56,7 +59,7 @@ import bench_run_length  # noqa: E402
 import watchdog  # noqa: E402
 
 MB = 1 << 20
-SECTIONS = ("census", "index", "checkpoint", "run-length", "latency")
+SECTIONS = ("census", "share", "index", "checkpoint", "run-length", "latency")
 
 
 def table(header: list[str], rows: list[list[str]]) -> None:
@@ -277,6 +280,51 @@ def latency_section(full: bool) -> None:
         table(["epoch length", "reported at the end of", "censuses", "last census", "epoch ends' share", "wall"], rows)
 
 
+# -- the census's share of a run ---------------------------------------------------------------------
+def census_share(epochs: int, epoch_s: float, batches: int = 2) -> dict:
+    """A watched training loop with default options (census within its budget), no leak: each epoch
+    a DataLoader pass of ``batches`` batches of a small MLP, padded by a sleep to ``epoch_s``. The
+    censuses taken, the last one's cost, and what the epoch ends cost as a share of the run."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    g = torch.Generator().manual_seed(0)
+    loader = DataLoader(TensorDataset(torch.randn(64 * batches, 32, generator=g),
+                                      torch.randint(0, 10, (64 * batches,), generator=g)), batch_size=64)
+    model = nn.Sequential(nn.Linear(32, 256), nn.ReLU(), nn.Linear(256, 10))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    os.environ.pop("WATCHDOG_MEMORY_CENSUS", None)
+    with tempfile.TemporaryDirectory(prefix="wd-bench-") as tmp:
+        with watchdog.watch(report_dir=tmp, dashboard=False, summary=False) as run:
+            probe = next(p for p in run.probes if p.name == "memory")
+            started = time.perf_counter()
+            for _ in range(epochs):
+                start = time.perf_counter()
+                for x, y in loader:
+                    optimizer.zero_grad(set_to_none=True)
+                    nn.functional.cross_entropy(model(x), y).backward()
+                    optimizer.step()
+                time.sleep(max(0.0, epoch_s - (time.perf_counter() - start)))
+            budget = probe.budget
+            return {"censuses": budget.censuses, "census_s": budget._census_s or 0.0, "spent_s": budget.spent_s,
+                    "share": budget.share(), "loop_s": time.perf_counter() - started}
+
+
+def share_section(full: bool) -> None:
+    print("## The census's share of a run (default options, no leak)\n", flush=True)
+    rows = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the epochs' own work stays well inside their length
+    try:
+        results = [(epochs, epoch_s, census_share(epochs, epoch_s))
+                   for epochs, epoch_s in ((2, 0.1), (20, 0.1)) + (((1_000, 0.041),) if full else ())]
+    finally:
+        torch.set_num_threads(threads)
+    for epochs, epoch_s, r in results:
+        rows.append([f"{epochs:,} × {fmt_s(epoch_s)}", fmt_s(r["loop_s"]), str(r["censuses"]),
+                     fmt_s(r["census_s"]) if r["censuses"] else "–", fmt_s(r["spent_s"]), f"{r['share'] * 100:.2f}%"])
+    table(["epochs", "loop", "censuses", "last census", "all epoch ends", "their share of the run"], rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true",
@@ -291,6 +339,8 @@ def main() -> None:
     started = time.perf_counter()
     if "census" in only:
         census_section([1_000, 10_000, 100_000] + ([1_000_000] if args.full else []))
+    if "share" in only:
+        share_section(args.full)
     if "latency" in only:
         latency_section(args.full)
     if "run-length" in only:

@@ -19,7 +19,8 @@ The cadence this gives (census cost ``c``, epochs of length ``T``): a census abo
 ``100 c / T`` epochs, every epoch once ``T >= 100 c``. A leak is reported at the 4th census after
 its start (the growth rule needs 3 increments; rates are per epoch, divided by the epochs between
 censuses). The latencies this gives for 40 ms, 1 s and 60 s epochs, simulated with the epoch ends'
-other costs included (tests/test_memory_rule.py), are tabled once, in docs/internals.md.
+other costs included and measured on real leaking loops (benchmarks/bench_scaling.py; the cadence
+is tested in tests/test_memory_rule.py), are tabled once, in docs/internals.md ("Boundaries").
 """
 
 from __future__ import annotations
