@@ -1,7 +1,7 @@
 """The scaling table of issue 14 (item 6): what watchdog's boundaries cost as the program grows.
 
     python benchmarks/bench_scaling.py            # CI time (~2-3 min on 2 loaded cores, < 1.5 GB)
-    python benchmarks/bench_scaling.py --full     # the big sizes (~15-20 min, ~9 GB at its peak)
+    python benchmarks/bench_scaling.py --full     # the big sizes (~15-20 min, ~7 GB at its peak)
     python benchmarks/bench_scaling.py --only census,share,index,checkpoint,run-length,latency
 
 Every figure comes from this one process, each section calling the benchmark that owns the
