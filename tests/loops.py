@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Callable, Collection
+
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -10,6 +12,25 @@ from torch.utils.data import DataLoader, TensorDataset
 def make_dataset(n: int = 400, features: int = 8, seed: int = 0) -> TensorDataset:
     g = torch.Generator().manual_seed(seed)
     return TensorDataset(torch.randn(n, features, generator=g), torch.randint(0, 2, (n,), generator=g))
+
+
+def at_a_freed_address(make: Callable[[], Any], freed: Collection[int], tries: int = 100_000) -> Any:
+    """``make()``'s object, made again until it sits at one of the ``freed`` addresses (the ``id()`` of
+    objects freed since), as a dataset rebuilt in an epoch loop often does.
+
+    CPython gives no such promise: its allocator hands out the block freed last in a pool, so anything
+    of the same size freed after the dataset (a ``gc.collect()``, the DataLoader's own attributes) or
+    allocated before it takes the freed block first, and the run to run heap layout decides. So a test
+    that needs an address reused makes it: each miss is held, so the next try takes another free
+    block, until one of the freed blocks comes (then the misses are dropped); after ``tries`` misses,
+    the last object (the caller's check that an address was reused then fails, saying so).
+    """
+    obj = make()
+    held = []
+    while freed and id(obj) not in freed and len(held) < tries:
+        held.append(obj)
+        obj = make()
+    return obj
 
 
 def make_model(features: int = 8, seed: int = 0) -> nn.Module:

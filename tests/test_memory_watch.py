@@ -150,6 +150,27 @@ def test_seed_pattern_found_at_epoch_4_with_both_lists_named(tmp_path):
     assert "memory/tensor-growth" in codes
 
 
+def test_the_tensor_growth_words_do_not_hang_on_rss_noise(tmp_path, monkeypatch):
+    """The same leak with the process's RSS flat and growing: the message differs in its figures only
+    (so the ranks of a multi-process run merge into one finding naming each rank's figure), and says
+    RSS's rate in both."""
+    from watchdog.distributed.merge import figures_per_rank
+    from watchdog.memory.sources import RssReader
+
+    messages = {}
+    for name, step in (("flat", 0), ("growing", 3 * MB)):
+        reads = iter(range(10**6))
+        monkeypatch.setattr(RssReader, "read", lambda self, step=step: 500 * MB + step * next(reads))
+        with _watch(tmp_path / name) as run:
+            loops.seed_leak(6)
+        [finding] = [f for f in _memory(run) if f.code == "memory/tensor-growth"]
+        messages[name] = finding.message
+    assert "Process RSS over the same epochs: +0 B/epoch (median; RSS alone is noisy)." in messages["flat"]
+    assert "Process RSS over the same epochs: +" in messages["growing"]
+    assert messages["flat"] != messages["growing"]
+    assert figures_per_rank([(0, messages["flat"]), (1, messages["growing"])]) is not None
+
+
 def test_eval_without_no_grad_names_list_and_graph_memory(tmp_path):
     with _watch(tmp_path) as run:
         loops.eval_without_no_grad(4)

@@ -11,22 +11,23 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset, random_split
 
 import watchdog
-from tests.loops import make_dataset, make_model
+from tests.loops import at_a_freed_address, make_dataset, make_model
 
 
 def _epochs_rebuilding_datasets(model, optimizer, x, y, xv, yv, epochs, dataset_ids):
     """A correct loop that builds both datasets (and loaders) inside the epoch loop."""
     for _ in range(epochs):
         model.train()
-        train_ds = TensorDataset(x, y)
+        # each new dataset at an address a freed one had (made so: the allocator does not promise it)
+        train_ds = at_a_freed_address(lambda: TensorDataset(x, y), set(dataset_ids))
         dataset_ids.append(id(train_ds))
         for xb, yb in DataLoader(train_ds, batch_size=32):
             optimizer.zero_grad()
             nn.functional.cross_entropy(model(xb), yb).backward()
             optimizer.step()
         del train_ds
-        gc.collect()  # the freed dataset's address is free for the next one,
-        eval_ds = TensorDataset(xv, yv)  # allocated right away, before anything else can take it
+        gc.collect()  # the freed dataset's address is free for the next one
+        eval_ds = at_a_freed_address(lambda: TensorDataset(xv, yv), set(dataset_ids))
         model.eval()
         dataset_ids.append(id(eval_ds))
         with torch.no_grad():
@@ -51,7 +52,7 @@ def test_datasets_rebuilt_each_epoch_at_reused_addresses_give_no_findings(report
     assert not any(f.code.startswith("overlap/") for f in run.findings)
     assert run.loop.epoch == 12  # each rebuilt training loader carries the epochs on
     overlap = next(c for c in run.checks if c.name == "overlap")
-    assert len(overlap.train_union) <= 1 and len(overlap.eval_by_loader) <= 1  # freed datasets forgotten
+    assert len(overlap.train_union) <= 1 and len(overlap.evaluated) <= 1  # freed datasets forgotten
 
 
 def test_real_overlap_still_found_when_datasets_are_rebuilt(report_dir):

@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Subset, TensorDataset, random_split
 
 import watchdog
-from tests.loops import evaluate, make_dataset, make_model, train_epoch
+from tests.loops import at_a_freed_address, evaluate, make_dataset, make_model, train_epoch
 from watchdog.core import loaders
 from watchdog.core.registry import pass_captures
 from watchdog.overlap.capture import IndexCapture
@@ -61,7 +61,9 @@ def test_without_any_capture_rebuilt_datasets_at_reused_addresses_stay_apart(rep
     with watchdog.watch(report_dir=report_dir, summary=False) as run:
         for _ in range(12):
             for train in (True, False):
-                ds = TensorDataset(x, y) if train else TensorDataset(x[:64], y[:64])
+                # a freed dataset's address again (the allocator does not promise it: made, not hoped for)
+                ds = at_a_freed_address(lambda: TensorDataset(x, y) if train else TensorDataset(x[:64], y[:64]),
+                                        set(addresses))
                 addresses.append(id(ds))
                 loader = DataLoader(ds, batch_size=32)
                 train_epoch(model, loader, optimizer) if train else evaluate(model, loader)

@@ -19,6 +19,7 @@ say so explicitly with ``watchdog.loader_role(loader, "eval")``.
 from __future__ import annotations
 
 import functools
+import itertools
 import time
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
@@ -159,6 +160,84 @@ class CapturedPass(Protocol):
         ...
 
 
+class LoaderStream:
+    """The DataLoaders a user sees as one loader: one object, or one rebuilt each epoch (see ``LoaderStreams``).
+
+    ``id``: ``S<n>``, in the order streams first appear; ``names``: the variables that held its
+    loaders (the same for each of them); ``passes``: the passes of all its loaders, any role;
+    ``objects``: its DataLoader objects so far.
+    """
+
+    __slots__ = ("id", "names", "where", "first", "last", "objects", "passes", "began_at", "joined")
+
+    def __init__(self, number: int, info: "LoaderInfo", began_at: tuple[int, int], joined: int):
+        self.id = f"S{number}"
+        self.names = tuple(info.names)
+        self.where = info.where
+        self.first = self.last = info
+        self.objects = 1
+        self.passes = 0
+        self.began_at = began_at  # (optimizer steps, epochs) when its newest loader began its first pass
+        self.joined = joined  # when its newest loader joined it (LoaderStreams' counter)
+
+    @property
+    def label(self) -> str:
+        """Its newest loader's label; for loaders without a name, its first one's (``DataLoader L1 (Subset)``
+        whatever the number of its objects)."""
+        return self.last.label if self.last.names else self.first.label
+
+    def loader_dict(self, info: "LoaderInfo") -> dict[str, Any]:
+        """``info.to_dict()`` (one of its loaders) for the stream: its passes, and how many objects it took."""
+        data = {**info.to_dict(), "passes": self.passes}
+        if self.objects > 1:
+            data["objects"] = self.objects
+        return data
+
+
+class LoaderStreams:
+    """Which stream each DataLoader belongs to: the rule for loaders rebuilt inside the epoch loop.
+
+    ``for epoch in ...: loader = DataLoader(train_ds, ...)`` makes a new object each epoch; to the
+    user it is one loader. A loader joins, when its first pass begins, the stream of earlier loaders
+    held under the same names (``LoaderInfo.names``, as its first pass found them):
+
+    1. that iterated the very same dataset object (``dataset_id``; the loop's epoch rule has it so too), else
+    2. that were iterated at the same place (``where``) whose dataset is freed since (rebuilt with
+       its loader: ``train_ds = Subset(ds, idx)`` in the epoch loop) and whose newest loader began
+       before an optimizer step or an epoch end that has happened since; of several, the one joined
+       longest ago. A loader that begins with no step and no epoch end since is a sibling, not a
+       successor: a validation and a test loader built at one place in one evaluation are two streams.
+
+    Else it starts a stream of its own. Two different loaders built each epoch (train and val) are
+    two streams: their names, their datasets or their places differ. The streams are as many as
+    the loaders the user wrote, whatever the number of epochs.
+    """
+
+    def __init__(self) -> None:
+        self._streams: list[LoaderStream] = []
+        self._numbers = itertools.count(1)
+        self._joins = itertools.count()
+
+    def join(self, info: "LoaderInfo", steps: int, epochs: int) -> LoaderStream:
+        """The stream of ``info`` (a loader at its first pass, its names and place known)."""
+        names = tuple(info.names)
+        named_alike = [s for s in self._streams if s.names == names]
+        stream = next((s for s in named_alike if s.last.dataset_id == info.dataset_id), None)
+        if stream is None:
+            successors = [s for s in named_alike if s.where == info.where and s.last.dataset_ref() is None
+                          and (s.began_at[0] < steps or s.began_at[1] < epochs)]
+            stream = min(successors, key=lambda s: s.joined, default=None)
+        if stream is None:
+            stream = LoaderStream(next(self._numbers), info, (steps, epochs), next(self._joins))
+            self._streams.append(stream)
+            return stream
+        stream.last = info
+        stream.objects += 1
+        stream.began_at = (steps, epochs)
+        stream.joined = next(self._joins)
+        return stream
+
+
 class LoaderInfo:
     def __init__(self, loader: Any, number: int, dataset_id: int):
         self.ref = weakref.ref(loader)
@@ -174,6 +253,7 @@ class LoaderInfo:
         self.sampler_type = type(_index_sampler(loader)).__name__
         self.where: str | None = None
         self.unchecked: str | None = "iterable-dataset" if self.iterable else None
+        self.stream: LoaderStream | None = None  # set when its first pass begins (LoaderStreams.join)
 
     @property
     def label(self) -> str:
@@ -301,6 +381,7 @@ class DataLoaderProbe:
         self.captures = [capture_class(run, self.dataset_keys) for capture_class in pass_captures()]
         self.deferred: list[PassRecord] = []
         self._loader_numbers = 0
+        self.streams = LoaderStreams()
         self.recording = True  # False once watchdog's own bookkeeping failed: the wrappers pass through
         run.add_boundary(self.process_deferred)
         base = torch_dataloader._BaseDataLoaderIter
@@ -453,6 +534,8 @@ class DataLoaderProbe:
         record.batch_readers = readers or None
         record.where = frames[0].where if frames else None
         info.where = info.where or record.where
+        if info.stream is None:
+            info.stream = self.streams.join(info, run.loop.steps, run.loop.epoch)
         record.explicit_role = _explicit_roles.get(loader)
         record.sampler = epoch_sampler_state(loader, frames)
         record.eval_models_at_start = sum(
@@ -533,6 +616,8 @@ class DataLoaderProbe:
         role = record.role()
         info.roles.add(role)
         info.passes += 1
+        if info.stream is not None:
+            info.stream.passes += 1
         run.emit(
             "loader_pass_end",
             {

@@ -228,9 +228,13 @@ class MemoryCheck(Check):
                      f"{proj_text}.")
         elif proj_text:
             head += f" At this rate, {proj_text.lstrip('; ')}."
-        rss_rate = self.series.recent_rate("rss")
-        if rss_rate > 0:
-            head += f" Process RSS over the same epochs: +{fmt_bytes(rss_rate)}/epoch (median; RSS alone is noisy)."
+        # Said whenever RSS was read, whatever its sign: words that hang on RSS's noise would differ
+        # from one update to the next and from rank to rank, where the merge joins only the messages
+        # that differ in their figures (one rank's growing RSS left its clause out of the other's).
+        if self.series.rate_known("rss"):
+            rss_rate = self.series.recent_rate("rss")
+            head += (f" Process RSS over the same epochs: {'+' if rss_rate >= 0 else ''}{fmt_bytes(rss_rate)}/epoch "
+                     "(median; RSS alone is noisy).")
         culprit_text, fix = self._culprit_text(named, holders)
         message = head + (" " + culprit_text if culprit_text else "")
         top = named[0] if named else None

@@ -246,6 +246,11 @@ class EpochSeries:
         tail = self.tails.get(name)
         return tail.growth if tail is not None else None
 
+    def rate_known(self, name: str) -> bool:
+        """Whether ``recent_rate(name)`` is measured: the series has two epochs' values at least."""
+        tail = self.tails.get(name)
+        return tail is not None and len(tail.recent) >= 2
+
     def recent_rate(self, name: str) -> float:
         tail = self.tails.get(name)
         return tail.recent_rate() if tail is not None else 0.0

@@ -2,8 +2,8 @@
 
 Every DataLoader pass arrives as the set of base-dataset indices it served (resolved through
 ``Subset``, ``random_split`` and ``ConcatDataset``), labelled ``train`` or ``eval``. The check keeps,
-per base dataset, the union of what training served and, per evaluation loader, what it served;
-whenever a pass ends it compares them and reports, with exact counts:
+per base dataset, the union of what training served and, per loader stream and role, what it
+served; whenever a pass ends it compares them and reports, with exact counts:
 
 - ``overlap/same-loader``: one DataLoader object used for both training and evaluation;
 - ``overlap/train-eval``: an evaluation loader served base indices that training also served;
@@ -11,6 +11,12 @@ whenever a pass ends it compares them and reports, with exact counts:
   byte-identical to a training sample stored elsewhere (another dataset object or index);
 - ``overlap/unchecked`` (info): a loader whose indices cannot be seen (``IterableDataset``,
   non-integer sampler keys) or a run that trained without any DataLoader.
+
+A loader stream (``core.loaders.LoaderStreams``) is a loader as the user sees it: one DataLoader
+object, or one rebuilt each epoch (``for epoch in ...: val_loader = DataLoader(val_ds)``). What a
+rebuilt loader serves joins its stream's set (a union), so the check keeps one set per (role,
+stream, base dataset), whatever the number of epochs (at 100M samples a set is 12.5 MB), and a
+finding names the loader and counts as it would for a loader built once.
 """
 
 from __future__ import annotations
@@ -30,10 +36,24 @@ SPLIT_FIX = (
 )
 
 
-def _stream(info: Any) -> str:
-    """The evaluation stream of a loader: its dataset (``LoaderInfo.dataset_id``), else the loader."""
-    dataset_id = getattr(info, "dataset_id", None)
-    return f"dataset{dataset_id}" if dataset_id is not None else str(info.loader_id)
+def _stream_id(info: Any) -> str:
+    """The loader's stream (``core.loaders.LoaderStreams``: a loader rebuilt each epoch is one), by its id."""
+    return info.stream.id if info.stream is not None else info.loader_id
+
+
+def _first_loader_id(info: Any) -> str:
+    """The id of its stream's first loader: what keys the findings about a loader (one per stream)."""
+    return info.stream.first.loader_id if info.stream is not None else info.loader_id
+
+
+def _label(info: Any) -> str:
+    """The loader as a finding names it: its stream's label (the same for each rebuilt loader)."""
+    return info.stream.label if info.stream is not None else info.label
+
+
+def _loader_dict(info: Any) -> dict[str, Any]:
+    """The loader in a finding's evidence: its stream's passes, and its objects when it was rebuilt."""
+    return info.stream.loader_dict(info) if info.stream is not None else info.to_dict()
 
 
 def _pct(part: int, whole: int) -> str:
@@ -82,15 +102,16 @@ class OverlapCheck(Check):
 
     def __init__(self, run: Any):
         super().__init__(run)
-        self.train_union: dict[int, IndexSet] = {}
-        self.train_by_loader: dict[tuple[str, int], IndexSet] = {}
-        self.eval_by_loader: dict[tuple[str, int], IndexSet] = {}
-        self.loaders: dict[str, Any] = {}
+        self.train_union: dict[int, IndexSet] = {}  # base key -> what any training pass served
+        # (stream id, base key) -> what the stream's training / evaluation passes served (a union)
+        self.trained: dict[tuple[str, int], IndexSet] = {}
+        self.evaluated: dict[tuple[str, int], IndexSet] = {}
+        self.loaders: dict[tuple[str, str], Any] = {}  # (role, stream id) -> its newest LoaderInfo in that role
         self.bases: dict[int, Any] = {}
-        self.unchecked_reported: set[str] = set()
+        self.unchecked_reported: set[str] = set()  # stream ids
         self.train_digests = np.empty(0, np.uint64)
         self.train_digest_owner = np.empty((0, 2), np.int64)  # (base key, base index), aligned
-        self.eval_rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # loader -> (digests, owners)
+        self.eval_rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # stream id -> (digests, owners)
 
     # -- events -------------------------------------------------------------------------------------
     def on_loader_pass_end(self, event: Any) -> None:
@@ -99,8 +120,8 @@ class OverlapCheck(Check):
         if role not in ("train", "eval"):
             return
         info = refs["loader_info"]
-        loader_id = info.loader_id
-        self.loaders[loader_id] = info
+        stream = _stream_id(info)
+        self.loaders[(role, stream)] = info
         self.bases.update(refs.get("bases", {}))
         if data.get("unchecked"):
             self._report_unchecked(info, data["unchecked"])
@@ -113,20 +134,20 @@ class OverlapCheck(Check):
         if role == "train":
             for key, indices in served.items():
                 self.train_union.setdefault(key, IndexSet()).update(indices)
-                self.train_by_loader.setdefault((loader_id, key), IndexSet()).update(indices)
+                self.trained.setdefault((stream, key), IndexSet()).update(indices)
             self._add_train_fingerprints(rows)
             touched = set(served)
-            for (eval_id, key) in list(self.eval_by_loader):
+            for (eval_stream, key) in list(self.evaluated):
                 if key in touched:
-                    self._compare(eval_id, key)
-            for eval_id in list(self.eval_rows):
-                self._compare_content(eval_id)
+                    self._compare(eval_stream, key)
+            for eval_stream in list(self.eval_rows):
+                self._compare_content(eval_stream)
         else:
             for key, indices in served.items():
-                self.eval_by_loader.setdefault((loader_id, key), IndexSet()).update(indices)
-                self._compare(loader_id, key)
-            self._add_eval_fingerprints(loader_id, rows)
-            self._compare_content(loader_id)
+                self.evaluated.setdefault((stream, key), IndexSet()).update(indices)
+                self._compare(stream, key)
+            self._add_eval_fingerprints(stream, rows)
+            self._compare_content(stream)
 
     def finish(self) -> None:
         if self.run.loop.steps > 0 and not self.run.loop.loaders:
@@ -148,21 +169,21 @@ class OverlapCheck(Check):
         its datasets inside the epoch loop.
         """
         freed = {key for key in self.train_union if self.bases[key].ref() is None}
-        freed.update(key for _, key in self.eval_by_loader if self.bases[key].ref() is None)
+        freed.update(key for _, key in self.evaluated if self.bases[key].ref() is None)
         if not freed:
             return
         for key in freed:
             self.train_union.pop(key, None)
-        for table in (self.train_by_loader, self.eval_by_loader):
+        for table in (self.trained, self.evaluated):
             for pair in [pair for pair in table if pair[1] in freed]:
                 del table[pair]
 
     # -- index overlap --------------------------------------------------------------------------------
-    def _compare(self, eval_id: str, key: int) -> None:
-        info = self.loaders[eval_id]
+    def _compare(self, eval_stream: str, key: int) -> None:
+        info = self.loaders[("eval", eval_stream)]
         if "train" in info.roles:
             return  # the same-loader finding says it all
-        evaluated = self.eval_by_loader[(eval_id, key)]
+        evaluated = self.evaluated[(eval_stream, key)]
         trained = self.train_union.get(key)
         if trained is None or not len(evaluated):
             return
@@ -171,37 +192,34 @@ class OverlapCheck(Check):
             return
         both = evaluated & trained
         base = self.bases[key]
-        train_loaders = [self.loaders[tid] for (tid, k), s in self.train_by_loader.items()
+        train_loaders = [self.loaders[("train", stream)] for (stream, k), s in self.trained.items()
                          if k == key and s.intersection_count(evaluated)]
         self.report(train_eval_finding(
             overlap=overlap, eval_samples=len(evaluated), train_samples=len(trained), examples=both.first(EXAMPLES),
-            eval_label=info.label, train_label=" and ".join(t.label for t in train_loaders) or "the training loader",
+            eval_label=_label(info),
+            train_label=" and ".join(_label(t) for t in train_loaders) or "the training loader",
             base_label=base.label, same_dataset=self._same_dataset_object(info, train_loaders),
-            evidence={"eval_loader": info.to_dict(), "train_loaders": [t.to_dict() for t in train_loaders],
+            evidence={"eval_loader": _loader_dict(info), "train_loaders": [_loader_dict(t) for t in train_loaders],
                       "base_dataset": base.to_dict()},
-            # One finding per evaluation stream: a DataLoader rebuilt for each evaluation over the same
-            # dataset (the Hugging Face Trainer's, one per evaluate()) is one loader to the user.
-            where=info.where, key=f"{_stream(info)}:{base.type_name}:{key}",
+            # One finding per evaluation stream: a DataLoader rebuilt for each evaluation (the Hugging
+            # Face Trainer's, one per evaluate(); a loop's, one per epoch) is one loader to the user.
+            where=info.where, key=f"{_first_loader_id(info)}:{base.type_name}:{key}",
         ))
 
     @staticmethod
     def _same_dataset_object(info: Any, train_loaders: list[Any]) -> bool:
-        loader = info.ref()
-        if loader is None:
-            return False
-        for t in train_loaders:
-            other = t.ref()
-            if other is not None and other.dataset is loader.dataset:
-                return True
-        return False
+        """Whether a training loader iterated the very dataset object ``info`` iterates (by the run's
+        dataset keys, never reused: still said once a loader rebuilt each epoch is freed)."""
+        return any(t.dataset_id == info.dataset_id for t in train_loaders)
 
     def _report_same_loader(self, info: Any) -> None:
         names = info.names
         if len(names) >= 2:  # outer frames name what the object is for: keep the two outermost names
             who = f"`{names[-2]}` and `{names[-1]}` are the same DataLoader object"
         else:
-            who = f"{info.label} is one DataLoader object"
-        evaluated = sum(len(s) for (lid, _), s in self.eval_by_loader.items() if lid == info.loader_id)
+            who = f"{_label(info)} is one DataLoader object"
+        stream = _stream_id(info)
+        evaluated = sum(len(s) for (sid, _), s in self.evaluated.items() if sid == stream)
         self.report(Finding(
             code="overlap/same-loader",
             severity="error",
@@ -210,15 +228,16 @@ class OverlapCheck(Check):
                     "so validation metrics measure fit to the training data, not generalisation.",
             fix="Build the validation loader from a held-out split (`val_loader = DataLoader(val_ds, ...)`), "
                 "never `val_loader = train_loader`. " + SPLIT_FIX,
-            evidence={"loader": info.to_dict(), "eval_samples_seen": evaluated},
+            evidence={"loader": _loader_dict(info), "eval_samples_seen": evaluated},
             where=info.where,
-            key=info.loader_id,
+            key=_first_loader_id(info),  # one finding per stream (a loader rebuilt each epoch is one)
         ))
 
     def _report_unchecked(self, info: Any, reason: str) -> None:
-        if info.loader_id in self.unchecked_reported:
+        stream = _stream_id(info)
+        if stream in self.unchecked_reported:
             return
-        self.unchecked_reported.add(info.loader_id)
+        self.unchecked_reported.add(stream)
         why = {
             "iterable-dataset": f"it iterates an IterableDataset ({info.dataset_type}), which has no indices",
             "non-integer-indices": "its sampler yields keys that are not integer indices",
@@ -227,12 +246,12 @@ class OverlapCheck(Check):
         self.report(Finding(
             code="overlap/unchecked",
             severity="info",
-            message=f"Train/eval overlap was not checked for {info.label}: {why}.",
+            message=f"Train/eval overlap was not checked for {_label(info)}: {why}.",
             fix="Make sure training and evaluation read disjoint data (separate shards or files); "
                 "a map-style Dataset with integer indices lets watchdog verify it.",
-            evidence={"reason": reason, "loader": info.to_dict()},
+            evidence={"reason": reason, "loader": _loader_dict(info)},
             where=info.where,
-            key=f"{info.loader_id}:{reason}",
+            key=f"{_first_loader_id(info)}:{reason}",
         ))
 
     # -- content fingerprints ------------------------------------------------------------------------
@@ -244,22 +263,22 @@ class OverlapCheck(Check):
         digests, first = np.unique(digests, return_index=True)
         self.train_digests, self.train_digest_owner = digests, owners[first]
 
-    def _add_eval_fingerprints(self, loader_id: str, rows: list) -> None:
+    def _add_eval_fingerprints(self, stream: str, rows: list) -> None:
         if not rows:
             return
-        old_d, old_o = self.eval_rows.get(loader_id, (np.empty(0, np.uint64), np.empty((0, 2), np.int64)))
+        old_d, old_o = self.eval_rows.get(stream, (np.empty(0, np.uint64), np.empty((0, 2), np.int64)))
         digests = np.concatenate([old_d] + [d for _, _, d in rows])
         owners = np.concatenate([old_o] + [np.stack([k, i], axis=1) for k, i, _ in rows])
         _, first = np.unique(owners, axis=0, return_index=True)
-        self.eval_rows[loader_id] = (digests[first], owners[first])
+        self.eval_rows[stream] = (digests[first], owners[first])
 
-    def _compare_content(self, eval_id: str) -> None:
-        if eval_id not in self.eval_rows or self.train_digests.size == 0:
+    def _compare_content(self, eval_stream: str) -> None:
+        if eval_stream not in self.eval_rows or self.train_digests.size == 0:
             return
-        info = self.loaders[eval_id]
+        info = self.loaders[("eval", eval_stream)]
         if "train" in info.roles:
             return
-        digests, owners = self.eval_rows[eval_id]
+        digests, owners = self.eval_rows[eval_stream]
         pos = np.searchsorted(self.train_digests, digests)
         pos = np.minimum(pos, self.train_digests.size - 1)
         hit = self.train_digests[pos] == digests
@@ -277,15 +296,15 @@ class OverlapCheck(Check):
         self.report(Finding(
             code="overlap/duplicate-content",
             severity="error",
-            message=f"{count} of {len(digests)} evaluation samples of {info.label} ({_pct(count, len(digests))}) "
+            message=f"{count} of {len(digests)} evaluation samples of {_label(info)} ({_pct(count, len(digests))}) "
                     f"are byte-identical to training samples stored elsewhere; e.g. {example['eval'][0]}[{example['eval'][1]}] "
                     f"== {example['train'][0]}[{example['train'][1]}]. No index ties them together: the data "
                     "holds duplicates, or the same files were loaded twice.",
             fix="Deduplicate the raw data (hash each sample) before splitting, then split once.",
-            evidence={"eval_loader": info.to_dict(), "duplicates": count, "eval_samples": int(len(digests)),
+            evidence={"eval_loader": _loader_dict(info), "duplicates": count, "eval_samples": int(len(digests)),
                       "examples": pairs},
             where=info.where,
-            key=eval_id,
+            key=_first_loader_id(info),
         ))
 
     def _base_name(self, key: int) -> str:

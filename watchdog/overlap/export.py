@@ -79,7 +79,9 @@ class ServedExport:
         self.first_train_meta: dict[str, dict[str, Any]] = {}
         self.written: dict[str, int] = {}  # file name -> the sample count it holds on disk
         self.bases: dict[str, dict[str, Any]] = {}  # base file id -> identity, label
-        self.loaders: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}  # (role, base) -> {loader id: loader}
+        # (role, base) -> {stream id: its newest loader}: a loader rebuilt each epoch is one entry
+        # (core.loaders.LoaderStreams), so index.json stays as long whatever the number of epochs
+        self.loaders: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
         self.index_text: str | None = None
         try:
             self._clear_earlier_export()
@@ -104,6 +106,7 @@ class ServedExport:
             return
         info = refs.get("loader_info")
         loader = self._loader_entry(info, data)
+        stream = info.stream.id if info is not None and info.stream is not None else str(loader["id"])
         changed: list[tuple[str, IndexSet]] = []
         for key, indices in served.items():
             base = refs["bases"][key]
@@ -115,7 +118,7 @@ class ServedExport:
                                    "names": list(base.names), "size": base.size}
             union = self.unions.setdefault((role, base_id), IndexSet(base.size or 0))
             union.update(indices)
-            self.loaders.setdefault((role, base_id), {})[loader["id"]] = loader
+            self.loaders.setdefault((role, base_id), {})[stream] = loader
             changed.append((f"{role}-{base_id}.bits", union))
             if role == "train" and base_id not in self.first_train:
                 self.first_train[base_id] = indices.copy()
@@ -127,7 +130,10 @@ class ServedExport:
     @staticmethod
     def _loader_entry(info: Any, data: dict[str, Any]) -> dict[str, Any]:
         entry = {"id": data.get("loader_id"), "label": data.get("loader")}
-        if info is not None:
+        if info is not None and info.stream is not None:
+            entry.update(info.stream.loader_dict(info))
+            entry["label"] = info.stream.label
+        elif info is not None:
             entry.update(info.to_dict())
             entry["label"] = info.label
         return entry
