@@ -118,7 +118,8 @@ def index_section(sizes: list[int]) -> None:
         rows.append([
             fmt_count(r.n), f"{r.samples:,}",
             f"{r.ns_per_index(0):+.0f} / {r.ns_per_index(1):+.0f} ns",
-            f"{r.ns_per_index(0) / base.ns_per_index(0):.2f}×" if r is not base else "1",
+            ("1" if r is base else f"{r.ns_per_index(0) / base.ns_per_index(0):.2f}×" if base.ns_per_index(0) > 0
+             else "– (the smallest's is within noise)"),
             f"{w[0].cpu_s / u.cpu_s:.2f}× / {w[1].cpu_s / u.cpu_s:.2f}×",
             f"{fmt_s(mid.worst_mid_s)}, CPU {fmt_s(mid.worst_mid_cpu_s)} ({fmt_s(u.worst_mid_s)})",
             f"{fmt_s(end.pass_end_s)}, CPU {fmt_s(end.pass_end_cpu_s)} ({fmt_s(u.pass_end_s)})",
