@@ -22,6 +22,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -93,11 +94,36 @@ def _peak_anon_during(fn) -> tuple[float, int]:
     return seconds, peak[0] - start
 
 
-def readback_one(nbytes: int, directory: str) -> None:
-    """One size, in this (fresh) process: save, then read back + compare + CRC, as the integrity check does."""
+@dataclass
+class Readback:
+    """One checkpoint saved to a file, then read back as the integrity check does."""
+
+    size_bytes: int  # of the file
+    save_s: float
+    save_anon_bytes: int  # peak anonymous memory the save added
+    verify_s: float  # read_back + compare + leaf_crcs
+    verify_anon_bytes: int  # peak anonymous memory the read-back added
+
+
+def _trim() -> None:
+    """Hand memory freed earlier back to the system, so a later allocation shows in RssAnon."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def measure_readback(nbytes: int, directory: str) -> Readback:
+    """Save an Adam checkpoint of about ``nbytes`` to ``directory``, then read it back + compare + CRC,
+    as the integrity check does; the file is removed afterwards."""
     n_params = nbytes // 12  # weights + Adam's two moments, float32
     _, _, _, ckpt = adam_checkpoint(n_params)
     path = os.path.join(directory, f"ckpt-{nbytes}.pt")
+    _trim()
     t_save, anon_save = _peak_anon_during(lambda: torch.save(ckpt, path))
     size = os.path.getsize(path)
 
@@ -107,10 +133,20 @@ def readback_one(nbytes: int, directory: str) -> None:
         leaf_crcs(loaded)
         return None
 
-    t_verify, anon_verify = _peak_anon_during(verify)
-    os.unlink(path)
-    print(f"   {size / 1e6:7.0f} MB: save {t_save:6.2f} s (+{anon_save / 1e6:6.0f} MB anon), read-back+compare+crc "
-          f"{t_verify:6.2f} s (+{anon_verify / 1e6:6.0f} MB anon) = {t_verify / t_save:4.2f}x the save", flush=True)
+    try:
+        _trim()
+        t_verify, anon_verify = _peak_anon_during(verify)
+    finally:
+        os.unlink(path)
+    return Readback(size, t_save, anon_save, t_verify, anon_verify)
+
+
+def readback_one(nbytes: int, directory: str) -> None:
+    """One size, in this (fresh) process: save, then read back + compare + CRC, as the integrity check does."""
+    r = measure_readback(nbytes, directory)
+    print(f"   {r.size_bytes / 1e6:7.0f} MB: save {r.save_s:6.2f} s (+{r.save_anon_bytes / 1e6:6.0f} MB anon), "
+          f"read-back+compare+crc {r.verify_s:6.2f} s (+{r.verify_anon_bytes / 1e6:6.0f} MB anon) = "
+          f"{r.verify_s / r.save_s:4.2f}x the save", flush=True)
 
 
 def readback_table(sizes: list[int], directory: str) -> None:
@@ -133,9 +169,9 @@ def main() -> None:
         readback_one(args.readback_one, args.dir)
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    sizes = [100_000_000] if args.quick else [100_000_000, 1_000_000_000]
+    readback_sizes = [100_000_000] if args.quick else [100_000_000, 1_000_000_000]
     if args.readback_only:
-        readback_table(sizes, args.dir)
+        readback_table(readback_sizes, args.dir)
         return
 
     print("\n1. structural check per save (statetree.inventory), model + Adam + scheduler + epoch")
@@ -233,7 +269,7 @@ def main() -> None:
         print(f"   {label:18s} unwatched {before * 1e9:8.0f} ns, watched {watched * 1e9:8.0f} ns, "
               f"added {(watched - before) * 1e9:6.0f} ns")
 
-    readback_table(sizes, args.dir)
+    readback_table(readback_sizes, args.dir)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ pass (its end compares it with training), alternating in one process; each figur
   a loaded machine do not count), watched minus unwatched, per index served (first and second
   watched pass);
 - ``worst mid-pass next()``: the longest single ``next()`` of the pass, neither its first nor its
-  last two: a flush shows here;
+  last two: a flush shows here (in brackets its CPU time on the loop's thread, which what other
+  processes on a loaded machine do leaves out);
 - ``pass end``: the last two ``next()`` calls, the last batch and the one that raises
   ``StopIteration``: the last flush and the pass-end work when watched (the union with the
   training set, the comparison with the evaluation sets, the epoch end); in brackets what watching
@@ -43,6 +44,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -100,29 +102,69 @@ class PeakRSS:
         return self.peak - self.start
 
 
-def one_pass(loader) -> tuple[float, float, float, int]:
+def one_pass(loader) -> tuple[float, float, float, int, float, float]:
     """One pass over ``loader``: (the loop thread's CPU time, the worst single mid-pass ``next()`` in
-    wall time, the pass end: its last two ``next()`` calls, the peak RSS added)."""
+    wall time, the pass end: its last two ``next()`` calls, the peak RSS added, and the same two
+    ``next()`` figures in the loop thread's CPU time: what other processes on a loaded machine add
+    to the wall time, out)."""
     calls: list[float] = []
+    cpu_calls: list[float] = []
+    wall, cpu_clock = time.perf_counter, time.thread_time
     gc.collect()
     gc.disable()  # its full collections (seconds at 50M samples, watched or not) would hide the rest
     with PeakRSS() as rss:
-        t0 = time.thread_time()
+        t0 = cpu_clock()
         it = iter(loader)
         while True:
-            t = time.perf_counter()
+            t, c = wall(), cpu_clock()
             try:
                 next(it)
             except StopIteration:
-                calls.append(time.perf_counter() - t)
+                calls.append(wall() - t)
+                cpu_calls.append(cpu_clock() - c)
                 break
-            calls.append(time.perf_counter() - t)
-        cpu = time.thread_time() - t0
+            calls.append(wall() - t)
+            cpu_calls.append(cpu_clock() - c)
+        cpu = cpu_clock() - t0
     gc.enable()
-    return cpu, max(calls[1:-2], default=0.0), sum(calls[-2:]), rss.added
+    return (cpu, max(calls[1:-2], default=0.0), sum(calls[-2:]), rss.added,
+            max(cpu_calls[1:-2], default=0.0), sum(cpu_calls[-2:]))
 
 
-def measure(n: int, batch: int, rounds: int) -> None:
+@dataclass
+class PassFigures:
+    """One pass, the best of its rounds: the loop thread's CPU time, the worst mid-pass ``next()``,
+    the pass end (its last two ``next()`` calls), all in seconds, the peak RSS added (bytes), and
+    the worst mid-pass ``next()`` and the pass end again in the loop thread's CPU time."""
+
+    cpu_s: float
+    worst_mid_s: float
+    pass_end_s: float
+    peak_bytes: int
+    worst_mid_cpu_s: float
+    pass_end_cpu_s: float
+
+
+@dataclass
+class IndexScaling:
+    """What :func:`measure` found for one dataset size."""
+
+    n: int  # samples in the base dataset
+    samples: int  # served per training pass (its half)
+    batch: int
+    eval_samples: int
+    unwatched: PassFigures
+    watched: tuple[PassFigures, PassFigures]  # first (the Subset converts) and second training pass
+    eval_unwatched: PassFigures
+    eval_watched: PassFigures
+    kept_bytes: int  # held by the watched session after its passes
+
+    def ns_per_index(self, k: int) -> float:
+        """Watched minus unwatched CPU per index served, training pass ``k`` (0: first, 1: second)."""
+        return (self.watched[k].cpu_s - self.unwatched.cpu_s) / self.samples * 1e9
+
+
+def measure(n: int, batch: int = 256, rounds: int = 3) -> IndexScaling:
     train, val = random_split(Indices(n), [0.5, 0.5], generator=torch.Generator().manual_seed(0))
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(1)).tolist()
     loader = DataLoader(train, batch_size=batch, sampler=order, collate_fn=lambda b: b)
@@ -139,45 +181,60 @@ def measure(n: int, batch: int, rounds: int) -> None:
             _libc.malloc_trim(0)
         return process.memory_info().rss
 
-    plain: list[tuple[float, float, float, int]] = []
-    plain_eval: list[tuple[float, float, float, int]] = []
-    watched: list[list[tuple[float, float, float, int]]] = [[], []]
-    watched_eval: list[tuple[float, float, float, int]] = []
+    plain: list[tuple] = []
+    plain_eval: list[tuple] = []
+    watched: list[list[tuple]] = [[], []]
+    watched_eval: list[tuple] = []
     kept = []
-    for _ in range(rounds):
-        for _ in range(2):
-            plain.append(one_pass(loader))
-        plain_eval.append(one_pass(eval_loader))
-        with tempfile.TemporaryDirectory() as tmp:
-            with watchdog.watch(report_dir=tmp, summary=False, dashboard=False) as run:
-                for k in range(2):
-                    watched[k].append(one_pass(loader))
-                watched_eval.append(one_pass(eval_loader))
-                held = rss()
-            assert not [f for f in run.findings if f.code.startswith("overlap/")], run.findings
-            del run
-            kept.append(held - rss())
+    census = os.environ.get("WATCHDOG_MEMORY_CENSUS")
+    os.environ["WATCHDOG_MEMORY_CENSUS"] = "0"  # the census is item 1's: index work alone here
+    try:
+        for _ in range(rounds):
+            for _ in range(2):
+                plain.append(one_pass(loader))
+            plain_eval.append(one_pass(eval_loader))
+            with tempfile.TemporaryDirectory() as tmp:
+                with watchdog.watch(report_dir=tmp, summary=False, dashboard=False) as run:
+                    for k in range(2):
+                        watched[k].append(one_pass(loader))
+                    watched_eval.append(one_pass(eval_loader))
+                    held = rss()
+                assert not [f for f in run.findings if f.code.startswith("overlap/")], run.findings
+                del run
+                kept.append(held - rss())
+    finally:
+        if census is None:
+            os.environ.pop("WATCHDOG_MEMORY_CENSUS", None)
+        else:
+            os.environ["WATCHDOG_MEMORY_CENSUS"] = census
 
-    def best(runs: list[tuple[float, float, float, int]]) -> tuple[float, float, float, int]:
-        return tuple(min(column) for column in zip(*runs))  # type: ignore[return-value]
+    def best(runs: list[tuple]) -> PassFigures:
+        return PassFigures(*(min(column) for column in zip(*runs)))
 
-    cpu, mid, last, peak = best(plain)
-    print(f"{n / 1e6:5.0f}M samples ({samples} served per training pass, batch {batch}); unwatched: {cpu:6.2f} s CPU/pass, "
-          f"worst mid-pass next() {mid * 1e3:6.1f} ms, pass end {last * 1e3:6.1f} ms, peak +{peak / MB:5.0f} MB",
-          flush=True)
+    return IndexScaling(n=n, samples=samples, batch=batch, eval_samples=len(held_out), unwatched=best(plain),
+                        watched=(best(watched[0]), best(watched[1])), eval_unwatched=best(plain_eval),
+                        eval_watched=best(watched_eval), kept_bytes=min(kept))
+
+
+def print_measure(r: IndexScaling) -> None:
+    u = r.unwatched
+    print(f"{r.n / 1e6:5.0f}M samples ({r.samples} served per training pass, batch {r.batch}); unwatched: "
+          f"{u.cpu_s:6.2f} s CPU/pass, worst mid-pass next() {u.worst_mid_s * 1e3:6.1f} ms, pass end "
+          f"{u.pass_end_s * 1e3:6.1f} ms, peak +{u.peak_bytes / MB:5.0f} MB", flush=True)
     for k, label in enumerate(("first watched pass ", "second watched pass")):
-        w_cpu, w_mid, w_last, w_peak = best(watched[k])
-        print(f"    {label}: {w_cpu:6.2f} s CPU, {(w_cpu - cpu) / samples * 1e9:+5.0f} ns/index, "
-              f"worst mid-pass next() {w_mid * 1e3:6.1f} ms, pass end {w_last * 1e3:6.1f} ms "
-              f"({(w_last - last) * 1e3:+6.1f}), peak +{w_peak / MB:5.0f} MB", flush=True)
-    e_last, w_last = best(plain_eval)[2], best(watched_eval)[2]
-    print(f"    evaluation pass ({len(held_out)} samples, compared with training): pass end {w_last * 1e3:6.1f} ms "
+        w = r.watched[k]
+        print(f"    {label}: {w.cpu_s:6.2f} s CPU, {r.ns_per_index(k):+5.0f} ns/index, "
+              f"worst mid-pass next() {w.worst_mid_s * 1e3:6.1f} ms (CPU {w.worst_mid_cpu_s * 1e3:5.1f}), pass end "
+              f"{w.pass_end_s * 1e3:6.1f} ms (CPU {w.pass_end_cpu_s * 1e3:5.1f}; "
+              f"{(w.pass_end_s - u.pass_end_s) * 1e3:+6.1f} over unwatched), peak +{w.peak_bytes / MB:5.0f} MB",
+              flush=True)
+    e_last, w_last = r.eval_unwatched.pass_end_s, r.eval_watched.pass_end_s
+    print(f"    evaluation pass ({r.eval_samples} samples, compared with training): pass end {w_last * 1e3:6.1f} ms "
           f"({(w_last - e_last) * 1e3:+6.1f})", flush=True)
-    print(f"    kept by the watched session after its passes: {min(kept) / MB:+.0f} MB", flush=True)
+    print(f"    kept by the watched session after its passes: {r.kept_bytes / MB:+.0f} MB", flush=True)
 
 
 def main() -> None:
-    os.environ.setdefault("WATCHDOG_MEMORY_CENSUS", "0")  # the census is item 1's: index work alone here
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="1000000")
     ap.add_argument("--full", action="store_true", help="1M, 10M and 100M samples (minutes, ~8 GB)")
@@ -187,7 +244,7 @@ def main() -> None:
     sizes = "1000000,10000000,100000000" if args.full else args.sizes
     rounds = args.rounds or (1 if args.full else 3)
     for n in (int(x) for x in sizes.split(",")):
-        measure(n, args.batch, rounds)
+        print_measure(measure(n, args.batch, rounds))
 
 
 if __name__ == "__main__":

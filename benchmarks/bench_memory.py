@@ -14,8 +14,11 @@ watchdog's per-step ratio); its sampler thread wakes at most once a second.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -44,6 +47,75 @@ def census_ms() -> tuple[float, int]:
         census = take_census()
         times.append(census.duration_s)
     return min(times) * 1000, census.objects_scanned
+
+
+@dataclass
+class CensusCost:
+    """One census against the previous one (as at every epoch end after the first) with
+    ``tensors`` live tensors of one element each."""
+
+    tensors: int
+    objects: int  # tracked objects the census scanned
+    seconds: float  # the census against the previous one (best of the repeats)
+    cpu_seconds: float  # its CPU time on this thread (best of the repeats: what a loaded machine adds, out)
+    first_seconds: float  # the first census (nothing to compare with)
+    transient_bytes: int  # peak RSS during the census above the RSS before it (its scan, its arrays)
+    kept_bytes: int  # RSS one census holds once taken (the probe keeps the newest until the next)
+
+
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def _settled_rss() -> int:
+    """RSS once garbage is collected and freed memory handed back (glibc's ``malloc_trim``)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    return _status_kb("VmRSS") * 1024
+
+
+def _peak_rss_during(fn):
+    """(fn's result, the process's peak RSS while it ran): the kernel's high-water mark, reset first
+    (``/proc/self/clear_refs``; Linux)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    result = fn()
+    return result, _status_kb("VmHWM") * 1024
+
+
+def measure_census(n_tensors: int, repeats: int = 3) -> CensusCost:
+    """Census time and memory with ``n_tensors`` live one-element tensors (Linux: reads /proc)."""
+    many = [torch.zeros(1) for _ in range(n_tensors)]
+    before = _settled_rss()
+    previous = take_census()
+    seconds, cpu, transient = [], [], 0
+    for _ in range(repeats):
+        start_rss = _settled_rss()
+        cpu_start = time.thread_time()
+        census, peak = _peak_rss_during(lambda: take_census(previous=previous))
+        cpu.append(time.thread_time() - cpu_start)
+        transient = max(transient, peak - start_rss)
+        seconds.append(census.duration_s)
+        objects = census.objects_scanned
+        previous = census = None  # the probe keeps one census: the newest
+        previous = take_census() if _ < repeats - 1 else None
+    kept_rss = _settled_rss()
+    previous = take_census()
+    kept = _settled_rss() - kept_rss
+    del previous
+    start = time.perf_counter()
+    take_census()
+    first = time.perf_counter() - start
+    del many
+    gc.collect()
+    return CensusCost(n_tensors, objects, min(seconds), min(cpu), first, transient, kept)
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -48,11 +49,27 @@ def synthetic_census(previous: Census | None = None) -> Census:
                   previous_taken_at=previous.taken_at if previous is not None else None)
 
 
-def run_length_table(epochs: int) -> None:
+@dataclass
+class RunLength:
+    """Per-epoch boundary cost along one synthetic run (medians of the epochs around each row)."""
+
+    epochs: int
+    by: str  # "mark": epochs marked with mark_epoch(); "loader": each epoch a training DataLoader pass
+    boundary_s: dict[int, float]  # row -> mark_epoch() alone, or the training pass's end (its last next())
+    whole_s: dict[int, float]  # row -> the whole synthetic epoch
+    run_end_s: float  # leaving the watched block: the checks' finish, report.json, report.html
+
+
+def measure_run_length(epochs: int, by: str = "mark") -> RunLength:
+    """One watched synthetic run of ``epochs`` epochs (see the module's docstring), the census
+    replaced by a flat synthetic one taken at every epoch end. ``by="loader"``: each epoch is one
+    pass over a one-batch training DataLoader instead of a ``mark_epoch()``, and the pass end (the
+    ``next()`` that raises ``StopIteration``: the pass-end index work and the epoch end) is timed."""
     rows = [r for r in ROWS if r <= epochs]
     model = nn.Linear(8, 8)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
     x = torch.randn(4, 8)
+    loader = DataLoader(TensorDataset(torch.randn(4, 8)), batch_size=4)
     real_census = memory_probe.take_census
     memory_probe.take_census = synthetic_census
     os.environ["WATCHDOG_MEMORY_CENSUS"] = "every-epoch"
@@ -61,30 +78,75 @@ def run_length_table(epochs: int) -> None:
     clock = time.perf_counter
     try:
         with tempfile.TemporaryDirectory(prefix="wd-bench-") as tmp:
-            with watchdog.watch(report_dir=Path(tmp) / "wd", dashboard=False, summary=False):
+            block = watchdog.watch(report_dir=Path(tmp) / "wd", dashboard=False, summary=False)
+            block.__enter__()
+            try:
                 for _ in range(epochs):
                     start = clock()
+                    if by == "loader":
+                        batches = iter(loader)
+                        (xb,) = next(batches)
+                    else:
+                        xb = x
                     optimizer.zero_grad(set_to_none=True)
-                    model(x).sum().backward()
+                    model(xb).sum().backward()
                     optimizer.step()
-                    with torch.no_grad():
-                        model(x)
-                    before_mark = clock()
-                    watchdog.mark_epoch()
-                    end = clock()
+                    if by == "loader":
+                        before_mark = clock()
+                        for _ in batches:  # the pass ends: StopIteration
+                            pass
+                        end = clock()
+                        with torch.no_grad():  # evaluation after the training pass, as a loop does
+                            model(x)
+                    else:
+                        with torch.no_grad():
+                            model(x)
+                        before_mark = clock()
+                        watchdog.mark_epoch()
+                        end = clock()
                     marks.append(end - before_mark)
-                    whole.append(end - start)
-                # the report of a 10k-epoch run is written here, outside the timings
+                    whole.append(clock() - start)
+            except BaseException:
+                block.__exit__(*sys.exc_info())
+                raise
+            leaving = clock()
+            block.__exit__(None, None, None)
+            run_end = clock() - leaving
     finally:
         memory_probe.take_census = real_census
         os.environ.pop("WATCHDOG_MEMORY_CENSUS", None)
+
+    def around(values: list[float], row: int) -> float:
+        lo, hi = max(0, row - 10), min(epochs, row + 10)
+        return statistics.median(values[min(lo, hi - 1):hi])
+
+    return RunLength(epochs, by, {r: around(marks, r) for r in rows}, {r: around(whole, r) for r in rows}, run_end)
+
+
+def measure_series_cost(epochs: int) -> dict[int, float]:
+    """``EpochSeries.add`` (which returns the verdicts on every series) at each row of a run of
+    ``epochs`` epoch-end samples with a census and RSS each: seconds, medians of the epochs around."""
+    from watchdog.memory.growth import MB, EpochSample, EpochSeries
+
+    series = EpochSeries()
+    times: list[float] = []
+    clock = time.perf_counter
+    for epoch in range(1, epochs + 1):
+        sample = EpochSample(epoch=epoch, steps=epoch * 10, tensor_count=1000 + epoch % 5,
+                             tensor_bytes=(4 << 20) + epoch % 3, rss=800 * MB + (epoch % 7) * MB)
+        start = clock()
+        series.add(sample)
+        times.append(clock() - start)
+    return {r: statistics.median(times[max(0, r - 11):r + 9]) for r in ROWS if r <= epochs}
+
+
+def run_length_table(epochs: int) -> None:
+    result = measure_run_length(epochs)
     print(f"per-epoch boundary cost over a {epochs:,}-epoch run (medians of the epochs around each):")
     print(f"  {'epoch':>7}  {'mark_epoch()':>13}  {'whole epoch':>12}")
-    for row in rows:
-        lo, hi = max(0, row - 10), min(epochs, row + 10)
-        lo = min(lo, hi - 1)
-        print(f"  {row:>7,}  {statistics.median(marks[lo:hi]) * 1e6:>10.1f} µs  "
-              f"{statistics.median(whole[lo:hi]) * 1e6:>9.1f} µs")
+    for row in result.boundary_s:
+        print(f"  {row:>7,}  {result.boundary_s[row] * 1e6:>10.1f} µs  {result.whole_s[row] * 1e6:>9.1f} µs")
+    print(f"  run end (report written): {result.run_end_s:.2f} s")
 
 
 def build_toy(steps: int):

@@ -396,19 +396,36 @@ def test_a_rank_exports_its_served_sets_and_rewrites_only_what_changed(tmp_path,
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
     ds, train_ds, val_ds = _data()
-    model, stamps = nn.Linear(8, 2), []
+    model = nn.Linear(8, 2)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     sampler = DistributedSampler(train_ds, num_replicas=2, rank=1, shuffle=False)  # no process group needed
+    # hard links to the first epoch's files keep their inodes in use: a file rewritten since (a new
+    # file renamed over it) cannot come back with the same inode number, as ext4 would otherwise allow
+    held = tmp_path / "held"
+    held.mkdir()
     with watchdog.watch(report_dir=tmp_path / "wd", summary=False) as run:
         folder = run.report_dir / SERVED_FOLDER
-        for _ in range(2):
+        for epoch in range(2):
             _epochs(model, optimizer, DataLoader(train_ds, batch_size=10, sampler=sampler),
                     DataLoader(val_ds, batch_size=10), 1)
-            stamps.append({p.name: p.stat().st_ino for p in folder.iterdir()})
+            if epoch == 0:
+                for p in folder.iterdir():
+                    os.link(p, held / p.name)
+                mtimes = {p.name: p.stat().st_mtime_ns for p in held.iterdir()}
     assert folder == tmp_path / "wd" / "rank1" / "served"
-    assert stamps[0] == stamps[1]  # the second epoch served the same sets: nothing rewritten
-    assert sorted(n.split("-")[0] for n in stamps[0]) == ["eval", "first", "index.json", "train"]
-    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+    assert sorted(n.split("-")[0] for n in mtimes) == ["eval", "first", "index.json", "train"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(mtimes)  # no .tmp left, no other file
+    bitmaps = [name for name in mtimes if name.endswith(".bits")]
+    for name in bitmaps:  # the second epoch served the same sets: no bitmap rewritten
+        assert os.path.samefile(folder / name, held / name), f"{name} was rewritten"
+        assert (folder / name).stat().st_mtime_ns == mtimes[name], f"{name} was rewritten in place"
+    # index.json did change (each loader stream's passes): rewritten, the first epoch's left intact
+    assert not os.path.samefile(folder / "index.json", held / "index.json")
+    def passes(index):  # each train and eval loader stream's passes, as the index names them
+        served = json.loads(index.read_text())["served"]
+        return [loader["passes"] for role in ("train", "eval") for entry in served[role].values()
+                for loader in entry["loaders"]]
+    assert (passes(held / "index.json"), passes(folder / "index.json")) == ([1, 1], [2, 2])
     export = read_served(1, folder.parent)
     [base_id] = export.bases
     assert export.bases[base_id]["identity"] == dataset_identity(ds).to_dict()

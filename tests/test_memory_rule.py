@@ -72,16 +72,20 @@ class FakeClock:
         return self.now
 
 
-def simulate_census_cadence(epoch_s, census_s, epochs, other_s=0.0001, blocks=500_000, monkeypatch=None):
+def simulate_census_cadence(epoch_s, census_s, epochs, other_s=0.0001, blocks=500_000, blocks_per_epoch=0,
+                            monkeypatch=None):
     """Epoch ends as the memory probe drives the budget: the census (when due) costs ``census_s``,
-    every epoch end ``other_s`` more. Returns the epochs (1-based) with a census, and the budget."""
+    every epoch end ``other_s`` more; the heap grows by ``blocks_per_epoch`` each epoch (a leak).
+    Returns the epochs (1-based) with a census, and the budget."""
     from watchdog.memory.budget import CensusBudget
 
     clock = FakeClock()
-    budget = CensusBudget(clock=clock, blocks=lambda: blocks)
+    heap = [blocks]
+    budget = CensusBudget(clock=clock, blocks=lambda: heap[0])
     censuses = []
     for epoch in range(1, epochs + 1):
         clock.now += epoch_s
+        heap[0] += blocks_per_epoch
         started = clock.now
         if budget.census_due():
             clock.now += census_s
@@ -108,6 +112,31 @@ def test_census_cadence_keeps_epoch_ends_under_one_percent_from_the_first_epoch(
     # Long epochs (100 x the census or more): every epoch, so a leak is reported at epoch 4.
     censuses, budget = simulate_census_cadence(epoch_s=60.0, census_s=0.078, epochs=10)
     assert censuses == list(range(1, 11)) and budget.share() < 0.01
+
+
+def test_census_cadence_holds_while_the_heap_grows_every_epoch(monkeypatch):
+    """A leak grows the heap a little every epoch, so each prediction of the census's cost is a little
+    above the last: the bucket must fill up to the new prediction, or no census ever comes again and
+    the leak it is there for is never reported."""
+    import watchdog.memory.budget as budget_module
+    from watchdog.memory.growth import EpochSample, EpochSeries
+
+    for epoch_s, census_s, spacing in ((0.04, 0.015, 50), (1.0, 0.015, 2), (1.0, 0.078, 8)):
+        monkeypatch.setattr(budget_module, "_measured_s_per_block", [])
+        censuses, budget = simulate_census_cadence(epoch_s, census_s, epochs=600, blocks_per_epoch=60)
+        assert budget.share() <= 0.01
+        gaps = [b - a for a, b in zip(censuses, censuses[1:])][1:]
+        assert len(censuses) >= 600 // spacing * 0.8 and max(gaps) <= spacing * 1.2 + 1, (epoch_s, census_s, censuses[:8])
+    # The growth rule on those censuses: a leak of 16 tensors an epoch, reported at the 4th census.
+    monkeypatch.setattr(budget_module, "_measured_s_per_block", [])
+    censuses, _ = simulate_census_cadence(1.0, 0.078, epochs=60, blocks_per_epoch=60)
+    series, reported = EpochSeries(), None
+    for epoch in range(1, 61):
+        count = 10_000 + 16 * epoch if epoch in censuses else None
+        verdicts = series.add(EpochSample(epoch=epoch, steps=epoch, tensor_count=count))
+        if reported is None and any(v.series == "tensors" for v in verdicts):
+            reported = epoch
+    assert reported == censuses[3]
 
 
 def test_census_cadence_pays_back_an_epoch_end_that_cost_more_than_predicted(monkeypatch):

@@ -19,7 +19,8 @@ The cadence this gives (census cost ``c``, epochs of length ``T``): a census abo
 ``100 c / T`` epochs, every epoch once ``T >= 100 c``. A leak is reported at the 4th census after
 its start (the growth rule needs 3 increments; rates are per epoch, divided by the epochs between
 censuses). The latencies this gives for 40 ms, 1 s and 60 s epochs, simulated with the epoch ends'
-other costs included (tests/test_memory_rule.py), are tabled once, in docs/internals.md.
+other costs included and measured on real leaking loops (benchmarks/bench_scaling.py; the cadence
+is tested in tests/test_memory_rule.py), are tabled once, in docs/internals.md ("Boundaries").
 """
 
 from __future__ import annotations
@@ -63,10 +64,14 @@ class CensusBudget:
         """At an epoch end: whether the bucket holds the next census's predicted cost."""
         if self._predicted is None:
             self._predicted = self.predict()
-        self._fill(self.clock())
-        if self.tokens + EPSILON_S < self._predicted:
-            return False
-        self._predicted = self.predict()  # the heap's size is read only now, near a census
+        now = self.clock()
+        earned = self.fraction * max(0.0, now - self._filled_at)
+        if self.tokens + earned + EPSILON_S >= self._predicted:
+            # Near a census: the heap's size is read only now, and the bucket may fill up to this
+            # prediction. Capped at the previous one, a heap that grows every epoch (a leak: each
+            # prediction a little above the last) would keep the bucket just short of it for ever.
+            self._predicted = self.predict()
+        self._fill(now)
         return self.tokens + EPSILON_S >= self._predicted
 
     def predict(self) -> float:
