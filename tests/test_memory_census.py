@@ -205,6 +205,8 @@ def test_containers_in_a_dict_on_self_are_named_through_the_object():
     series, seen = _drive(trainer.fit, 4)
     assert seen["verdict_epochs"] == [4]
     by_name = {h.name: h for h in seen["holders"]}
+    assert {"self.history['batches']", "self.history['loss']"} <= set(by_name), [
+        (h.name, h.kind, h.tensors, h.owner, h.where) for h in seen["holders"]]  # what was named instead
     source = open(loops.__file__).read().splitlines()
     batches = by_name["self.history['batches']"]  # `self` in fit(), the innermost frame naming it
     assert batches.kind == "deque" and batches.tensors == 32 and batches.with_graph == 16
