@@ -226,6 +226,14 @@ def _sampled_elements(array: Any) -> bytes:
         if _is_tensor(array):
             import torch
 
+            if array.device.type == "cpu" and array.layout == torch.strided:
+                try:  # a CPU tensor's memory seen by numpy (no copy): the same elements, ~20x cheaper to gather
+                    view = array.detach().numpy()
+                except (TypeError, RuntimeError):  # a dtype numpy lacks (bfloat16), a conjugate or negative view
+                    view = None
+                if view is not None:
+                    gathered = view[coords] if shape else view.reshape(1)
+                    return np.ascontiguousarray(gathered).tobytes()
             index = tuple(torch.from_numpy(c).to(array.device) for c in coords)
             gathered = array.detach()[index] if shape else array.detach().reshape(1)
             return gathered.contiguous().view(-1).view(torch.uint8).cpu().numpy().tobytes()
