@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..core.gcpause import gc_paused
+
 
 @dataclass(frozen=True)
 class TensorKey:
@@ -249,13 +251,8 @@ def take_census(previous: Census | None = None) -> Census:
     ``compare_to(previous)`` and the culprit walk. The cyclic garbage collector is paused during
     the scan (the scan allocates a few objects per tensor, which would otherwise set off full
     collections over every tracked object); it is resumed as it was."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         return _take_census(previous)
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _take_census(previous: Census | None) -> Census:
