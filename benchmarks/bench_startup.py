@@ -3,7 +3,10 @@
     python benchmarks/bench_startup.py [--repeats 7]
 
 - ``watchdog run noop.py`` against ``python noop.py``: a script that imports torch and does nothing
-  else (what every training script pays first), and an empty one;
+  else (what every training script pays first); ``collect.py``, the same ending with one full
+  collection (``gc.collect()``): a run's start pauses the cyclic collector, so ``noop.py`` exits
+  before paying the collection a longer script would run soon after the start (both sides pay it
+  here; the difference is watchdog's own work); and an empty one;
 - the first ``Run.start`` in a process (entering ``watchdog.watch(dashboard=False, summary=False)``
   after ``import torch, watchdog``): its CPU time (``time.process_time``, all threads) and wall
   time, and the run's end likewise;
@@ -94,6 +97,7 @@ def main() -> None:
     n = args.repeats
     with tempfile.TemporaryDirectory(prefix="wd-bench-startup-") as tmp:
         Path(tmp, "noop.py").write_text("import torch\n")
+        Path(tmp, "collect.py").write_text("import gc\nimport torch\ngc.collect()\n")
         Path(tmp, "empty.py").write_text("")
         report_dir = Path(tmp, "report")
         report_dir.mkdir()
@@ -101,7 +105,7 @@ def main() -> None:
         timed(WATCHDOG + ["run", "--quiet", "--no-dashboard", "--report-dir", "warm-up", "noop.py"], tmp)  # bytecode,
         timed(WATCHDOG + ["report", str(report_dir)], tmp)  # page cache
         timed([sys.executable, "noop.py"], tmp)
-        for script in ("noop.py", "empty.py"):
+        for script in ("noop.py", "collect.py", "empty.py"):
             plain: list[float] = []
             watched: list[float] = []
             plain_cpu: list[float] = []
@@ -114,7 +118,7 @@ def main() -> None:
                     into.append(timed(argv, tmp, cpu))
             added = statistics.median(w - p for w, p in zip(watched, plain))
             added_cpu = statistics.median(w - p for w, p in zip(watched_cpu, plain_cpu))
-            what = "imports torch" if script == "noop.py" else "empty"
+            what = {"noop.py": "imports torch", "collect.py": "imports torch, then gc.collect()"}.get(script, "empty")
             print(f"python {script} ({what}): {summary(plain, plain_cpu)}; watchdog run {script}: "
                   f"{summary(watched, watched_cpu)}; added: wall median {added:+.3f} s "
                   f"(fastest against fastest {min(watched) - min(plain):+.3f} s), CPU median {added_cpu:+.3f} s",

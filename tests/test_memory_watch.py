@@ -45,6 +45,7 @@ class BudgetClock:
 
 def _budgeted(monkeypatch, clock: BudgetClock, guess: float | None = None):
     import watchdog.memory.budget as budget_module
+    import watchdog.memory.census as census_module
     import watchdog.memory.probe as probe_module
     from watchdog.memory.budget import CensusBudget
     from watchdog.memory.census import CensusStopped
@@ -52,7 +53,7 @@ def _budgeted(monkeypatch, clock: BudgetClock, guess: float | None = None):
     monkeypatch.setenv("WATCHDOG_MEMORY_CENSUS", "1")
     per_block = clock.census_s / 1000 if guess is None else guess
     monkeypatch.setattr(budget_module, "_measured_s_per_block", [per_block])  # predicted right, or the guess
-    real_census = probe_module.take_census
+    real_census = census_module.take_census  # the probe imports it at its first census
     taken = []
 
     def census_charged_census_s(previous=None, allowance_s=None):
@@ -64,7 +65,7 @@ def _budgeted(monkeypatch, clock: BudgetClock, guess: float | None = None):
         taken.append(census)
         return census
 
-    monkeypatch.setattr(probe_module, "take_census", census_charged_census_s)
+    monkeypatch.setattr(census_module, "take_census", census_charged_census_s)
     monkeypatch.setattr(probe_module, "CensusBudget",
                         lambda clock=None, blocks=None: CensusBudget(clock=clock_, blocks=lambda: 1000))
     clock_ = clock
@@ -248,12 +249,12 @@ def test_watched_leaky_run_trains_identically(tmp_path):
 
 
 def test_census_failure_becomes_internal_error_and_training_goes_on(tmp_path, monkeypatch):
-    import watchdog.memory.probe as probe_module
+    import watchdog.memory.census as census_module
 
-    def broken():
+    def broken(previous=None, allowance_s=None):
         raise RuntimeError("census exploded")
 
-    monkeypatch.setattr(probe_module, "take_census", broken)
+    monkeypatch.setattr(census_module, "take_census", broken)  # the probe imports it at its first census
     with _watch(tmp_path) as run:
         model = loops.seed_leak(3)
     assert model is not None

@@ -124,3 +124,60 @@ def test_loading_rich_mid_run_draws_nothing_from_random(tmp_path, dashboard):
     seen = _modules_after(RUN.format(dashboard=dashboard, summary=True), tmp_path)
     assert seen["status"] == "ok" and seen["rich"]  # rich was loaded during the run...
     assert seen["draw"] == random.Random(1234).random()  # ...and the user's stream is untouched
+
+
+# What a run needs only later: the views and the report's folding and charts (at the report, or
+# when the dashboard starts), the holders walk and the census (at a first growth, a first census),
+# the merge (a rank of a torchrun job, at its end), Jinja2 (the HTML page), statistics.
+LATER = ["watchdog.report.fold", "watchdog.report.svg", "watchdog.report.markup", "watchdog.overlap.view",
+         "watchdog.checkpoint.view", "watchdog.evaluation.view", "watchdog.memory.view", "watchdog.distributed.view",
+         "watchdog.memory.holders", "watchdog.memory.census", "watchdog.memory.graphs", "watchdog.distributed.finish",
+         "watchdog.distributed.merge", "watchdog.distributed.job", "watchdog.distributed.checkpoints",
+         "watchdog.distributed.unsharded", "jinja2", "rich", "statistics", "secrets"]
+
+START = """
+    import gc, json, sys
+    import torch
+    import watchdog
+    watch = watchdog.watch  # imports the session (watchdog.core.run)
+    {before}
+    full = gc.get_stats()[2]["collections"]
+    block = watch(report_dir="wd", dashboard=False, summary=False)
+    run = block.__enter__()
+    at_start = {{"full": gc.get_stats()[2]["collections"] - full, "enabled": gc.isenabled(), "status": run.status,
+                "loaded": sorted(m for m in {later!r} if m in sys.modules)}}
+    block.__exit__(None, None, None)
+    print(json.dumps({{"start": at_start, "enabled": gc.isenabled(),
+                      "loaded": sorted(m for m in {later!r} if m in sys.modules)}}))
+"""
+
+
+def test_a_run_start_loads_only_what_the_start_needs(tmp_path):
+    seen = _modules_after(START.format(before="", later=LATER), tmp_path)
+    assert seen["start"]["status"] == "running"
+    assert seen["start"]["loaded"] == []  # none of them after Run.start with dashboard=False
+    # The run's end (no finding, one process) renders the page: Jinja2 and the views, nothing else.
+    assert seen["loaded"] == sorted(["jinja2", "watchdog.report.fold", "watchdog.report.svg", "watchdog.report.markup",
+                                     "watchdog.overlap.view", "watchdog.checkpoint.view", "watchdog.evaluation.view",
+                                     "watchdog.memory.view", "watchdog.distributed.view"])
+    assert (tmp_path / "wd" / "report.html").is_file()
+
+
+def test_a_run_start_runs_no_full_collection_and_resumes_the_collector_as_it_was(tmp_path):
+    # The collector brought to the edge of a full collection (over torch's heap: 70-110 ms on the CI
+    # machine): objects a quarter of the heap, less a few, waiting in the oldest generation, and
+    # young collections frequent; without the pause, the start's own objects would set one off.
+    edge = ("gc.collect(); keep = [[i] for i in range(len(gc.get_objects()) // 4 - 500)]; gc.collect(1); "
+            "gc.set_threshold(100, 2)")
+    seen = _modules_after(START.format(before=edge, later=LATER), tmp_path)
+    assert seen["start"]["full"] == 0 and seen["start"]["enabled"] and seen["enabled"]
+    off = _modules_after(START.format(before="gc.disable()", later=LATER), tmp_path)
+    assert not off["start"]["enabled"] and not off["enabled"]  # a program that turned it off keeps it off
+
+
+def test_watchdog_run_quiet_never_imports_rich(tmp_path):
+    (tmp_path / "train.py").write_text("import torch\nprint('trained')\n")
+    seen = _modules_after(CLI_MAIN.format(argv=["run", "--quiet", "--no-dashboard", "--report-dir", "wd", "train.py"]),
+                          tmp_path)
+    assert seen["status"] == 0 and seen["torch"] and seen["rich"] == []
+    assert (tmp_path / "wd" / "report.html").is_file()

@@ -179,7 +179,7 @@ def _run(ns: argparse.Namespace) -> int:
     # The summary (off with --quiet) ends with this line; a rank of a torchrun job says it only when
     # asked (rank_lines): the rank that merges says where the merged report is.
     if ns.quiet and run.status != "unwatched" and (run.rank_info is None or run.rank_lines):
-        from .report.terminal import report_written_line
+        from .core.format import report_written_line
 
         print(report_written_line(run.report_dir, len(run.findings)), file=sys.stderr)
 

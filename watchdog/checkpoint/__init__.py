@@ -3,8 +3,6 @@
 The probe and the checks load torch: they are imported when a run asks the registry for them, so
 ``watchdog report`` renders this feature's view without torch.
 """
-from .view import CheckpointsView
-
 EVENTS = {
     "checkpoint_saved": "target (path/bytesio/file), path, bytes, steps, where, holds; refs: obj, inventory",
     "checkpoint_loaded": "a torch.load: path, target, steps, holds; refs: inventory",
@@ -15,10 +13,14 @@ EVENTS = {
     "checkpoint_verified": "a read-back's result: file, path, bytes, equal, changed",
     "checkpoint_summary": "the run's checkpoints at the end",
 }
-VIEWS = (CheckpointsView,)
 
 
 def __getattr__(name: str) -> tuple:
+    if name == "VIEWS":  # the views (and report.fold, report.svg) load when a view is made
+        from .view import CheckpointsView
+
+        globals()["VIEWS"] = (CheckpointsView,)
+        return globals()[name]
     if name not in ("PROBES", "CHECKS"):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from .completeness import CheckpointCompletenessCheck

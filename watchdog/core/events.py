@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,7 +82,7 @@ class EventLog:
     @classmethod
     def prepare(cls, path: Path) -> "EventLog":
         path = Path(path)
-        pending = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        pending = path.parent / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
         fd = os.open(pending, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | _O_NOFOLLOW, 0o666)
         try:
             file = os.fdopen(fd, "a", encoding="utf-8")

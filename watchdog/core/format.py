@@ -8,6 +8,7 @@ and ``free`` count memory. 100 MiB is "100 MiB" in a finding, on the dashboard a
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Iterable
 
 DASH = "–"
@@ -206,3 +207,11 @@ def run_headline(status: str | None, counts: dict[str, int]) -> tuple[str, str]:
     if severity_rank(ending) > severity_rank(worst):
         worst = ending
     return f"run {run_outcome(status)} · {fmt_finding_counts(counts)}", worst
+
+
+def report_written_line(report_dir: Any, findings: int) -> str:
+    """The run's last line: where its report is (the HTML page when there is one) and how many findings
+    (``watchdog run --quiet`` prints it without the summary, and without loading rich)."""
+    html = os.path.join(os.fspath(report_dir), "report.html")
+    where = html if os.path.exists(html) else os.path.join(os.fspath(report_dir), "report.json")
+    return terminal_safe(f"watchdog: report written to {where} ({findings} finding{'' if findings == 1 else 's'})")

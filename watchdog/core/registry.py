@@ -7,7 +7,9 @@ A feature is a package that declares ``PROBES`` (installed in this order, undone
 run after the run's reports are written). The core imports features only through
 this registry, lazily, so ``import watchdog`` stays cheap and a new family is one folder plus one
 line here. A feature package imports without torch: its probes and checks load when first asked for
-(a module ``__getattr__``), so ``watchdog report`` renders every feature's view without loading torch.
+(a module ``__getattr__``), so ``watchdog report`` renders every feature's view without loading torch;
+its views load when first asked for too, so a run imports none of them (nor the report's folding
+and charts) before its dashboard or its report needs them.
 """
 from __future__ import annotations
 

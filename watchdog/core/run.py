@@ -31,6 +31,7 @@ from .._version import __version__
 from .events import EVENT_LOG_NAME, REPORT_EVENT_KINDS, Event, EventBus, EventLog, UnknownEventKind, read_events
 from .findings import SEVERITIES, Finding, WatchdogStop, severity_at_least
 from .format import most_severe_first, terminal_safe
+from .gcpause import gc_paused
 from .patching import PatchStack
 from .redact import redact_argv
 from . import registry
@@ -1019,10 +1020,12 @@ class Watcher:
                 _active_run._depth += 1
                 self._runs.append((_active_run, False))
                 return _active_run
-            run = Run(self.options)
+            with gc_paused():  # the start's objects all stay alive: no full collection over the heap for them
+                run = Run(self.options)
             _active_run = run
         try:
-            run.start()
+            with gc_paused():
+                run.start()
         except BaseException as exc:
             run._abandon_start()
             with _active_lock:

@@ -12,24 +12,43 @@ This feature's own checks: ``checkpoints.py`` (across ranks: one checkpoint path
 (per rank, live: a shuffling ``DistributedSampler`` whose epoch never moves) and ``unsharded.py``
 (across ranks: every rank trains on the same samples).
 """
-from .view import DistributedView
+from typing import Any
 
 EVENTS = {
     "ranks_merged": "only in a merged report's stream (never emitted live): job, world_size, representative, "
                     "merged_by, status, ranks (each rank's state, epochs, steps, findings), stale folders, "
                     "cross_rank_checks, superseded, failed_checks, work (logs and bytes read, seconds)",
 }
-VIEWS = (DistributedView,)
+
+
+def merge_at_rank_end(run: Any) -> None:
+    """The run-end hook (``finish.merge_at_rank_end``): the merge's modules load only in a rank of a
+    multi-process run; a single process has nothing to merge."""
+    if getattr(run, "rank_info", None) is None:
+        return
+    from .finish import merge_at_rank_end as merge
+
+    merge(run)
+
+
+AT_RUN_END = (merge_at_rank_end,)
 
 
 def __getattr__(name: str) -> tuple:
-    if name not in ("PROBES", "CHECKS", "CROSS_RANK_CHECKS", "AT_RUN_END"):
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from .checkpoints import SameCheckpointPath
-    from .finish import merge_at_rank_end
-    from .sampler import SamplerEpochUnchanged
-    from .unsharded import UnshardedTrainLoader
+    if name == "VIEWS":  # the views (and report.fold, report.svg) load when a view is made
+        from .view import DistributedView
 
-    globals().update(PROBES=(), CHECKS=(SamplerEpochUnchanged,),
-                     CROSS_RANK_CHECKS=(SameCheckpointPath, UnshardedTrainLoader), AT_RUN_END=(merge_at_rank_end,))
+        globals()["VIEWS"] = (DistributedView,)
+        return globals()[name]
+    if name == "CROSS_RANK_CHECKS":  # the merge's
+        from .checkpoints import SameCheckpointPath
+        from .unsharded import UnshardedTrainLoader
+
+        globals()["CROSS_RANK_CHECKS"] = (SameCheckpointPath, UnshardedTrainLoader)
+        return globals()[name]
+    if name not in ("PROBES", "CHECKS"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from .sampler import SamplerEpochUnchanged
+
+    globals().update(PROBES=(), CHECKS=(SamplerEpochUnchanged,))
     return globals()[name]

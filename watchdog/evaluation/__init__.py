@@ -3,8 +3,6 @@
 The checks load torch: they are imported when a run asks the registry for them, so ``watchdog
 report`` renders this feature's view without torch.
 """
-from .view import EvaluationView
-
 EVENTS = {
     "eval_window": "the cadence check's verdict on one trained epoch: epoch, first_step, last_step, "
                    "evaluated, by (what evaluated it), eval_every, epoch_source",
@@ -12,10 +10,14 @@ EVENTS = {
                     "eval_steps (the first 200 distinct), first_eval (after step 0), held_out, eval_every, "
                     "epoch_source, where",
 }
-VIEWS = (EvaluationView,)
 
 
 def __getattr__(name: str) -> tuple:
+    if name == "VIEWS":  # the views (and report.fold, report.svg) load when a view is made
+        from .view import EvaluationView
+
+        globals()["VIEWS"] = (EvaluationView,)
+        return globals()[name]
     if name not in ("PROBES", "CHECKS", "CROSS_RANK_CHECKS"):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     if name == "CROSS_RANK_CHECKS":  # the merge: no torch

@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..core.gcpause import gc_paused
+
 
 @dataclass(frozen=True)
 class TensorKey:
@@ -272,13 +274,8 @@ def take_census(previous: Census | None = None, allowance_s: float | None = None
     With ``allowance_s``, the scan looks at the clock every ``SCAN_CHUNK`` objects and raises
     :class:`CensusStopped` once it has spent the allowance, so a census whose cost was guessed too
     low costs what it was allowed, not more. ``previous`` is left as it was."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         return _take_census(previous, allowance_s)
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _take_census(previous: Census | None, allowance_s: float | None = None) -> Census:

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from .graphs import GRAPH_NODE_BYTES
-from .holders import find_holders
 from ..core.findings import Finding
 from ..core.format import fmt_bytes, fmt_int
 from ..core.frames import release_locals_snapshots, stack_frames
@@ -191,6 +189,8 @@ class MemoryCheck(Check):
         since = self.since.setdefault("tensors", verdict.growth.since_index)  # the user's epoch, from 0
         holders = self.holders
         if diff is not None and epoch - self.holders_epoch >= CULPRIT_EVERY:
+            from .holders import find_holders  # the walk (and the census, graphs) load at a first growth
+
             frames = stack_frames()
             holders = find_holders(diff, frames=frames)
             self.holders, self.holders_epoch = holders, epoch
@@ -213,6 +213,8 @@ class MemoryCheck(Check):
         if graph_saved > 0:
             parts.append(f"+{fmt_bytes(graph_saved)}/epoch in tensors saved by their autograd graphs (measured)")
         if graph_node_estimate > 0:
+            from .graphs import GRAPH_NODE_BYTES
+
             parts.append(f"~+{fmt_bytes(graph_node_estimate)}/epoch in autograd graph nodes "
                          f"(estimated, ~{fmt_bytes(GRAPH_NODE_BYTES)} per node)")
         estimated = " (partly estimated)" if graph_node_estimate > 0 else ""

@@ -22,12 +22,19 @@ series are in :data:`THRESHOLDS`; they were tuned on the tests' leaking and cont
 from __future__ import annotations
 
 import math
-import statistics
 from collections import deque
 from dataclasses import dataclass
 from typing import Sequence
 
 MB = 1024 * 1024
+
+
+def _median(values: Sequence[float]) -> float:
+    """``statistics.median`` (the middle value; the mean of the two middle ones for an even count),
+    without importing ``statistics`` (and ``fractions``, ``decimal``) into every watched process."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 @dataclass(frozen=True)
@@ -90,7 +97,7 @@ def growth_of_points(points: Sequence[tuple[int, float]], thresholds: Thresholds
     increments = [(b - a) / (j - i) for (i, a), (j, b) in zip(tail, tail[1:])]
     if any(d < thresholds.min_step for d in increments):
         return None
-    median = statistics.median(increments)
+    median = _median(increments)
     if median <= 0:
         return None
     low, high = median * (1 - thresholds.tolerance), median * (1 + thresholds.tolerance)
@@ -130,7 +137,7 @@ def window_growth(samples: Sequence[tuple[int, float]], *, windows: int = 4, min
     increments = [b - a for a, b in zip(floors, floors[1:])]
     if any(d < min_step for d in increments):
         return None
-    median = statistics.median(increments)
+    median = _median(increments)
     if any(abs(d - median) > tolerance * median for d in increments):
         return None
     return median / width, first

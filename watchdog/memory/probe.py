@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.frames import release_locals_snapshots, stack_frames
 from .budget import CensusBudget
-from .census import CensusStopped, take_census
 from .sources import CudaAllocatorReader, NvmlReader, RssReader
 
 if TYPE_CHECKING:
@@ -138,6 +137,8 @@ class MemoryProbe:
         run = self.run
         census = diff = census_stopped = None
         if self._census_due():
+            from .census import CensusStopped, take_census  # loaded at the run's first census (timed apart from it)
+
             budget = self.budget
             census_started = budget.clock()
             # Locals snapshots that reading f_locals left on the training frames (watchdog's own

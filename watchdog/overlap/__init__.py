@@ -5,12 +5,14 @@ The capture and the check load torch: they are imported when a run asks the regi
 exports what it served (``export.py``) and the merge compares the ranks (``crossrank.py``, which
 needs no torch either).
 """
-from .view import OverlapView
-
-VIEWS = (OverlapView,)
 
 
 def __getattr__(name: str) -> tuple:
+    if name == "VIEWS":  # the views (and report.fold, report.svg) load when a view is made
+        from .view import OverlapView
+
+        globals()["VIEWS"] = (OverlapView,)
+        return globals()[name]
     if name == "CROSS_RANK_CHECKS":
         from .crossrank import TrainEvalAcrossRanks
 

@@ -7,12 +7,12 @@ one that fails is said on stderr and the others are still written.
 """
 from __future__ import annotations
 
-import gc
 import sys
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..core.format import terminal_safe
+from ..core.format import report_written_line, terminal_safe
+from ..core.gcpause import gc_paused
 
 
 def _say(message: str) -> None:
@@ -34,14 +34,9 @@ def write_reports(report_dir: Path, events: Iterable[Any], *, lost_lines: int = 
     # The cyclic garbage collector is paused while the reports are built (as during a census): its
     # full collections walk every object the growing report holds, which made writing the report of
     # a 10,000-epoch run take 2-3x as long as the work itself (superlinear in the run's length).
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         return _write_reports(report_dir, events, lost_lines=lost_lines, summary=summary, archived_to=archived_to,
                               from_log=from_log)
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _write_reports(report_dir: Path, events: Iterable[Any], *, lost_lines: int, summary: bool | str,
@@ -63,11 +58,11 @@ def _write_reports(report_dir: Path, events: Iterable[Any], *, lost_lines: int, 
         _say(f"watchdog: the HTML report could not be written ({type(exc).__name__}: {exc})")
     if summary:
         try:
-            from .terminal import print_summary, report_written_line
-
             if summary == "line":
                 _say(report_written_line(report_dir, len(report.get("findings") or [])))
             else:
+                from .terminal import print_summary
+
                 print_summary(report, report_dir, archived_to=archived_to, view=view)
         except Exception:
             pass  # stderr closed or on a full disk: the report files are written, nothing to say it on

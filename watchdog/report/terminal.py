@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from ..core.format import run_headline, terminal_safe
+from ..core.format import report_written_line, run_headline, terminal_safe
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 _HEADLINE_STYLE = {**_STYLE, "ok": "bold green"}
@@ -82,11 +82,3 @@ def print_summary(report: dict[str, Any], report_dir: Path | str, archived_to: P
     console.print(f"[dim]{escape(report_written_line(report_dir, len(report.get('findings') or [])))}[/dim]",
                   highlight=False, soft_wrap=True)  # a path is never broken
 
-
-def report_written_line(report_dir: Any, findings: int) -> str:
-    """The run's last line: where its report is (the HTML page when there is one) and how many findings."""
-    import os
-
-    html = os.path.join(os.fspath(report_dir), "report.html")
-    where = html if os.path.exists(html) else os.path.join(os.fspath(report_dir), "report.json")
-    return terminal_safe(f"watchdog: report written to {where} ({findings} finding{'' if findings == 1 else 's'})")
