@@ -36,14 +36,19 @@ if TYPE_CHECKING:
     from ..core.loaders import PassRecord
     from ..core.run import Run
 
-# Sampled indices per flush. A flush costs ~40-100 ns per index (flatten, resolve, bitset): 10-30 ms.
+# Sampled indices per flush. A flush costs ~40-120 ns per index (flatten, resolve, bitset): 10-30 ms.
 # Larger flushes are cheaper per index while a dataset's tables fit in the CPU's caches (each
 # flush brings them back). While a Subset's index list is being converted, a flush also converts
-# 2**20 entries (datasets.CONVERT_PER_FLUSH, 20-40 ms) and reads the indices past the converted
-# part from the list itself (0.3-1 us each, a cache miss in the list): flushes are 8x smaller then.
-# Under ~70 ms at worst, whatever the dataset size.
+# 2**18 entries (datasets.CONVERT_PER_FLUSH, 5-15 ms) and reads the indices past the converted part
+# from the list itself (0.5-2 us each, a cache miss or two): flushes hold 64x fewer indices then
+# (at most 4096 such reads, 2-8 ms; ~FLUSH_INDICES_CONVERTING / 2 per 2**18 entries converted, a few
+# ns per index of a pass over the list). A flush's work is bounded in indices, whatever the
+# dataset size: at most max(FLUSH_INDICES, one batch) indices, or max(FLUSH_INDICES_CONVERTING,
+# one batch) while it reads from a Subset's list, and CONVERT_PER_FLUSH entries converted. (A
+# sampler that jumps past a table's converted part after a flush that needed no more can make one
+# steady flush read up to FLUSH_INDICES from the list; the next one is small again.)
 FLUSH_INDICES = 1 << 18
-FLUSH_INDICES_CONVERTING = 1 << 15
+FLUSH_INDICES_CONVERTING = 1 << 12
 
 
 class _Discard(list):
