@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 # sampler that jumps past a table's converted part after a flush that needed no more can make one
 # steady flush read up to FLUSH_INDICES from the list; the next one is small again.)
 FLUSH_INDICES = 1 << 18
+# Indices per block of a flush's work (``PassIndices.flush``): its arrays (128 KB of int64) stay cached.
+FLUSH_BLOCK = 1 << 14
 FLUSH_INDICES_CONVERTING = 1 << 12
 
 
@@ -136,31 +138,49 @@ class PassIndices:
 
     # -- bulk work ------------------------------------------------------------------------------------
     def flush(self, record: "PassRecord", count: int) -> None:
-        """Move the first ``count`` unflushed sampled batches' indices into the pass's bitsets."""
+        """Move the first ``count`` unflushed sampled batches' indices into the pass's bitsets.
+
+        By blocks of about ``FLUSH_BLOCK`` indices (whole batches): a block's arrays stay in the
+        CPU's cache from one step to the next and no temporary is large (a flush's 2**18 indices at
+        once would be arrays of 2 MB, handed back to the system and faulted in again at every
+        flush). The Subset conversion budget is the flush's, whatever its blocks.
+        """
         if count <= 0 or record.unchecked is not None or isinstance(self.sampled, _Discard):
             return
         batches = self.sampled[:count]
         del self.sampled[:count]
-        try:
-            flat, longest = flatten_batches(batches)
-        except TypeError:
-            record.unchecked = record.loader.unchecked = "non-integer-indices"
-            self.stop()
-            return
-        self.longest = max(self.longest, longest)
+        digests: list[np.ndarray] | None = None
+        if self.fingerprints is not None:
+            digests = self.fingerprints[:count]
+            del self.fingerprints[:count]
+        resolver = self.capture.resolver
+        resolver.begin_flush()
+        start = 0
+        while start < len(batches):
+            stop = start + (max(1, FLUSH_BLOCK // self.longest) if self.longest else 1)
+            try:
+                flat, longest = flatten_batches(batches[start:stop])
+            except TypeError:
+                record.unchecked = record.loader.unchecked = "non-integer-indices"
+                self.stop()
+                return
+            self.longest = max(self.longest, longest)
+            self._add(flat, digests[start:stop] if digests is not None else None)
+            start = stop
+        indices = FLUSH_INDICES_CONVERTING if resolver.read_from_lists else FLUSH_INDICES
+        self.flush_every = max(1, indices // self.longest) if self.longest else indices
+
+    def _add(self, flat: np.ndarray, digests: list[np.ndarray] | None) -> None:
+        """Resolve one block of sampled indices and add them to the pass's sets (and fingerprint rows)."""
         self.samples += int(flat.size)
         resolver = self.capture.resolver
         parts = resolver.resolve(self.dataset, flat)
-        indices = FLUSH_INDICES_CONVERTING if resolver.read_from_lists else FLUSH_INDICES
-        self.flush_every = max(1, indices // self.longest) if self.longest else indices
         for key, _, base_idx in parts:
             served = self.filling.get(key)
             if served is None:
                 served = self.filling[key] = IndexSetBuilder(resolver.bases[key].size)
             served.add(base_idx)
-        if self.fingerprints is not None:
-            digests = self.fingerprints[:count]
-            del self.fingerprints[:count]
+        if digests is not None and self.fingerprints is not None:
             digests_flat = np.concatenate(digests) if digests else np.empty(0, np.uint64)
             if digests_flat.size == flat.size:
                 for key, pos, base_idx in parts:

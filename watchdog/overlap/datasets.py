@@ -188,7 +188,7 @@ class IndexResolver:
         self._by_identity: dict[str, BaseInfo] = {}  # DatasetIdentity.key -> the base first seen with it
         self.keys = keys
         self._budget = 0  # Subset entries this resolve() may still convert
-        self.read_from_lists = 0  # indices the last resolve() read from Subsets' lists (past their tables)
+        self.read_from_lists = 0  # indices this flush's resolve() calls read from Subsets' lists (past their tables)
 
     def base_info(self, dataset: Any) -> BaseInfo:
         """The base dataset ``dataset`` is, keyed once per object; an object that holds the same data
@@ -243,14 +243,18 @@ class IndexResolver:
         self._subset_tables[key] = (object_ref(subset), table)
         return table
 
+    def begin_flush(self) -> None:
+        """A flush starts: its ``resolve()`` calls convert at most ``CONVERT_PER_FLUSH`` Subset entries
+        in all, and ``read_from_lists`` counts what they read past the tables."""
+        self._budget = CONVERT_PER_FLUSH
+        self.read_from_lists = 0
+
     def resolve(self, dataset: Any, idx: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:
         """``[(base key, positions in idx, base indices)]`` for dataset-level indices ``idx``.
 
-        Converts at most ``CONVERT_PER_FLUSH`` Subset entries in all (the call is one flush's work).
+        Converts Subset entries out of the current flush's budget (``begin_flush``).
         """
         out: list[tuple[int, np.ndarray, np.ndarray]] = []
-        self._budget = CONVERT_PER_FLUSH
-        self.read_from_lists = 0
         self._resolve_into(dataset, idx, np.arange(idx.size), out)
         return out
 
