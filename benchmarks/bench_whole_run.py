@@ -210,10 +210,15 @@ def instrument(switch: Callable[[str], None] | None = None) -> Phases:
 
 # ------------------------------------------------------------------------------------------- helpers
 def calibrate(epoch_ms: float, report_dir: Path) -> int:
-    """Training steps per epoch for an unwatched epoch (validation included) of ~``epoch_ms``."""
+    """Training steps per epoch for an unwatched epoch (validation included) of ~``epoch_ms`` of CPU time
+    (the process's, one intra-op thread): on a loaded machine wall time would give fewer steps, and a
+    shorter run whose fixed costs weigh more."""
     probe = make_data(40)
     toy_run(probe, 1, False, report_dir)
-    per_batch = min(toy_run(probe, 1, False, report_dir) for _ in range(3)) / (40 + 10 * 0.4)
+    cpu: list[float] = []
+    for _ in range(3):
+        toy_run(probe, 1, False, report_dir, cpu=cpu)
+    per_batch = min(cpu) / (40 + 10 * 0.4)
     return max(10, round((epoch_ms / 1e3 - 10 * 0.4 * per_batch) / per_batch))
 
 

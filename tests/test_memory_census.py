@@ -105,6 +105,29 @@ def test_census_keeps_nothing_alive_and_counts_views_once():
     del views
 
 
+def test_a_census_past_its_allowance_stops_estimates_the_whole_and_keeps_nothing_alive():
+    import pytest
+
+    from watchdog.memory.census import SCAN_CHUNK, CensusStopped
+
+    keep = [torch.zeros(1) for _ in range(3000)]
+    assert len(gc.get_objects()) > 2 * SCAN_CHUNK  # torch alone makes ~170k: more than one chunk to scan
+    whole = take_census(allowance_s=60.0)  # allowed plenty: the same census as without an allowance
+    assert whole.count == take_census().count
+    probe = torch.ones(3)
+    ref = weakref.ref(probe)
+    with pytest.raises(CensusStopped) as stopped:
+        take_census(previous=whole, allowance_s=0.0)  # spent at once: stops at its first look at the clock
+    assert 0 < stopped.value.elapsed_s <= stopped.value.estimated_s
+    assert stopped.value.estimated_s >= whole.duration_s * 0.5  # extrapolated from the share it scanned
+    del stopped, probe
+    gc.collect()
+    assert ref() is None  # neither the stopped census nor its traceback holds what it scanned
+    after = take_census(previous=whole)  # the previous census is intact: compared as if none stopped
+    assert after.count == whole.count and after.compare_to(whole).new_count == 0
+    del keep
+
+
 def test_census_does_not_touch_the_rng():
     torch.manual_seed(1)
     expected = torch.rand(3)
@@ -182,6 +205,8 @@ def test_containers_in_a_dict_on_self_are_named_through_the_object():
     series, seen = _drive(trainer.fit, 4)
     assert seen["verdict_epochs"] == [4]
     by_name = {h.name: h for h in seen["holders"]}
+    assert {"self.history['batches']", "self.history['loss']"} <= set(by_name), [
+        (h.name, h.kind, h.tensors, h.owner, h.where) for h in seen["holders"]]  # what was named instead
     source = open(loops.__file__).read().splitlines()
     batches = by_name["self.history['batches']"]  # `self` in fit(), the innermost frame naming it
     assert batches.kind == "deque" and batches.tensors == 32 and batches.with_graph == 16

@@ -43,17 +43,22 @@ class BudgetClock:
         self.now += self.epoch_s
 
 
-def _budgeted(monkeypatch, clock: BudgetClock):
+def _budgeted(monkeypatch, clock: BudgetClock, guess: float | None = None):
     import watchdog.memory.budget as budget_module
     import watchdog.memory.probe as probe_module
     from watchdog.memory.budget import CensusBudget
+    from watchdog.memory.census import CensusStopped
 
     monkeypatch.setenv("WATCHDOG_MEMORY_CENSUS", "1")
-    monkeypatch.setattr(budget_module, "_measured_s_per_block", [clock.census_s / 1000])  # predicted right
+    per_block = clock.census_s / 1000 if guess is None else guess
+    monkeypatch.setattr(budget_module, "_measured_s_per_block", [per_block])  # predicted right, or the guess
     real_census = probe_module.take_census
     taken = []
 
-    def census_charged_census_s(previous=None):
+    def census_charged_census_s(previous=None, allowance_s=None):
+        if allowance_s is not None and allowance_s < clock.census_s:  # as the real one: stopped at its allowance
+            clock.now += allowance_s
+            raise CensusStopped(allowance_s, clock.census_s)
         census = real_census(previous=previous)
         clock.now += clock.census_s
         taken.append(census)
@@ -88,6 +93,25 @@ def test_sparse_censuses_within_the_budget_report_the_leak_at_the_fourth_census(
     assert "+32 tensors/epoch" in f.message  # per epoch: divided by the 5 epochs between censuses
     assert "since epoch 4" in f.message
     assert "list `all_losses` in seed_leak()" in f.message and "list `all_outputs` in seed_leak()" in f.message
+    assert f.evidence["increments"] == [32.0, 32.0, 32.0]
+
+
+def test_a_census_guessed_too_cheap_stops_at_its_allowance_and_the_leak_is_still_reported(tmp_path, monkeypatch):
+    # 1 s epochs, 50 ms censuses, but the first guess is 50x too low (1 ms): the first attempt, at the
+    # first epoch end, is allowed the 10 ms the budget holds and stops there; the next one is planned
+    # for its estimate (50 ms) and completes.
+    clock = BudgetClock(epoch_s=1.0, census_s=0.05)
+    _budgeted(monkeypatch, clock, guess=0.001 / 1000)
+    with _watch(tmp_path) as run:
+        clock.epoch_end(0)
+        loops.seed_leak(26, epoch_end=clock.epoch_end)
+    samples = _epoch_samples(tmp_path)
+    stopped = [d["epoch"] for d in samples if "census_stopped" in d]
+    census_epochs = [d["epoch"] for d in samples if "census" in d]
+    assert stopped == [1] and samples[0]["census_stopped"]["estimated_s"] == 0.05
+    assert census_epochs == [6, 11, 16, 21, 26]  # the stop's 10 ms paid back first, then 5 s for 50 ms
+    (f,) = _memory(run)
+    assert f.code == "memory/tensor-growth" and f.epoch == 20  # at the 4th census that completed (from 0)
     assert f.evidence["increments"] == [32.0, 32.0, 32.0]
 
 

@@ -6,7 +6,7 @@ The probe and the check load torch: they are imported when a run asks the regist
 from .view import MemoryView
 
 EVENTS = {
-    "memory_sample": "at (epoch_end / sampler), epoch, steps, rss, census totals and diff, CUDA allocator and NVML per device",
+    "memory_sample": "at (epoch_end / sampler), epoch, steps, rss, census totals and diff (or census_stopped: seconds spent, estimated_s for the whole), CUDA allocator and NVML per device",
 }
 VIEWS = (MemoryView,)
 

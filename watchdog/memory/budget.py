@@ -13,7 +13,15 @@ most one census.
 The predicted cost is the last census's measured cost, scaled by how much the interpreter's memory
 blocks (``sys.getallocatedblocks()``, ~0.1 ms, read only when a census is near) grew since; before
 the first census, those blocks times the cost per block measured by earlier censuses in this
-process (a conservative ``DEFAULT_S_PER_BLOCK`` for the very first).
+process (``DEFAULT_S_PER_BLOCK`` for the very first: a guess, since a block costs the census
+~0.2 µs in a heap of plain objects and several µs in one of small tensors).
+
+A guess may be low, so a census never spends more than it was allowed (:meth:`census_allowance`):
+the bucket's content while its cost is a guess, twice that once a census of this run measured it
+(noise). A census that reaches its allowance stops (``census.CensusStopped``) and tells what the
+whole would have cost; that estimate is the next prediction, so the next attempt waits until the
+bucket holds it, and completes. A stopped census costs what the budget held: the 1% holds from the
+first epoch, whatever the heap holds.
 
 The cadence this gives (census cost ``c``, epochs of length ``T``): a census about every
 ``100 c / T`` epochs, every epoch once ``T >= 100 c``. A leak is reported at the 4th census after
@@ -51,6 +59,7 @@ class CensusBudget:
         self._census_s: float | None = None  # the last census's own cost
         self._census_blocks = 0  # the heap's size then
         self._predicted: float | None = None  # the next census's cost, as last predicted
+        self.stopped = 0  # censuses stopped at their allowance
 
     def _fill(self, now: float) -> None:
         earned = self.fraction * max(0.0, now - self._filled_at)
@@ -80,6 +89,22 @@ class CensusBudget:
             per_block = _measured_s_per_block[-1] if _measured_s_per_block else DEFAULT_S_PER_BLOCK
             return blocks * per_block
         return self._census_s * max(1.0, blocks / max(1, self._census_blocks))
+
+    def census_allowance(self) -> float:
+        """At an epoch end where :meth:`census_due` said yes: the seconds the census may spend before
+        it stops (the bucket; twice the bucket once a census of this run measured the cost)."""
+        allowed = max(self.tokens, self._predicted or 0.0)
+        return allowed if self._census_s is None else 2.0 * allowed
+
+    def census_stopped(self, seconds: float, estimated_s: float) -> None:
+        """The census stopped at its allowance after ``seconds``; the whole would cost ``estimated_s``:
+        the next census is planned for that (its epoch end is charged by :meth:`spend`)."""
+        self.stopped += 1
+        blocks = self.blocks()
+        self._census_s, self._census_blocks = estimated_s, blocks
+        self._predicted = estimated_s
+        if blocks > 0:
+            _measured_s_per_block[:] = [estimated_s / blocks]
 
     def census_taken(self, seconds: float) -> None:
         """The census just taken cost ``seconds`` (its epoch end is charged by :meth:`spend`)."""

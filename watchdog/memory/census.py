@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import itertools
 import time
 import warnings
 import weakref
@@ -241,24 +242,46 @@ def _tracked_objects() -> list:
         return gc.get_objects()
 
 
+class CensusStopped(Exception):
+    """A census given ``allowance_s`` stopped once it had spent it: ``elapsed_s`` spent,
+    ``estimated_s`` what the whole census would have cost (extrapolated from the share of the
+    objects it had scanned). Nothing of it is kept."""
+
+    def __init__(self, elapsed_s: float, estimated_s: float):
+        super().__init__(f"census stopped after {elapsed_s:.3f} s (the whole would take ~{estimated_s:.3f} s)")
+        self.elapsed_s = elapsed_s
+        self.estimated_s = estimated_s
+
+
+SCAN_CHUNK = 4096  # objects scanned between two looks at the clock (when an allowance is given): ≤ ~20 ms of tensors
+# A whole census over its scan alone, for the estimate of a stopped one: the work after the scan
+# (fingerprints, weak references, keys) is per tensor; this errs high, so the next attempt is
+# planned for no less than it costs.
+POST_SCAN_FACTOR = 1.5
+
+
 @without_torch_function
-def take_census(previous: Census | None = None) -> Census:
+def take_census(previous: Census | None = None, allowance_s: float | None = None) -> Census:
     """Scans the interpreter's objects for live tensors. Epoch-end only (tens of ms).
 
     With ``previous``, the tensors alive now but not then are remembered (weakly) for
     ``compare_to(previous)`` and the culprit walk. The cyclic garbage collector is paused during
     the scan (the scan allocates a few objects per tensor, which would otherwise set off full
-    collections over every tracked object); it is resumed as it was."""
+    collections over every tracked object); it is resumed as it was.
+
+    With ``allowance_s``, the scan looks at the clock every ``SCAN_CHUNK`` objects and raises
+    :class:`CensusStopped` once it has spent the allowance, so a census whose cost was guessed too
+    low costs what it was allowed, not more. ``previous`` is left as it was."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _take_census(previous)
+        return _take_census(previous, allowance_s)
     finally:
         if was_enabled:
             gc.enable()
 
 
-def _take_census(previous: Census | None) -> Census:
+def _take_census(previous: Census | None, allowance_s: float | None = None) -> Census:
     start = time.perf_counter()
     by_key: dict[Any, KeyStat] = {}
     storages: set = set()
@@ -266,45 +289,57 @@ def _take_census(previous: Census | None) -> Census:
     idents: list[int] = []
     count = total = graph_count = graph_bytes = 0
     objects = _tracked_objects()
+    listed = time.perf_counter()
     scanned = len(objects)
     tensor_type = torch.Tensor
     is_tensor_type: dict[type, bool] = {}
+    deadline = start + allowance_s if allowance_s is not None else None
+    obj = None
+    chunk = SCAN_CHUNK if deadline is not None else max(1, scanned)
+    remaining = iter(objects)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for obj in objects:
-            # type(), not isinstance(): a proxy's __class__ property is never called.
-            kind = type(obj)
-            flag = is_tensor_type.get(kind)
-            if flag is None:
+        for done in range(0, scanned, chunk):
+            if deadline is not None and done and time.perf_counter() > deadline:
+                objects = remaining = obj = None  # the traceback keeps this frame: let go of what it holds
+                tensors.clear()
+                now = time.perf_counter()
+                # The listing is paid once; the scan so far, for the share of the objects it covered.
+                raise CensusStopped(now - start, (listed - start) + (now - listed) * scanned / done * POST_SCAN_FACTOR)
+            for obj in itertools.islice(remaining, chunk):
+                # type(), not isinstance(): a proxy's __class__ property is never called.
+                kind = type(obj)
+                flag = is_tensor_type.get(kind)
+                if flag is None:
+                    try:
+                        flag = is_tensor_type[kind] = issubclass(kind, tensor_type)
+                    except Exception:
+                        flag = is_tensor_type[kind] = False
+                if not flag:
+                    continue
                 try:
-                    flag = is_tensor_type[kind] = issubclass(kind, tensor_type)
+                    has_graph = obj.grad_fn is not None
+                    key = (obj.device, obj.dtype, tuple(obj.shape), has_graph)  # a TensorKey at the end
                 except Exception:
-                    flag = is_tensor_type[kind] = False
-            if not flag:
-                continue
-            try:
-                has_graph = obj.grad_fn is not None
-                key = (obj.device, obj.dtype, tuple(obj.shape), has_graph)  # a TensorKey at the end
-            except Exception:
-                continue
-            ident, nbytes = tensor_storage(obj)
-            if ident is not None:
-                if ident in storages:
-                    nbytes = 0
-                else:
-                    storages.add(ident)
-            stat = by_key.get(key)
-            if stat is None:
-                stat = by_key[key] = KeyStat()
-            stat.count += 1
-            stat.bytes += nbytes
-            count += 1
-            total += nbytes
-            if has_graph:
-                graph_count += 1
-                graph_bytes += nbytes
-            tensors.append((obj, key))
-            idents.append(ident if ident is not None else -1)
+                    continue
+                ident, nbytes = tensor_storage(obj)
+                if ident is not None:
+                    if ident in storages:
+                        nbytes = 0
+                    else:
+                        storages.add(ident)
+                stat = by_key.get(key)
+                if stat is None:
+                    stat = by_key[key] = KeyStat()
+                stat.count += 1
+                stat.bytes += nbytes
+                count += 1
+                total += nbytes
+                if has_graph:
+                    graph_count += 1
+                    graph_bytes += nbytes
+                tensors.append((obj, key))
+                idents.append(ident if ident is not None else -1)
     del objects
     obj = None
     new: dict[int, tuple[Any, TensorKey]] = {}

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.frames import release_locals_snapshots, stack_frames
 from .budget import CensusBudget
-from .census import take_census
+from .census import CensusStopped, take_census
 from .sources import CudaAllocatorReader, NvmlReader, RssReader
 
 if TYPE_CHECKING:
@@ -136,7 +136,7 @@ class MemoryProbe:
 
     def _sample_epoch_end(self, event: Any) -> None:
         run = self.run
-        census = diff = None
+        census = diff = census_stopped = None
         if self._census_due():
             budget = self.budget
             census_started = budget.clock()
@@ -144,11 +144,17 @@ class MemoryProbe:
             # naming at pass starts, debuggers) keep old values alive: release them first, so the
             # census counts what the program holds, and that memory goes back.
             release_locals_snapshots(stack_frames(sys._getframe()))
-            census = take_census(previous=self.previous_census)
-            budget.census_taken(budget.clock() - census_started)
-            if self.previous_census is not None:
-                diff = census.compare_to(self.previous_census)
-            self.previous_census = census
+            allowance = budget.census_allowance() if self.census_mode == "budget" else None
+            try:
+                census = take_census(previous=self.previous_census, allowance_s=allowance)
+            except CensusStopped as stopped:  # its cost was guessed too low: planned again for what it costs
+                budget.census_stopped(budget.clock() - census_started, stopped.estimated_s)
+                census_stopped = {"seconds": round(stopped.elapsed_s, 6), "estimated_s": round(stopped.estimated_s, 6)}
+            else:
+                budget.census_taken(budget.clock() - census_started)
+                if self.previous_census is not None:
+                    diff = census.compare_to(self.previous_census)
+                self.previous_census = census
         cuda = self.cuda.read() if self.cuda is not None else []
         if cuda and self.nvml.state == "idle":
             self.nvml.start()
@@ -166,6 +172,8 @@ class MemoryProbe:
         }
         if census is not None:
             data["census"] = census.to_dict()
+        if census_stopped is not None:
+            data["census_stopped"] = census_stopped
         if diff is not None:
             data["census_diff"] = {
                 "count": diff.count_diff,
