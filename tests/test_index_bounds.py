@@ -132,3 +132,14 @@ def test_a_sparse_add_by_blocks_sets_every_index_of_bytes_shared_within_and_acro
     expected = np.unique(indices)
     assert len(s) == expected.size
     assert s.first(expected.size) == expected.tolist()
+
+
+def test_intersection_counts_span_the_blocks_they_are_counted_by():
+    n = (1 << 23) * 2 + 77  # bitmaps of two 1 MB blocks and a tail
+    rng = np.random.default_rng(2)
+    a_idx, b_idx = rng.integers(0, n, 20_000), rng.integers(0, n + 1000, 20_000)
+    shared = np.array([0, (1 << 23) - 1, 1 << 23, n - 1])  # at the blocks' edges
+    a = IndexSet.from_indices(np.concatenate([a_idx, shared]), n)
+    b = IndexSet.from_indices(np.concatenate([b_idx, shared]), n + 1000)
+    expected = np.intersect1d(np.concatenate([a_idx, shared]), np.concatenate([b_idx, shared])).size
+    assert a.intersection_count(b) == b.intersection_count(a) == len(a & b) == expected

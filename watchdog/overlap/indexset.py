@@ -96,8 +96,12 @@ class IndexSet:
         return out
 
     def intersection_count(self, other: "IndexSet") -> int:
+        """The indices in both, counted 1 MB of bitmap at a time (no temporary as large as the sets:
+        a fresh 12.5 MB array at each evaluation pass's end, for 100M samples, is faulted in anew)."""
         n = min(self._bits.size, other._bits.size)
-        return _popcount(self._bits[:n] & other._bits[:n])
+        step = 1 << 20
+        return sum(_popcount(self._bits[start : min(n, start + step)] & other._bits[start : min(n, start + step)])
+                   for start in range(0, n, step))
 
     def first(self, k: int) -> list[int]:
         """The ``k`` smallest indices (deterministic examples for a message), read 64 KB at a time."""
