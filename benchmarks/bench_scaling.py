@@ -121,6 +121,9 @@ def index_section(sizes: list[int]) -> None:
             f"{r.ns_per_index(0):+.0f} / {r.ns_per_index(1):+.0f} ns",
             ("1" if r is base else f"{r.ns_per_index(0) / base.ns_per_index(0):.2f}×" if base.ns_per_index(0) > 0
              else "– (the smallest's is within noise)"),
+            f"{r.capture_ns_per_index(0):.0f} / {r.capture_ns_per_index(1):.0f} ns",
+            ("1" if r is base else f"{r.capture_ns_per_index(0) / base.capture_ns_per_index(0):.2f}× / "
+             f"{r.capture_ns_per_index(1) / base.capture_ns_per_index(1):.2f}×"),
             f"{w[0].cpu_s / u.cpu_s:.2f}× / {w[1].cpu_s / u.cpu_s:.2f}×",
             f"{fmt_s(mid.worst_mid_s)}, CPU {fmt_s(mid.worst_mid_cpu_s)} ({fmt_s(u.worst_mid_s)})",
             f"{fmt_s(end.pass_end_s)}, CPU {fmt_s(end.pass_end_cpu_s)} ({fmt_s(u.pass_end_s)})",
@@ -130,7 +133,8 @@ def index_section(sizes: list[int]) -> None:
             fmt_mb(r.kept_bytes),
         ])
     table(["dataset", "served per pass", "watched − unwatched CPU per index (1st / 2nd pass)",
-           "1st pass per index vs the smallest", "pass CPU watched/unwatched (1st / 2nd)",
+           "1st pass per index vs the smallest", "the capture's own CPU per index (1st / 2nd)",
+           "capture per index vs the smallest (1st / 2nd)", "pass CPU watched/unwatched (1st / 2nd)",
            "worst mid-pass next() (unwatched)", "training pass end (unwatched)", "evaluation pass end (unwatched)",
            "peak RSS added during a pass (unwatched)", "kept by the run"], rows)
 

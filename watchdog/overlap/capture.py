@@ -36,14 +36,21 @@ if TYPE_CHECKING:
     from ..core.loaders import PassRecord
     from ..core.run import Run
 
-# Sampled indices per flush. A flush costs ~40-100 ns per index (flatten, resolve, bitset): 10-30 ms.
+# Sampled indices per flush. A flush costs ~40-120 ns per index (flatten, resolve, bitset): 10-30 ms.
 # Larger flushes are cheaper per index while a dataset's tables fit in the CPU's caches (each
 # flush brings them back). While a Subset's index list is being converted, a flush also converts
-# 2**20 entries (datasets.CONVERT_PER_FLUSH, 20-40 ms) and reads the indices past the converted
-# part from the list itself (0.3-1 us each, a cache miss in the list): flushes are 8x smaller then.
-# Under ~70 ms at worst, whatever the dataset size.
+# 2**18 entries (datasets.CONVERT_PER_FLUSH, 5-15 ms) and reads the indices past the converted part
+# from the list itself (0.5-2 us each, a cache miss or two): flushes hold 64x fewer indices then
+# (at most 4096 such reads, 2-8 ms; ~FLUSH_INDICES_CONVERTING / 2 per 2**18 entries converted, a few
+# ns per index of a pass over the list). A flush's work is bounded in indices, whatever the
+# dataset size: at most max(FLUSH_INDICES, one batch) indices, or max(FLUSH_INDICES_CONVERTING,
+# one batch) while it reads from a Subset's list, and CONVERT_PER_FLUSH entries converted. (A
+# sampler that jumps past a table's converted part after a flush that needed no more can make one
+# steady flush read up to FLUSH_INDICES from the list; the next one is small again.)
 FLUSH_INDICES = 1 << 18
-FLUSH_INDICES_CONVERTING = 1 << 15
+# Indices per block of a flush's work (``PassIndices.flush``): its arrays (128 KB of int64) stay cached.
+FLUSH_BLOCK = 1 << 14
+FLUSH_INDICES_CONVERTING = 1 << 12
 
 
 class _Discard(list):
@@ -131,31 +138,49 @@ class PassIndices:
 
     # -- bulk work ------------------------------------------------------------------------------------
     def flush(self, record: "PassRecord", count: int) -> None:
-        """Move the first ``count`` unflushed sampled batches' indices into the pass's bitsets."""
+        """Move the first ``count`` unflushed sampled batches' indices into the pass's bitsets.
+
+        By blocks of about ``FLUSH_BLOCK`` indices (whole batches): a block's arrays stay in the
+        CPU's cache from one step to the next and no temporary is large (a flush's 2**18 indices at
+        once would be arrays of 2 MB, handed back to the system and faulted in again at every
+        flush). The Subset conversion budget is the flush's, whatever its blocks.
+        """
         if count <= 0 or record.unchecked is not None or isinstance(self.sampled, _Discard):
             return
         batches = self.sampled[:count]
         del self.sampled[:count]
-        try:
-            flat, longest = flatten_batches(batches)
-        except TypeError:
-            record.unchecked = record.loader.unchecked = "non-integer-indices"
-            self.stop()
-            return
-        self.longest = max(self.longest, longest)
+        digests: list[np.ndarray] | None = None
+        if self.fingerprints is not None:
+            digests = self.fingerprints[:count]
+            del self.fingerprints[:count]
+        resolver = self.capture.resolver
+        resolver.begin_flush()
+        start = 0
+        while start < len(batches):
+            stop = start + (max(1, FLUSH_BLOCK // self.longest) if self.longest else 1)
+            try:
+                flat, longest = flatten_batches(batches[start:stop])
+            except TypeError:
+                record.unchecked = record.loader.unchecked = "non-integer-indices"
+                self.stop()
+                return
+            self.longest = max(self.longest, longest)
+            self._add(flat, digests[start:stop] if digests is not None else None)
+            start = stop
+        indices = FLUSH_INDICES_CONVERTING if resolver.read_from_lists else FLUSH_INDICES
+        self.flush_every = max(1, indices // self.longest) if self.longest else indices
+
+    def _add(self, flat: np.ndarray, digests: list[np.ndarray] | None) -> None:
+        """Resolve one block of sampled indices and add them to the pass's sets (and fingerprint rows)."""
         self.samples += int(flat.size)
         resolver = self.capture.resolver
         parts = resolver.resolve(self.dataset, flat)
-        indices = FLUSH_INDICES_CONVERTING if resolver.read_from_lists else FLUSH_INDICES
-        self.flush_every = max(1, indices // self.longest) if self.longest else indices
         for key, _, base_idx in parts:
             served = self.filling.get(key)
             if served is None:
                 served = self.filling[key] = IndexSetBuilder(resolver.bases[key].size)
             served.add(base_idx)
-        if self.fingerprints is not None:
-            digests = self.fingerprints[:count]
-            del self.fingerprints[:count]
+        if digests is not None and self.fingerprints is not None:
             digests_flat = np.concatenate(digests) if digests else np.empty(0, np.uint64)
             if digests_flat.size == flat.size:
                 for key, pos, base_idx in parts:

@@ -3,12 +3,14 @@
 ``Subset`` (nested, as ``random_split`` makes) and ``ConcatDataset`` are seen through; anything else
 is a base dataset. All work is vectorised over one flush's indices (at most ``capture.FLUSH_INDICES``),
 and bounded by it: a Subset's index list is converted to an array once for the run, a bounded
-chunk per flush (``SubsetTable``), never all at once.
+chunk per flush (``SubsetTable``), never all at once; its indices past the converted part are read from
+the list, at most one flush's worth (``capture.FLUSH_INDICES_CONVERTING`` while it converts).
 """
 
 from __future__ import annotations
 
 import itertools
+import operator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,8 +76,11 @@ class BaseInfo:
         return data
 
 
-# Subset index entries converted per flush: a 50M-entry list converts over 48 flushes, ~20-40 ms each.
-CONVERT_PER_FLUSH = 1 << 20
+# Subset index entries converted per flush (fromiter over a slice of the list: 20-40 ns an entry, the
+# same at any list size, the table's new pages included): 5-15 ms a flush; a 50M-entry list converts
+# over 191 flushes. Those flushes also read the indices past the converted part from the list: they
+# hold ``capture.FLUSH_INDICES_CONVERTING`` indices, so that both together stay under ~25 ms.
+CONVERT_PER_FLUSH = 1 << 18
 _INT32_MAX = (1 << 31) - 1
 
 
@@ -138,7 +143,10 @@ class SubsetTable:
         out[inside] = self.array[idx[inside]]
         outside = ~inside
         rest = idx[outside]
-        out[outside] = np.fromiter(map(self.source.__getitem__, rest.tolist()), np.int64, rest.size)
+        if rest.size == 1:
+            out[outside] = self.source[int(rest[0])]
+        elif rest.size:
+            out[outside] = np.fromiter(operator.itemgetter(*rest.tolist())(self.source), np.int64, rest.size)
         return out
 
     @property
@@ -180,7 +188,7 @@ class IndexResolver:
         self._by_identity: dict[str, BaseInfo] = {}  # DatasetIdentity.key -> the base first seen with it
         self.keys = keys
         self._budget = 0  # Subset entries this resolve() may still convert
-        self.read_from_lists = 0  # indices the last resolve() read from Subsets' lists (past their tables)
+        self.read_from_lists = 0  # indices this flush's resolve() calls read from Subsets' lists (past their tables)
 
     def base_info(self, dataset: Any) -> BaseInfo:
         """The base dataset ``dataset`` is, keyed once per object; an object that holds the same data
@@ -235,14 +243,18 @@ class IndexResolver:
         self._subset_tables[key] = (object_ref(subset), table)
         return table
 
+    def begin_flush(self) -> None:
+        """A flush starts: its ``resolve()`` calls convert at most ``CONVERT_PER_FLUSH`` Subset entries
+        in all, and ``read_from_lists`` counts what they read past the tables."""
+        self._budget = CONVERT_PER_FLUSH
+        self.read_from_lists = 0
+
     def resolve(self, dataset: Any, idx: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:
         """``[(base key, positions in idx, base indices)]`` for dataset-level indices ``idx``.
 
-        Converts at most ``CONVERT_PER_FLUSH`` Subset entries in all (the call is one flush's work).
+        Converts Subset entries out of the current flush's budget (``begin_flush``).
         """
         out: list[tuple[int, np.ndarray, np.ndarray]] = []
-        self._budget = CONVERT_PER_FLUSH
-        self.read_from_lists = 0
         self._resolve_into(dataset, idx, np.arange(idx.size), out)
         return out
 
