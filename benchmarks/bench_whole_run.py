@@ -396,7 +396,7 @@ def instructions(args: argparse.Namespace, steps: int, tmp: Path) -> None:
         started = time.perf_counter()
         done = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if done.returncode != 0:
-            print(f"\ninstructions: valgrind failed ({done.stderr.strip().splitlines()[-1:]})")
+            print(f"\ninstructions: valgrind failed (exit {done.returncode}):\n{done.stdout[-1500:]}\n{done.stderr[-3000:]}")
             return
         counts: dict[str, int] = {}  # the fewer of each setting's two (a census the budget
         # allowed under callgrind's slowdown, which it did not natively, is in one of them at most)
