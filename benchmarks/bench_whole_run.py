@@ -185,7 +185,7 @@ def instrument(switch: Callable[[str], None] | None = None) -> Phases:
     import watchdog.core.loaders as loaders
     import watchdog.core.loop as loop
     import watchdog.core.run as run
-    import watchdog.memory.probe as memory_probe
+    import watchdog.memory.census as memory_census  # the probe imports take_census from it at each census
     import watchdog.report.html as html
     import watchdog.report.jsonreport as jsonreport
     import watchdog.report.terminal as terminal
@@ -196,7 +196,7 @@ def instrument(switch: Callable[[str], None] | None = None) -> Phases:
     p.wrap(loaders.DataLoaderProbe, "_begin_pass", "pass start")
     p.wrap(loaders.DataLoaderProbe, "_end_pass", "pass end")
     p.wrap(loop.LoopState, "_end_epoch", "epoch end")
-    p.wrap(memory_probe, "take_census", "census")
+    p.wrap(memory_census, "take_census", "census")
     for step in ("_close_probes", "_undo_patches", "_finish_checks"):
         p.wrap(run.Run, step, "close/undo/finish")
     p.wrap(jsonreport, "build_report", "report.json")
