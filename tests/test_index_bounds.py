@@ -13,26 +13,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Subset
 
 import watchdog
 from watchdog.overlap import capture, datasets, indexset
 from watchdog.overlap.capture import PassIndices
 from watchdog.overlap.indexset import IndexSet, IndexSetBuilder
 
-
-class Indices(Dataset):
-    def __init__(self, n: int):
-        self.n = n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitems__(self, idx):
-        return torch.as_tensor(idx)
-
-    def __getitem__(self, i):
-        return i
+from test_index_flushes import Indices  # the indices are the data
 
 
 class ReadCountingList(list):
