@@ -14,6 +14,8 @@ import torch
 import memory_loops as loops
 import watchdog
 from watchdog.memory.growth import MB
+from watchdog.report.fold import RunView
+from watchdog.report.panels import epoch_line
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -72,9 +74,12 @@ def _budgeted(monkeypatch, clock: BudgetClock, guess: float | None = None):
     return taken
 
 
+def _events(tmp_path):
+    return [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+
+
 def _epoch_samples(tmp_path):
-    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
-    return [e["data"] for e in events if e["kind"] == "memory_sample" and e["data"]["at"] == "epoch_end"]
+    return [e["data"] for e in _events(tmp_path) if e["kind"] == "memory_sample" and e["data"]["at"] == "epoch_end"]
 
 
 def test_sparse_censuses_within_the_budget_report_the_leak_at_the_fourth_census(tmp_path, monkeypatch):
@@ -114,6 +119,35 @@ def test_a_census_guessed_too_cheap_stops_at_its_allowance_and_the_leak_is_still
     (f,) = _memory(run)
     assert f.code == "memory/tensor-growth" and f.epoch == 20  # at the 4th census that completed (from 0)
     assert f.evidence["increments"] == [32.0, 32.0, 32.0]
+
+
+def test_a_stopped_census_is_no_memory_series_in_the_views(tmp_path, monkeypatch):
+    # Field run (pytorch/examples mnist under `watchdog run`): the census stopped at its allowance
+    # at the first epoch end, and the epoch line printed "census_stopped.estimated_s 0" as if the
+    # stop's seconds were a memory source. The views chart memory; the stop's seconds are not.
+    clock = BudgetClock(epoch_s=1.0, census_s=0.05)
+    _budgeted(monkeypatch, clock, guess=0.001 / 1000)
+    with _watch(tmp_path):
+        clock.epoch_end(0)
+        loops.seed_leak(8, epoch_end=clock.epoch_end)
+    assert "census_stopped" in _epoch_samples(tmp_path)[0]
+    view = RunView.from_events(_events(tmp_path))
+    series = view.memory_series()
+    assert not [name for name in series if "census" in name]
+    assert set(series) >= {"rss_bytes", "tensors", "tensor_bytes"}   # the completed census (epoch 6) charted
+    assert [e for e, _ in series["tensors"]] == [5]
+    line = epoch_line(view)
+    assert "census" not in line and "process RSS" in line and "tensor bytes" in line
+
+
+def test_a_completed_census_is_charted_in_the_views(tmp_path):
+    with _watch(tmp_path):
+        loops.seed_leak(3)
+    samples = _epoch_samples(tmp_path)
+    assert [("census" in d, "census_stopped" in d) for d in samples] == [(True, False)] * 3
+    series = RunView.from_events(_events(tmp_path)).memory_series()
+    assert [e for e, _ in series["tensors"]] == [0, 1, 2]
+    assert [v for _, v in series["tensors"]] == [d["census"]["count"] for d in samples]
 
 
 def test_sparse_censuses_within_the_budget_raise_no_alarm_on_the_swinging_control(tmp_path, monkeypatch):
