@@ -236,3 +236,44 @@ def test_watchdog_report_rerenders_a_crashed_run(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err
     assert "no event log" in err and "Traceback" not in err
+
+
+def _last_frame_headline(out: str) -> str:
+    """The headline of the dashboard's last frame (the top border's title)."""
+    out = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out)
+    return re.findall(r"╭─ (watchdog · [^─]*?) ─", out)[-1]
+
+
+def test_the_live_dashboards_last_frame_holds_the_findings_made_at_the_runs_end(tmp_path, monkeypatch, capsys):
+    # Field run (pytorch/examples mnist, `--save-model`: the weights alone saved after training):
+    # checkpoint/weights-only is decided when the checks finish, and the last frame said "run
+    # completed · no findings" right above the summary's "0 errors · 0 warnings · 1 info".
+    monkeypatch.setattr(dashboard_mod, "display_mode", lambda stdout=None: "live")
+    g = torch.Generator().manual_seed(0)
+    train_loader = DataLoader(TensorDataset(torch.randn(64, 8, generator=g), torch.randint(0, 2, (64,), generator=g)),
+                              batch_size=16)
+    val_loader = DataLoader(TensorDataset(torch.randn(32, 8, generator=g), torch.randint(0, 2, (32,), generator=g)),
+                            batch_size=16)
+    model = torch.nn.Linear(8, 2)
+    opt = torch.optim.Adadelta(model.parameters())
+    with watchdog.watch(report_dir=tmp_path / "wd", summary=False) as run:
+        for epoch in range(2):
+            for x, y in train_loader:
+                opt.zero_grad()
+                torch.nn.functional.cross_entropy(model(x), y).backward()
+                opt.step()
+            with torch.no_grad():
+                for x, _ in val_loader:
+                    model(x)
+        torch.save(model.state_dict(), tmp_path / "model.pt")   # the example's save: the weights only
+    assert [(f.code, f.severity) for f in run.findings] == [("checkpoint/weights-only", "info")]
+    assert _last_frame_headline(capsys.readouterr().out) == "watchdog · run completed · 0 errors · 0 warnings · 1 info"
+    assert sys.stdout.__class__ is not dashboard_mod.FileProxy and not dashboard_threads()
+
+
+def test_the_live_dashboards_last_frame_says_no_findings_when_the_checks_finish_with_none(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(dashboard_mod, "display_mode", lambda stdout=None: "live")
+    with watchdog.watch(report_dir=tmp_path / "wd", summary=False) as run:
+        loop(epochs=2, leak_val=False)
+    assert run.findings == []
+    assert _last_frame_headline(capsys.readouterr().out) == "watchdog · run completed · no findings"

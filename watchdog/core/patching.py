@@ -15,11 +15,14 @@ _MISSING = object()
 class Undo:
     """An idempotent undo for one install."""
 
-    __slots__ = ("_fn", "description")
+    __slots__ = ("_fn", "description", "after_checks")
 
-    def __init__(self, fn: Callable[[], None], description: str = ""):
+    def __init__(self, fn: Callable[[], None], description: str = "", after_checks: bool = False):
         self._fn: Callable[[], None] | None = fn
         self.description = description
+        # A display (the live dashboard): undone only once the checks have finished, so its last
+        # frame holds the findings they make at the run's end. It patches nothing in torch.
+        self.after_checks = after_checks
 
     @property
     def done(self) -> bool:
@@ -147,24 +150,30 @@ class PatchStack:
         """Run ``hook(args, kwargs)`` before each call of ``owner.name`` (one wrapper per function)."""
         return self.push(FunctionPatch.hook(owner, name, hook, on_error))
 
-    def add_undo(self, fn: Callable[[], None], description: str = "") -> Undo:
-        return self.push(Undo(fn, description))
+    def add_undo(self, fn: Callable[[], None], description: str = "", after_checks: bool = False) -> Undo:
+        return self.push(Undo(fn, description, after_checks))
 
     def handle(self, removable: Any, description: str = "") -> Undo:
         """Adopt a torch ``RemovableHandle`` (anything with ``.remove()``)."""
         return self.push(Undo(removable.remove, description or type(removable).__name__))
 
-    def undo_all(self) -> list[tuple[Undo, BaseException]]:
+    def undo_all(self, keep_after_checks: bool = False) -> list[tuple[Undo, BaseException]]:
         """Undo everything, newest first; returns the undos that failed (each is still tried once).
+        `keep_after_checks`: leave the undos marked ``after_checks`` for a later call.
 
         Never raises: every undo runs even when one before it raised, ``KeyboardInterrupt`` and
         ``SystemExit`` included (they come back in the list, for the caller to raise when done).
         """
         failures: list[tuple[Undo, BaseException]] = []
+        kept: list[Undo] = []
         while self._undos:
             undo = self._undos.pop()
+            if keep_after_checks and undo.after_checks:
+                kept.append(undo)
+                continue
             try:
                 undo()
             except BaseException as exc:  # an undo must not stop the others
                 failures.append((undo, exc))
+        self._undos[:0] = reversed(kept)
         return failures

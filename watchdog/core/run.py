@@ -446,7 +446,9 @@ class Run:
         interrupted: BaseException | None = None  # Ctrl-C / SystemExit mid-teardown: raised once all is undone
         # Each step runs whatever the one before it did; the second undo pass catches what the
         # first could not reach (it raised before popping anything) and anything armed since.
-        for step in (self._close_probes, self._undo_patches, self._finish_checks, self._undo_patches):
+        # The display (the dashboard) stays until the checks have finished: its last frame shows the
+        # findings they make at the end, as the summary below it does.
+        for step in (self._close_probes, self._undo_torch_patches, self._finish_checks, self._undo_patches):
             try:
                 step()
             except Exception as error:
@@ -498,9 +500,12 @@ class Run:
                 except Exception as exc:
                     self.internal_error(f"probe:{probe.name}", exc)
 
-    def _undo_patches(self) -> None:
+    def _undo_torch_patches(self) -> None:
+        self._undo_patches(keep_after_checks=True)
+
+    def _undo_patches(self, keep_after_checks: bool = False) -> None:
         interrupted = None
-        for undo, error in self.patches.undo_all():
+        for undo, error in self.patches.undo_all(keep_after_checks):
             if isinstance(error, Exception):
                 self.internal_error(f"undo:{undo.description}", error)
             else:

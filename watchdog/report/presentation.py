@@ -1,6 +1,7 @@
 """Presentation probe: patches nothing in torch; attaches what shows the run to the user.
 
-Installed last (so undone first): the live dashboard, subscribed to the run's events. A failure here
+Installed last: the live dashboard, subscribed to the run's events; undone after the checks' finish
+(so its last frame holds the findings made at the run's end), the other patches before it. A failure here
 switches the dashboard off with an internal-error finding; it never stops the run from being watched.
 """
 from __future__ import annotations
@@ -26,7 +27,7 @@ class PresentationProbe:
 
             dashboard = Dashboard.for_run(run)
             if dashboard is not None:
-                run.patches.add_undo(dashboard.attach(), "dashboard")
+                run.patches.add_undo(dashboard.attach(), "dashboard", after_checks=True)
                 self.dashboard = dashboard
                 if dashboard.mode in ("live", "jupyter"):
                     self._watch_loss(run, dashboard)
