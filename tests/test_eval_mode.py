@@ -107,6 +107,73 @@ def test_evaluation_in_train_mode_without_dropout_or_batchnorm_is_clean(tmp_path
     assert run.findings == []
 
 
+class _FFLayer(nn.Linear):
+    """pytorch/examples mnist_forward_forward's Layer: `train(x_pos, x_neg)` is its training routine
+    under that name, not the mode switch (no dropout, no batch norm: both modes compute the same)."""
+
+    def __init__(self, n_in, n_out):
+        super().__init__(n_in, n_out)
+        self.opt = torch.optim.Adam(self.parameters(), lr=0.03)
+
+    def forward(self, x):
+        return torch.relu(super().forward(x / (x.norm(2, 1, keepdim=True) + 1e-4)))
+
+    def train(self, x_pos, x_neg):
+        for _ in range(3):
+            loss = torch.log1p(torch.exp(torch.cat([2 - self(x_pos).pow(2).mean(1),
+                                                    self(x_neg).pow(2).mean(1) - 2]))).mean()
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step()
+        return self(x_pos).detach(), self(x_neg).detach()
+
+
+class _ModeSwitchLayer(nn.Linear):
+    """A `train(mode)` override: the mode switch with something of its own."""
+
+    def train(self, mode=True):
+        return super().train(mode)
+
+
+def _ff_run(tmp_path, layer_class):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    g = torch.Generator().manual_seed(0)
+    train_loader = DataLoader(TensorDataset(torch.randn(64, 8, generator=g)), batch_size=64)
+    test_loader = DataLoader(TensorDataset(torch.randn(32, 8, generator=g)), batch_size=16)
+    layers = [layer_class(8, 16), layer_class(16, 16)]
+    with watch(tmp_path) as run:
+        (x,) = next(iter(train_loader))
+        h_pos, h_neg = x, x.flip(0)
+        for layer in layers:
+            if isinstance(layer, _FFLayer):
+                h_pos, h_neg = layer.train(h_pos, h_neg)
+            else:
+                loss = layer(h_pos).pow(2).mean() - layer(h_neg).pow(2).mean()
+                loss.backward()
+                h_pos, h_neg = layer(h_pos).detach(), layer(h_neg).detach()
+        with torch.no_grad():
+            for (x_te,) in test_loader:       # evaluated without eval(): the layers' flag stays True
+                h = x_te
+                for layer in layers:
+                    h = layer(h)
+    return run
+
+
+def test_a_train_method_that_is_a_training_routine_is_not_a_mode_switch(tmp_path):
+    # Field run (pytorch/examples mnist_forward_forward): two identical eval/eval-in-train-mode warnings
+    # named "`self` (custom train())" for layers whose only mode-dependent trait was a method called train.
+    assert mode_dependent_modules(_FFLayer(2, 2)) == []
+    run = _ff_run(tmp_path, _FFLayer)
+    assert [f for f in run.findings if f.code == "eval/eval-in-train-mode"] == []
+
+
+def test_a_train_mode_override_is_still_a_mode_switch(tmp_path):
+    assert mode_dependent_modules(_ModeSwitchLayer(2, 2)) == [("(root)", "custom train()")]
+    run = _ff_run(tmp_path, _ModeSwitchLayer)
+    assert [f.code for f in run.findings if f.code == "eval/eval-in-train-mode"] != []
+
+
 def test_step_based_evaluation_in_train_mode(tmp_path):
     run = nanogpt_loop(tmp_path, max_iters=300, eval_interval=100, eval_mode=False)
     f = finding(run, "eval/eval-in-train-mode")

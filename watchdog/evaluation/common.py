@@ -5,6 +5,8 @@ Everything here runs at boundaries (an epoch closing, a step alarm, a pass endin
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Any, Iterable
 
 from torch import nn
@@ -19,7 +21,7 @@ def mode_dependent_kind(module: nn.Module) -> str | None:
 
     Dropout of every kind with ``p > 0``, batch norm (batch statistics and running-stat updates), instance norm
     that tracks running stats, attention and RNN layers with a non-zero dropout, and any class that
-    overrides ``train()`` (it does something of its own when the mode flips).
+    overrides ``train()`` as the mode switch (it does something of its own when the mode flips).
     """
     if isinstance(module, nn.modules.dropout._DropoutNd):
         return "dropout" if module.p else None  # p=0 (nanoGPT's default) computes the same in both modes
@@ -32,9 +34,23 @@ def mode_dependent_kind(module: nn.Module) -> str | None:
     if isinstance(module, nn.RNNBase):
         return "RNN dropout" if module.dropout else None
     cls = type(module)
-    if cls.train is not nn.Module.train and not cls.__module__.startswith(_WRAPPER_MODULES):
+    if cls.train is not nn.Module.train and not cls.__module__.startswith(_WRAPPER_MODULES) and _is_mode_switch(cls.train):
         return "custom train()"
     return None
+
+
+@functools.lru_cache(maxsize=256)
+def _is_mode_switch(train: Any) -> bool:
+    """Whether a class's ``train`` can be the mode switch: callable as ``train(mode)``, as ``eval()``
+    calls it. A ``train(self, x_pos, x_neg)`` that runs a training routine under that name (the
+    forward-forward example's layers) is not one: ``eval()`` could not even call it."""
+    try:
+        inspect.signature(train).bind(None, False)
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read (a builtin): assume it is
+        return True
+    return True
 
 
 def mode_dependent_modules(root: nn.Module, training: bool | None = None) -> list[tuple[str, str]]:
