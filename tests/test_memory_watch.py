@@ -185,6 +185,26 @@ def _memory(run):
     return [f for f in run.findings if f.code.startswith("memory/")]
 
 
+def test_an_update_after_the_holders_walk_says_which_epoch_the_holders_counts_are_from(tmp_path):
+    # Field run (pytorch/examples mnist with its losses kept in a list): the finding, updated at the
+    # end of epoch 4, said the list held "128 items", its count at epoch 3 (the holders are walked
+    # again only every CULPRIT_EVERY epochs); the list held 160 by then.
+    with _watch(tmp_path) as run:
+        loops.seed_leak(6)
+    (f,) = _memory(run)
+    assert f.evidence["epoch"] == 5
+    assert "Held by (at the end of epoch 3, when last looked for): list `all_losses`" in f.message
+    assert "out of 64 items" in f.message   # 16 steps an epoch: 4 epochs' losses at epoch 3's end
+
+
+def test_the_first_report_of_a_growth_names_its_holders_without_an_epoch(tmp_path):
+    with _watch(tmp_path) as run:
+        loops.seed_leak(4)
+    (f,) = _memory(run)
+    assert f.evidence["epoch"] == 3
+    assert "Held by: list `all_losses`" in f.message and "out of 64 items" in f.message
+
+
 def test_seed_pattern_found_at_epoch_4_with_both_lists_named(tmp_path):
     with _watch(tmp_path) as run:
         loops.seed_leak(5)

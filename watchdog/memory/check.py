@@ -237,7 +237,7 @@ class MemoryCheck(Check):
             rss_rate = self.series.recent_rate("rss")
             head += (f" Process RSS over the same epochs: {'+' if rss_rate >= 0 else ''}{fmt_bytes(rss_rate)}/epoch "
                      "(median; RSS alone is noisy).")
-        culprit_text, fix = self._culprit_text(named, holders)
+        culprit_text, fix = self._culprit_text(named, holders, self.holders_epoch if self.holders_epoch != epoch else None)
         message = head + (" " + culprit_text if culprit_text else "")
         top = named[0] if named else None
         evidence = {
@@ -295,7 +295,9 @@ class MemoryCheck(Check):
         growth = self.series.growth(series)
         return growth.rate if growth is not None else None
 
-    def _culprit_text(self, named: list, holders: list) -> tuple[str, str]:
+    def _culprit_text(self, named: list, holders: list, walked_at: int | None = None) -> tuple[str, str]:
+        """The holders' sentences; `walked_at`: the epochs completed when they were found, when that is
+        not this update's (the walk is redone every CULPRIT_EVERY epochs: its counts are that epoch's)."""
         if not named:
             only = next((h for h in holders if h.kind == "graph-only"), None)
             text = "No Python container holds the new tensors"
@@ -324,7 +326,8 @@ class MemoryCheck(Check):
                           f"backward() already freed their saved tensors)")
             sentences.append(s)
             fixes.append(self._fix_for(h))
-        text = "Held by: " + "; ".join(sentences) + "."
+        when = f" (at the end of {_epoch_text(walked_at)}, when last looked for)" if walked_at is not None else ""
+        text = f"Held by{when}: " + "; ".join(sentences) + "."
         seen: list[str] = []
         for f in fixes:
             if f not in seen:
