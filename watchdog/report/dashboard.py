@@ -305,9 +305,10 @@ class Dashboard:
             self.gave_way = True
             self.mode = "lines"
             stream = self._line_stream or sys.stderr
-            stream.write("[watchdog] another live display started (a progress bar): watchdog's dashboard "
-                         "steps aside and prints one line per epoch\n")
-            stream.flush()
+            if stream is not None:
+                stream.write("[watchdog] another live display started (a progress bar): watchdog's dashboard "
+                             "steps aside and prints one line per epoch\n")
+                stream.flush()
             self._fold_lines()
         except Exception as exc:
             self._failed = True
@@ -520,11 +521,13 @@ class Dashboard:
     def _print_epoch_line(self) -> None:
         self._pending_epoch_line = False
         stream = self._line_stream or sys.stderr
+        if stream is None:  # no stderr (`2>&-`, or the script set it to None): nowhere to print, nothing failed
+            return
         try:
             stream.write(epoch_line(self.view) + "\n")
             stream.flush()
         except Exception as exc:
-            # A stream that cannot take a line (closed, None, a full disk) will not take the next:
+            # A stream that cannot take a line (a closed file, a full disk) will not take the next:
             # the display switches itself off; the error is reported once the lock is released.
             self._failed = True
             self._deferred_errors.append(exc)
