@@ -254,6 +254,23 @@ def test_epoch_line_is_one_concise_line():
     assert "findings 0E 1W 1I" in line
 
 
+def test_a_census_stopped_at_its_allowance_is_no_memory_series_in_the_line_or_the_charts():
+    # An epoch-end sample whose census stopped at its allowance holds `census_stopped` (the seconds
+    # spent and the estimate for the whole) instead of `census`: that is no memory measurement.
+    events = fixture_events("memory_leak")
+    last = epoch_end_samples(events)[-1]
+    del last["census"]
+    last["census_stopped"] = {"seconds": 0.01, "estimated_s": 0.8}
+    view = RunView.from_events(events)
+    line = epoch_line(view)
+    assert f"process RSS {fmt_bytes(last['rss'])}" in line and "census_stopped" not in line
+    assert "tensor bytes" in line  # the earlier epochs' censuses still chart; the stopped one adds none
+    series = view.memory_series()
+    assert not [name for name in series if "census_stopped" in name]
+    assert len(series["rss_bytes"]) == len(epoch_end_samples(events))
+    assert len(series["tensor_bytes"]) == len(epoch_end_samples(events)) - 1
+
+
 def test_helpers():
     assert sparkline([1, 2, 3, 4]) == "▁▃▆█"
     assert sparkline([]) == "–" and sparkline([5, 5]) == "▄▄"
