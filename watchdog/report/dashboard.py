@@ -304,7 +304,10 @@ class Dashboard:
             self._teardown_live()
             self.gave_way = True
             self.mode = "lines"
-            stream = self._line_stream or sys.stderr
+            stream = self._line_target()
+            if stream is None:
+                self._fold_lines()
+                return
             stream.write("[watchdog] another live display started (a progress bar): watchdog's dashboard "
                          "steps aside and prints one line per epoch\n")
             stream.flush()
@@ -517,9 +520,17 @@ class Dashboard:
         elif kind == "memory_sample" and data.get("at") == "epoch_end" and self._pending_source == "mark":
             self._print_epoch_line()
 
+    def _line_target(self) -> Any:
+        """Where the lines go: the given stream, else stderr; None when the program has no stderr
+        (started with it closed, `2>&-`, or set to None): as `print()` to a None stdout, nothing is
+        printed and nothing failed."""
+        return self._line_stream if self._line_stream is not None else sys.stderr
+
     def _print_epoch_line(self) -> None:
         self._pending_epoch_line = False
-        stream = self._line_stream or sys.stderr
+        stream = self._line_target()
+        if stream is None:
+            return
         try:
             stream.write(epoch_line(self.view) + "\n")
             stream.flush()
