@@ -270,7 +270,10 @@ class RunView:
         for p in reversed(self.passes):
             if (loader_id is not None and p.loader_id == loader_id) or (name and p.loader == name):
                 return p.role
-        roles_here = {p.role for p in self.passes if where and p.where == where}
+        # A loader iterated where others were, under a name none of them had (the Hugging Face Trainer's
+        # `eval_dataset` beside its `train_dataset`, both located at `trainer.train()`), is not theirs.
+        roles_here = {p.role for p in self.passes if where and p.where == where
+                      and not (_named(name) and _named(p.loader) and p.loader != name)}
         if len(roles_here) == 1:  # a place that always trained (or always evaluated)
             return roles_here.pop()
         return "train" if not self.passes else "unknown"
@@ -423,6 +426,11 @@ def _unpack(event: Any) -> tuple[str | None, float | None, Mapping[str, Any]]:
     if not isinstance(kind, str):
         return None, None, {}
     return kind, float_or_none(t), data if isinstance(data, Mapping) else {}
+
+
+def _named(label: Any) -> bool:
+    """Whether a loader's label is its name in the user's code (`` `val_loader` ``), not a number."""
+    return isinstance(label, str) and label.startswith("`")
 
 
 def _first(x):
