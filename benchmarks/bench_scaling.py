@@ -184,7 +184,7 @@ def simulate_latency(epoch_s: float, census_s: float, other_s: float, blocks: in
     """A leak of ``leak`` tensors every epoch from the first, under the census's budget on a simulated
     clock (each epoch ``epoch_s``, each census ``census_s``, every epoch end ``other_s`` more; a fresh
     process: the first census predicted from ``blocks``, stopped at its allowance when that guess is
-    low and estimated 1.5x its cost, as measured; the heap grows by 4 blocks per kept tensor, as a
+    low and estimated 1.2x its cost, as measured (0.7-1.4x); the heap grows by 4 blocks per kept tensor, as a
     real leak's does), judged by the growth rule itself.
     Returns (the epoch, 1-based, at whose end the leak is reported, the censuses taken, the epoch
     ends' share of the wall time)."""
@@ -207,7 +207,7 @@ def simulate_latency(epoch_s: float, census_s: float, other_s: float, blocks: in
                 allowance = budget.census_allowance()
                 if census_s > allowance:  # stopped at its allowance; the estimate errs high, as measured
                     now[0] += allowance
-                    budget.census_stopped(allowance, census_s * 1.5)
+                    budget.census_stopped(allowance, census_s * 1.2)
                 else:
                     now[0] += census_s
                     budget.census_taken(census_s)

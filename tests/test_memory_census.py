@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import time
 import weakref
 
 import torch
@@ -103,6 +104,33 @@ def test_census_keeps_nothing_alive_and_counts_views_once():
     assert ref() is None
     assert census.count > 0
     del views
+
+
+class _DescheduledTensor(torch.Tensor):
+    """A tensor whose ``grad_fn`` read sleeps, as a census's thread descheduled on a loaded machine."""
+
+    @property
+    def grad_fn(self):
+        time.sleep(0.3)
+        return None
+
+
+def test_a_stopped_census_does_not_extrapolate_a_descheduling_into_its_estimate(monkeypatch):
+    # Stopped after its first chunk (1 of ~40): a 0.3 s pause there, extrapolated by wall time,
+    # would plan the next census for ~20 s (the next attempt waiting ~100x that); by CPU time, the
+    # estimate stays near what the census costs, and never under what the stopped one spent.
+    import pytest
+
+    import watchdog.memory.census as census_module
+    from watchdog.memory.census import CensusStopped
+
+    whole = take_census()
+    slow = torch.zeros(1).as_subclass(_DescheduledTensor)
+    monkeypatch.setattr(census_module, "_tracked_objects", lambda: [slow] + gc.get_objects())
+    with pytest.raises(CensusStopped) as stopped:
+        take_census(allowance_s=0.0)
+    assert stopped.value.elapsed_s >= 0.3  # the slow tensor was scanned before the stop
+    assert stopped.value.elapsed_s <= stopped.value.estimated_s <= max(stopped.value.elapsed_s, 4 * whole.duration_s)
 
 
 def test_a_census_past_its_allowance_stops_estimates_the_whole_and_keeps_nothing_alive():

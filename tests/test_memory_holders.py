@@ -63,3 +63,35 @@ def test_holders_past_max_holders_are_counted_as_one_graph_only_rest():
     assert by_name["<no Python container>"].kind == "graph-only"
     assert by_name["<no Python container>"].tensors >= 10  # c's tensors, and whatever else is new
     del a, b, c
+
+
+def test_a_container_the_first_sample_misses_is_found_by_the_next_round(monkeypatch):
+    # 4,000 new tensors in one list, 16 in a second one: a stride sample of 64 (one in 251) can
+    # miss the second list (here it is made to), whose tensors would then be reported as held by no
+    # Python container. The next round samples only what the first list does not hold, and names it.
+    import watchdog.memory.holders as holders_module
+
+    stride_sample = holders_module._stride_sample
+    samples = []
+
+    def first_sample_misses_small(items, limit):
+        if not samples:
+            items = [t for t in items if not any(t is s for s in small)]
+        samples.append(len(items))
+        return stride_sample(items, limit)
+
+    monkeypatch.setattr(holders_module, "_stride_sample", first_sample_misses_small)
+    gc.collect()
+    before = take_census()
+    big = [torch.ones(1) for _ in range(4000)]
+    small = [torch.zeros(1) for _ in range(16)]
+    diff = _new_since(before)
+    named = {h.name: h for h in find_holders(diff, budget_s=60)}
+    assert samples[:2] == [4000, 16]  # the second round sampled what the big list does not hold
+    assert named["big"].tensors == 4000 and named["small"].tensors == 16
+    assert "<no Python container>" not in named
+    samples.clear()
+    monkeypatch.setattr(holders_module, "SAMPLE_ROUNDS", 1)  # one round: the small list goes unnamed
+    one_round = {h.name: h for h in find_holders(diff, budget_s=60)}
+    assert "small" not in one_round and one_round["<no Python container>"].tensors == 16
+    del big, small

@@ -2,7 +2,7 @@
 named as the user's code names them.
 
 :func:`find_holders` takes a bounded sample of the new tensors, finds the containers that refer to
-them with ``gc.get_referrers`` (one batched pass, then one pass per level up, at most ``max_depth``
+them with ``gc.get_referrers`` (one batched pass a round, then one pass per level up, at most ``max_depth``
 levels), and names each container: a local variable in a user frame, a module global, or an
 attribute of an object (itself named the same way). Each holder's count and bytes are exact (its
 container is scanned for new tensors), and the autograd graphs its tensors keep alive are sized
@@ -39,6 +39,7 @@ from .graphs import GraphSize, graph_size
 
 VARIABLE_MIN_BYTES = 1024 * 1024  # a single new tensor bound to a variable is named from this size
 CONTAINER_TYPES = (list, dict, collections.deque, set)  # what accumulates tensors
+SAMPLE_ROUNDS = 3  # gc.get_referrers passes that look for holders, each over a new sample
 
 
 
@@ -134,7 +135,7 @@ def find_holders(
     diff: CensusDiff,
     *,
     frames: list[UserFrame] | None = None,
-    sample: int = 256,
+    sample: int = 64,
     max_holders: int = 8,
     max_depth: int = 4,
     max_graph_roots: int = 200,
@@ -144,7 +145,8 @@ def find_holders(
     """Names what holds the tensors that are new in ``diff``, most tensors first.
 
     Bounded: a stride sample of ``sample`` new tensors finds the holders (one batched
-    ``gc.get_referrers`` pass), at most ``max_holders`` are named (``max_depth`` levels up to a
+    ``gc.get_referrers`` pass a round, at most ``SAMPLE_ROUNDS`` rounds, each sampling the new
+    tensors no holder named so far holds), at most ``max_holders`` are named (``max_depth`` levels up to a
     user frame's local, a module global, or an object attribute), and each holder's graphs are
     sized from at most ``max_graph_roots`` roots (scaled up). Past ``budget_s`` seconds, the
     remaining holders are named only from frames (no more ``gc.get_referrers`` passes). Holder counts and bytes are exact:
@@ -189,15 +191,31 @@ class HolderWalk:
 
     def holders(self, diff: CensusDiff, *, sample: int, max_holders: int, max_depth: int,
                 max_graph_roots: int, min_tensors: int) -> list[Holder]:
-        """The holders that matter, biggest first, then the variables, then the graph-only rest."""
-        targets = self.sample_targets(sample)
-        candidates, hits = self.direct_holders(targets)
-        holders = self.name_biggest(candidates, hits, max_holders, max_depth)
-        self.size_graphs(holders, diff, max_graph_roots)
-        held = {id(t) for h in holders for t in h._tensors}
-        orphans = [t for t in self.new_tensors if id(t) not in held]
-        if orphans and holders:
-            orphans = _not_reached_by_graphs(orphans, holders)
+        """The holders that matter, biggest first, then the variables, then the graph-only rest.
+
+        In rounds: a sample of the new tensors no holder holds yet finds the next holders, until a
+        round finds none, ``max_holders`` are named, fewer than ``min_tensors`` are left or the
+        deadline passed. A ``gc.get_referrers`` pass costs the heap's references times the sample's
+        size (~0.5 ms per sampled tensor with torch imported), so a small sample a round keeps the
+        walk cheap where one container holds the leak, and a second round still finds a container
+        that holds too few of the new tensors to be sampled in the first."""
+        holders: list[Holder] = []
+        held: set[int] = set()
+        seen_nodes: set[int] = set()
+        orphans = self.new_tensors
+        for _ in range(SAMPLE_ROUNDS):
+            targets = self.sample_targets(orphans, sample)
+            candidates, hits = self.direct_holders(targets)
+            found = [h for h in self.name_biggest(candidates, hits, max_holders - len(holders), max_depth, held)
+                     if h._tensors]
+            if not found:
+                break
+            self.size_graphs(found, diff, max_graph_roots, seen_nodes)
+            holders.extend(found)
+            orphans = _not_reached_by_graphs([t for t in orphans if id(t) not in held], found)
+            self.internal.add(id(orphans))
+            if len(holders) >= max_holders or len(orphans) < min_tensors or time.perf_counter() >= self.deadline:
+                break
         if orphans:
             variables = self.variables_holding(orphans)
             taken = {id(v._tensors[0]) for v in variables}
@@ -232,9 +250,9 @@ class HolderWalk:
         return None
 
     # -- step 1: the containers that hold a sample of the new tensors ----------------------------
-    def sample_targets(self, sample: int) -> list:
-        """A stride sample of at most ``sample`` new tensors."""
-        targets = _stride_sample(self.new_tensors, sample)
+    def sample_targets(self, tensors: list, sample: int) -> list:
+        """A stride sample of at most ``sample`` of ``tensors``."""
+        targets = _stride_sample(tensors, sample)
         self.internal.add(id(targets))
         return targets
 
@@ -289,12 +307,11 @@ class HolderWalk:
 
     # -- step 2: name the biggest holders and count their new tensors exactly ---------------------
     def name_biggest(self, candidates: dict, hits: collections.Counter, max_holders: int,
-                     max_depth: int) -> list[Holder]:
+                     max_depth: int, held: set[int]) -> list[Holder]:
         """The ``max_holders`` holders with the most sampled tensors, named, each with the new tensors
-        its container holds (a tensor counted for the first holder only). Past the deadline, names
-        come from frames only."""
+        its container holds that are not in ``held`` yet (a tensor counted for the first holder only;
+        ``held`` gets them). Past the deadline, names come from frames only."""
         holders: list[Holder] = []
-        held: set[int] = set()
         for cid, _n in sorted(hits.items(), key=lambda kv: -kv[1])[:max_holders]:
             obj, attr = candidates[cid]
             depth = max_depth if time.perf_counter() < self.deadline else 0  # over budget: frames only
@@ -405,13 +422,13 @@ class HolderWalk:
         return None
 
     # -- step 3: sizes, and the graphs the holders keep alive -------------------------------------
-    def size_graphs(self, holders: list[Holder], diff: CensusDiff, max_graph_roots: int) -> None:
+    def size_graphs(self, holders: list[Holder], diff: CensusDiff, max_graph_roots: int,
+                    seen_nodes: set[int]) -> None:
         """Each holder's count and bytes, and the autograd graphs its tensors keep alive, sized from
         at most ``max_graph_roots`` roots (scaled up). Storages alive before the diff's older census,
         and the holder's own tensors, are not counted as graph memory; nodes shared with an earlier
-        holder's graphs are counted there."""
+        holder's graphs (``seen_nodes``, which gets this one's) are counted there."""
         older_storages = diff.kept_storages
-        seen_nodes: set[int] = set()
         for holder in holders:
             _fill_sizes(holder)
             roots = [t for t in holder._tensors if t.grad_fn is not None]
