@@ -488,3 +488,39 @@ def test_legacy_format_and_bytes_are_still_read_back(tmp_path):
     torch.save(saved, buf)
     from_bytes = read_back(buf.getvalue())
     assert not isinstance(from_bytes, Unverifiable) and compare(saved, from_bytes) == ([], 0)
+
+
+def test_numpy_rng_state_in_a_checkpoint_is_verified_like_the_rest(tmp_path):
+    # Accelerate's save_state (random_states_0.pkl) and many loops keep np.random.get_state(): NumPy
+    # arrays of numbers load with weights_only=True once their reconstruction is allowed, as torch
+    # documents it; so the file is read back and compared, not reported as unverifiable.
+    import random
+
+    import numpy as np
+    model, opt, sched = make()
+    with watch(tmp_path) as run:
+        train_epoch(model, opt, loader())
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                    "rng": {"numpy": np.random.get_state(), "python": random.getstate(),
+                            "torch": torch.get_rng_state(), "scale": np.float64(0.5), "ids": np.arange(5)}},
+                   tmp_path / "ckpt.pt")
+    assert codes(run) == []
+    (verified,) = events(run, "checkpoint_verified")
+    assert verified.data["differences"] == 0
+
+
+def test_an_array_of_python_objects_stays_unverifiable_and_arrays_are_compared_by_bytes(tmp_path):
+    import numpy as np
+
+    from watchdog.checkpoint.roundtrip import compare
+    model, opt, sched = make()
+    with watch(tmp_path) as run:
+        train_epoch(model, opt, loader())
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                    "names": np.array([{"a": 1}, None], dtype=object)}, tmp_path / "ckpt.pt")
+    (f,) = [f for f in run.findings if f.code == "checkpoint/unverifiable"]
+    assert "ckpt.pt could not be read back safely" in f.message
+    diffs, total = compare({"a": np.array([0.0, 1.0, np.nan])}, {"a": np.array([0.0, 2.0, np.nan])})
+    assert total == 1 and diffs[0].path == "a" and diffs[0].detail.startswith("1 of 3 elements differ; first at flat index 1")
+    assert compare({"a": np.array([0.0, np.nan])}, {"a": np.array([0.0, np.nan])}) == ([], 0)
+    assert compare({"a": np.arange(3)}, {"a": np.arange(3.0)})[0][0].what == "dtype"

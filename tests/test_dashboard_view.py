@@ -254,6 +254,51 @@ def test_epoch_line_is_one_concise_line():
     assert "findings 0E 1W 1I" in line
 
 
+def test_a_census_stopped_at_its_allowance_is_no_memory_series_in_the_line_or_the_charts():
+    # An epoch-end sample whose census stopped at its allowance holds `census_stopped` (the seconds
+    # spent and the estimate for the whole) instead of `census`: that is no memory measurement.
+    events = fixture_events("memory_leak")
+    last = epoch_end_samples(events)[-1]
+    del last["census"]
+    last["census_stopped"] = {"seconds": 0.01, "estimated_s": 0.8}
+    view = RunView.from_events(events)
+    line = epoch_line(view)
+    assert f"process RSS {fmt_bytes(last['rss'])}" in line and "census_stopped" not in line
+    assert "tensor bytes" in line  # the earlier epochs' censuses still chart; the stopped one adds none
+    series = view.memory_series()
+    assert not [name for name in series if "census_stopped" in name]
+    assert len(series["rss_bytes"]) == len(epoch_end_samples(events))
+    assert len(series["tensor_bytes"]) == len(epoch_end_samples(events)) - 1
+
+
+def _watched_fit_events(tmp_path) -> list[dict]:
+    import torch
+    import watchdog
+    from loops import fit, loader, make_dataset, make_model
+    torch.manual_seed(0)
+    ds = make_dataset(256)
+    train, val = torch.utils.data.random_split(ds, [192, 64], generator=torch.Generator().manual_seed(0))
+    with watchdog.watch(report_dir=tmp_path / "wd", dashboard=False, summary=False):
+        fit(make_model(), loader(train, shuffle=True), loader(val), epochs=2)
+    return [json.loads(line) for line in (tmp_path / "wd" / "events.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("fold_from", ["run_start", "first pass"])
+def test_the_step_rate_of_the_first_epoch_counts_its_steps_over_the_pass_that_made_them(tmp_path, fold_from):
+    # The dashboard's view may start folding at the first pass (not at run_start): the first epoch's
+    # rate is then its steps over its training pass, never over the microseconds between the pass's
+    # end and the epoch's end (the pass's end carries the run's step count as `step`).
+    events = _watched_fit_events(tmp_path)
+    first = 0 if fold_from == "run_start" else next(i for i, e in enumerate(events) if e["kind"] == "loader_pass_start")
+    end = next(i for i, e in enumerate(events) if e["kind"] == "epoch_end")
+    view = RunView.from_events(events[first:end + 1])
+    start = events[0 if fold_from == "run_start" else first]["t"]
+    steps = events[end]["data"]["steps"]
+    assert steps == 6 and view.steps == 6
+    assert view.step_rate() == pytest.approx(steps / (events[end]["t"] - start), rel=0.05)
+    assert view.step_rate() <= steps / (events[end - 1]["t"] - start)
+
+
 def test_helpers():
     assert sparkline([1, 2, 3, 4]) == "▁▃▆█"
     assert sparkline([]) == "–" and sparkline([5, 5]) == "▄▄"

@@ -5,6 +5,7 @@ A one-layer BERT built from a config (randomly initialised: no download), 48 tra
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -90,6 +91,21 @@ def test_a_correct_training_is_clean_with_the_trainers_names_epochs_and_cadence(
     saved = [e.data for e in events if e.kind == "framework_checkpoint"]
     assert len(saved) == 3 and saved[0]["holds"] == {"weights": True, "optimizer": True, "scheduler": True}
     assert saved[0]["unseen"] == ["model.safetensors"]  # the weights go through safetensors, not torch.save
+
+
+def test_each_epoch_line_counts_the_evaluation_the_trainer_runs_after_marking_the_epoch(tmp_path):
+    # The Trainer calls on_epoch_end (watchdog's epoch mark) before it evaluates: the line printed per
+    # epoch waits for that evaluation, as a loader-ended epoch's line does.
+    from watchdog.report.dashboard import Dashboard
+    train(tmp_path, True)
+    lines = io.StringIO()
+    dashboard = Dashboard(mode="lines", line_stream=lines)
+    for line in (tmp_path / "wd" / "events.jsonl").read_text().splitlines():
+        dashboard.on_event(json.loads(line))
+    dashboard.stop()
+    printed = lines.getvalue().splitlines()
+    assert [ln.split(" · ")[0] for ln in printed] == [f"[watchdog] epoch {e} ended" for e in range(3)]
+    assert all(" · eval passes 1 · " in ln for ln in printed), printed
 
 
 @WITH_AND_WITHOUT

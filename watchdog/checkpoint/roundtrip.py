@@ -6,15 +6,20 @@
   format is loaded with `mmap=True`: the tensors are views of the file's pages (page cache, shared
   with the save that just wrote them), not a second copy in anonymous memory. Bytes and the legacy
   format, which cannot be mapped, are read into memory as before.
+  NumPy arrays of numbers (an RNG state, `np.random.get_state()`, as Accelerate's `save_state` and
+  many loops keep it) are allowed as `torch.load(weights_only=True)` documents it: their
+  reconstruction, `ndarray`, `dtype` and the numeric dtypes, nothing else.
 * `compare(saved, loaded)` walks both trees: mappings by key (int keys of optimizer `state`
   included), sequences by position (a tuple and a list with equal items are equal: `betas`), tensors
-  by dtype, shape and bits (same-width integer views: NaN-safe, exact on -0.0), floats by bits.
+  by dtype, shape and bits (same-width integer views: NaN-safe, exact on -0.0), NumPy arrays by
+  dtype, shape and bytes, floats by bits.
 * `leaf_crcs(obj)` gives a CRC-32 per tensor (and repr per scalar), so a later load of the same file
   can name which leaves changed on disk.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import struct
@@ -46,14 +51,26 @@ class Diff:
         return {"path": self.path, "what": self.what, "detail": self.detail}
 
 
+def _numpy_globals() -> list[Any]:
+    """What unpickling a NumPy array of numbers needs, as torch's weights_only documentation lists it."""
+    try:
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # NumPy 1
+        from numpy.core.multiarray import _reconstruct, scalar  # type: ignore[no-redef]
+    dtypes = {type(np.dtype(code)) for code in "?bhilqBHILQefdgFDG"}
+    return [_reconstruct, scalar, np.ndarray, np.dtype, *sorted(dtypes, key=lambda t: t.__name__)]
+
+
 def read_back(source: str | bytes | bytearray | memoryview) -> Any:
     """Load `source` (a path or the bytes of one save) safely; Unverifiable when that cannot be done."""
+    allowed = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5
     try:
-        if isinstance(source, (bytes, bytearray, memoryview)):
-            return torch.serialization.load(io.BytesIO(source), map_location="cpu", weights_only=True)
-        if _is_zipfile(source):
-            return torch.serialization.load(source, map_location="cpu", weights_only=True, mmap=True)
-        return torch.serialization.load(source, map_location="cpu", weights_only=True)
+        with allowed(_numpy_globals()) if allowed is not None else contextlib.nullcontext():
+            if isinstance(source, (bytes, bytearray, memoryview)):
+                return torch.serialization.load(io.BytesIO(source), map_location="cpu", weights_only=True)
+            if _is_zipfile(source):
+                return torch.serialization.load(source, map_location="cpu", weights_only=True, mmap=True)
+            return torch.serialization.load(source, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - every failure is a reason to report, not to raise
         text = str(exc).strip()
         first = ""
@@ -124,6 +141,24 @@ def _tensor_diff(path: str, a: torch.Tensor, b: torch.Tensor) -> Diff | None:
     return Diff(path, "values", f"{n} of {ba.numel()} elements differ; first at flat index {first}: saved {sa}, file {sb}")
 
 
+def _array_diff(path: str, a: np.ndarray, b: Any) -> Diff | None:
+    if not isinstance(b, np.ndarray):
+        return Diff(path, "type", f"saved ndarray, file holds {type(b).__name__}")
+    if a.dtype != b.dtype:
+        return Diff(path, "dtype", f"saved {a.dtype}, file holds {b.dtype}")
+    if a.shape != b.shape:
+        return Diff(path, "shape", f"saved {a.shape}, file holds {b.shape}")
+    if a.tobytes() == b.tobytes():
+        return None
+    if a.dtype.hasobject or not a.size:
+        return Diff(path, "values", "the arrays differ")
+    void = f"V{a.dtype.itemsize}"
+    ne = np.flatnonzero(np.ascontiguousarray(a).reshape(-1).view(void) != np.ascontiguousarray(b).reshape(-1).view(void))
+    first = int(ne[0]) if ne.size else 0
+    return Diff(path, "values", f"{ne.size} of {a.size} elements differ; first at flat index {first}: "
+                                f"saved {a.reshape(-1)[first]!r}, file {b.reshape(-1)[first]!r}")
+
+
 def _float_equal(a: float, b: float) -> bool:
     if math.isnan(a) and math.isnan(b):
         return True
@@ -154,6 +189,11 @@ def compare(saved: Any, loaded: Any, path: str = "", limit: int = MAX_DIFFS) -> 
                 add(Diff(where, "type", f"saved Tensor, file holds {type(b).__name__}"))
                 return
             d = _tensor_diff(where, a, b)
+            if d is not None:
+                add(d)
+            return
+        if isinstance(a, np.ndarray):
+            d = _array_diff(where, a, b)
             if d is not None:
                 add(d)
             return

@@ -21,7 +21,7 @@ _MEMORY_META_KEYS = frozenset(
     {"epoch", "steps", "step", "t", "time", "at", "when", "phase", "reason", "source", "trigger",
      "pass_index", "window", "kind", "available", "unavailable", "device_name", "name", "uuid",
      "index", "devices_total", "total_bytes", "total", "census",
-     "census_stopped"}  # a census stopped at its allowance: its seconds, not a memory value
+     "census_stopped"}  # a census stopped at its allowance: its seconds and estimate, not memory
 )
 # Per-device CUDA allocator and NVML values worth a chart (the rest stays in the event log).
 _CUDA_CHARTED = ("allocated", "reserved", "epoch_peak", "inactive_split")

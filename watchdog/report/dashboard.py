@@ -304,11 +304,13 @@ class Dashboard:
             self._teardown_live()
             self.gave_way = True
             self.mode = "lines"
-            stream = self._line_stream or sys.stderr
-            if stream is not None:
-                stream.write("[watchdog] another live display started (a progress bar): watchdog's dashboard "
-                             "steps aside and prints one line per epoch\n")
-                stream.flush()
+            stream = self._line_target()
+            if stream is None:
+                self._fold_lines()
+                return
+            stream.write("[watchdog] another live display started (a progress bar): watchdog's dashboard "
+                         "steps aside and prints one line per epoch\n")
+            stream.flush()
             self._fold_lines()
         except Exception as exc:
             self._failed = True
@@ -497,8 +499,10 @@ class Dashboard:
         """Fold the event; print the epoch's line once what belongs to the epoch has arrived.
 
         An epoch closed by a training pass is usually followed by its evaluation pass, so its line
-        waits for the next training pass (or the next epoch end, or the run's end). An epoch marked
-        with `watchdog.mark_epoch()` prints as soon as its memory sample is in.
+        waits for the next training pass (or the next epoch end, or the run's end). So does an epoch
+        marked in a loop that trains over a DataLoader (the Hugging Face Trainer marks its epoch
+        before it evaluates). An epoch marked with `watchdog.mark_epoch()` in a loop without a
+        training DataLoader prints as soon as its memory sample is in.
         """
         if isinstance(event, dict):
             kind, data = event.get("kind"), event.get("data")
@@ -515,19 +519,26 @@ class Dashboard:
             return
         elif kind == "loader_pass_start" and self.view.phase == "train":
             self._print_epoch_line()  # the next training pass begins: the epoch is complete
-        elif kind == "memory_sample" and data.get("at") == "epoch_end" and self._pending_source == "mark":
+        elif (kind == "memory_sample" and data.get("at") == "epoch_end" and self._pending_source == "mark"
+              and not any(p.role == "train" for p in self.view.passes)):
             self._print_epoch_line()
+
+    def _line_target(self) -> Any:
+        """Where the lines go: the given stream, else stderr; None when the program has no stderr
+        (started with it closed, `2>&-`, or set to None): as `print()` to a None stdout, nothing is
+        printed and nothing failed."""
+        return self._line_stream if self._line_stream is not None else sys.stderr
 
     def _print_epoch_line(self) -> None:
         self._pending_epoch_line = False
-        stream = self._line_stream or sys.stderr
-        if stream is None:  # no stderr (`2>&-`, or the script set it to None): nowhere to print, nothing failed
+        stream = self._line_target()
+        if stream is None:
             return
         try:
             stream.write(epoch_line(self.view) + "\n")
             stream.flush()
         except Exception as exc:
-            # A stream that cannot take a line (a closed file, a full disk) will not take the next:
+            # A stream that cannot take a line (closed, None, a full disk) will not take the next:
             # the display switches itself off; the error is reported once the lock is released.
             self._failed = True
             self._deferred_errors.append(exc)

@@ -248,6 +248,18 @@ class RunView:
         self.phase = str(d.get("role") or "unknown") if d.get("role") else self.phase_guess(d)
         self.current_loader = str_or_none(d.get("loader") or _first(d.get("names")))
         self.current_pass_start = t
+        self._count_steps(t, int_or_none(d.get("step")))
+
+    def _count_steps(self, t, steps: int | None) -> None:
+        """The run's optimizer steps as an event says them (a pass's start and end carry `step`): a
+        rate sample only where the count is known, never a stale count at a later time (which made
+        the first epoch's rate the steps of a whole pass over the microseconds to its epoch's end)."""
+        if steps is None:
+            return
+        if steps > self.steps:
+            self.steps = steps
+        if t is not None:
+            self.rate_samples.append((t, self.steps))
 
     def phase_guess(self, d) -> str:
         # The role is only known at the pass's end; before that use what the loader did last time,
@@ -258,7 +270,10 @@ class RunView:
         for p in reversed(self.passes):
             if (loader_id is not None and p.loader_id == loader_id) or (name and p.loader == name):
                 return p.role
-        roles_here = {p.role for p in self.passes if where and p.where == where}
+        # A loader iterated where others were, under a name none of them had (the Hugging Face Trainer's
+        # `eval_dataset` beside its `train_dataset`, both located at `trainer.train()`), is not theirs.
+        roles_here = {p.role for p in self.passes if where and p.where == where
+                      and not (_named(name) and _named(p.loader) and p.loader != name)}
         if len(roles_here) == 1:  # a place that always trained (or always evaluated)
             return roles_here.pop()
         return "train" if not self.passes else "unknown"
@@ -291,11 +306,7 @@ class RunView:
         self.current_pass_start = None
         self.current_batches = None
         self.current_total = None
-        total = int_or_none(d.get("total_steps") or d.get("run_steps"))
-        if total is not None and total > self.steps:
-            self.steps = total
-        if t is not None:
-            self.rate_samples.append((t, self.steps))
+        self._count_steps(t, int_or_none(d.get("step", d.get("total_steps") or d.get("run_steps"))))
 
     def _on_epoch_end(self, t, d):
         # The foundation sends `epoch` (0-based index of the epoch that closed) and
@@ -415,6 +426,11 @@ def _unpack(event: Any) -> tuple[str | None, float | None, Mapping[str, Any]]:
     if not isinstance(kind, str):
         return None, None, {}
     return kind, float_or_none(t), data if isinstance(data, Mapping) else {}
+
+
+def _named(label: Any) -> bool:
+    """Whether a loader's label is its name in the user's code (`` `val_loader` ``), not a number."""
+    return isinstance(label, str) and label.startswith("`")
 
 
 def _first(x):
