@@ -264,7 +264,11 @@ def test_a_census_stopped_at_its_allowance_is_no_memory_series_in_the_line_or_th
     view = RunView.from_events(events)
     line = epoch_line(view)
     assert f"process RSS {fmt_bytes(last['rss'])}" in line and "census_stopped" not in line
-    assert "tensor bytes" in line  # the earlier epochs' censuses still chart; the stopped one adds none
+    # the earlier epochs' censuses still chart, the stopped one adds none: the line's tensor bytes are
+    # the last census's, and say its epoch (the user's, from 0: the sample before the last one's)
+    before = epoch_end_samples(events)[-2]
+    assert f"tensor bytes {fmt_bytes(before['census']['bytes'])} (epoch {before['epoch'] - 1})" in line
+    assert f"process RSS {fmt_bytes(last['rss'])} tensor" in line  # measured in the latest epoch: no epoch said
     series = view.memory_series()
     assert not [name for name in series if "census_stopped" in name]
     assert len(series["rss_bytes"]) == len(epoch_end_samples(events))

@@ -150,9 +150,15 @@ class MemoryView(FeatureView):
         return render(f"{__package__}:memory.html", charts=charts, estimates=self.estimates())
 
     def epoch_line_part(self) -> str | None:
+        """The two first sources' last values; one last measured before the latest epoch (the
+        census runs within its budget, not every epoch) says the epoch it is from."""
         series = self.memory_series()
-        shown = [f"{terminal_safe(source_label(name, short=True))} {fmt_value(name, series[name][-1][1])}"
-                 for name in source_order(series)[:2]]
+        latest = max((pts[-1][0] for pts in series.values() if pts), default=None)
+        shown = []
+        for name in source_order(series)[:2]:
+            epoch, value = series[name][-1]
+            at = f" (epoch {epoch})" if epoch != latest else ""
+            shown.append(f"{terminal_safe(source_label(name, short=True))} {fmt_value(name, value)}{at}")
         return " ".join(shown) or None
 
     def dashboard_table(self, max_rows: int = 6) -> Any:
