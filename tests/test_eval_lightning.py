@@ -55,3 +55,16 @@ def test_lightning_validating_every_other_epoch_is_clean_by_its_own_setting(tmp_
     windows = [e.data for e in read_events(tmp_path / "wd" / "events.jsonl") if e.kind == "eval_window"]
     assert [w["evaluated"] for w in windows] == [False, True, False, True]
     assert {w["eval_every"] for w in windows} == {2}
+
+
+def test_lightning_without_validation_gets_lightnings_fix_not_a_plain_loops(tmp_path):
+    torch.manual_seed(0)
+    train_loader, val_loader = make_data()  # the validation loader is built, never given to fit()
+    trainer = pl.Trainer(max_epochs=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, accelerator="cpu", default_root_dir=tmp_path)
+    with watchdog.watch(report_dir=tmp_path / "wd", summary=False) as run:
+        trainer.fit(Classifier(), train_loader)
+    f = finding(run, "eval/missing-epochs")
+    assert f.severity == "warning" and "val_loader" in f.evidence["held_out_data"]
+    assert f.fix.startswith("Give the LightningModule a `validation_step`")
+    assert "val_dataloaders=val_loader" in f.fix and "for epoch in range" not in f.fix

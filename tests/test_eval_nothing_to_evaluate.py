@@ -47,6 +47,8 @@ def test_a_gan_with_nothing_held_out_gets_info_not_a_warning(tmp_path):
     [f] = _missing(run)
     assert f.severity == "info" and "no held-out data was found" in f.message
     assert f.evidence["held_out_data"] == []
+    assert f.fix.startswith("Nothing to do if this run has nothing to evaluate on")  # no fix to apply blindly
+    assert "for epoch in range(num_epochs)" in f.fix  # a plain loop: the plain loop's advice
 
 
 def test_a_validation_loader_built_and_never_iterated_is_the_bug(tmp_path):
@@ -56,3 +58,4 @@ def test_a_validation_loader_built_and_never_iterated_is_the_bug(tmp_path):
     assert f.severity == "warning" and "no held-out data" not in f.message
     assert {"val_loader", "val_ds"} <= set(f.evidence["held_out_data"])
     assert "train_ds" not in f.evidence["held_out_data"] and "ds" not in f.evidence["held_out_data"]
+    assert f.fix.startswith("Evaluate inside the epoch loop")  # held-out data exists: no "nothing to do"

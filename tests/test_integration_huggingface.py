@@ -122,6 +122,7 @@ def test_an_eval_dataset_never_evaluated_is_a_missing_evaluation(tmp_path, callb
     f = finding(report, "eval/missing-epochs")
     assert f["severity"] == "warning" and f["evidence"]["held_out_data"] == ["eval_dataset"]
     assert 'the Hugging Face Trainer is set to eval_strategy="no"' in f["message"]
+    assert f["fix"].startswith("Pass `eval_dataset=` to the Trainer and set `eval_strategy=\"epoch\"`")
 
 
 def test_eval_steps_spanning_two_epochs_is_the_cadence(tmp_path):

@@ -362,7 +362,8 @@ class EvalCadenceCheck(Check):
             steps=run.loop.steps, first_eval=first_eval, eval_steps=points.first_distinct(EVIDENCE_CAP),
             held_out=list(self.held_out), epoch_source=run.loop.epoch_source, epoch_end_steps=self.epoch_steps,
             where=getattr(run.loop.primary_train_loader, "where", None),
-            cadence_source=self._cadence_source(), not_evaluating=self._not_evaluating())
+            cadence_source=self._cadence_source(), not_evaluating=self._not_evaluating(),
+            framework_fix=str(self.framework.get("eval_fix") or ""))
         rank = run.rank_info.rank if run.rank_info is not None else None
         self.report(missing_epochs_finding(self.rule, facts, final=final, rank_alone=rank))
 

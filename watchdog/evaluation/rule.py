@@ -25,6 +25,8 @@ CADENCE_FIX = (
     "`model.train()` before training again). If you validate every N epochs on purpose, say so with "
     "`watchdog.watch(eval_every=N)` (CLI: --eval-every N)."
 )
+NOTHING_HELD_OUT_FIX = ("Nothing to do if this run has nothing to evaluate on (a GAN, self-supervised "
+                        "pre-training). Otherwise hold out part of the data. ")
 
 
 
@@ -106,6 +108,7 @@ class EvaluationFacts:
     where: str | None  # the training loader's line
     cadence_source: str = ""  # where the cadence judged comes from, when not eval_every ("Lightning's check_val_every_n_epoch=2")
     not_evaluating: str = ""  # a framework's trainer set not to evaluate ('the HF Trainer is set to eval_strategy="no"')
+    framework_fix: str = ""  # the framework's way to evaluate every epoch, when its trainer ran the loop
 
 
 def missing_epochs_finding(rule: CadenceRule, facts: EvaluationFacts, *, final: bool, scope: str = "",
@@ -160,7 +163,7 @@ def missing_epochs_finding(rule: CadenceRule, facts: EvaluationFacts, *, final: 
         code="eval/missing-epochs",
         severity=severity,
         message=message + ".",
-        fix=CADENCE_FIX,
+        fix=(NOTHING_HELD_OUT_FIX if nothing_held_out else "") + (facts.framework_fix or CADENCE_FIX),
         evidence={
             "missing_epochs": missing[:EVIDENCE_CAP],
             "missing_count": len(missing),

@@ -16,7 +16,8 @@ not (``frameworks.py`` reads the trainers' attributes), so ``import watchdog`` n
 
 EVENTS = {
     "framework_trainer": "a framework's trainer runs the loop: framework, display, trainer, version, evaluates, "
-                         "eval_every (epochs), eval_setting, settings, resumed_from, held_out; refs: trainer, held_out",
+                         "eval_every (epochs), eval_setting, settings, resumed_from, held_out, eval_fix (the framework's "
+                         "way to evaluate every epoch); refs: trainer, held_out",
     "framework_checkpoint": "a framework wrote a checkpoint through its own hook: framework, dir, files, holds "
                             "(weights, optimizer, scheduler), unseen (files torch.save did not write), global_step",
 }

@@ -87,6 +87,7 @@ class Framework:
     trainer_file = ""  # the file (suffix) whose methods have the trainer as ``self``
     packages: tuple[str, ...] = ()  # top-level modules whose presence means the framework may run
     callback_module = ""  # watchdog's callback for it
+    eval_fix = ""  # how this framework's users evaluate every epoch (eval/missing-epochs' fix)
 
     def imported(self) -> bool:
         return any(package in sys.modules for package in self.packages)
@@ -165,6 +166,9 @@ class Lightning(Framework):
     trainer_file = os.path.join("trainer", "trainer.py")
     packages = ("pytorch_lightning", "lightning")
     callback_module = "watchdog.integrations.lightning"
+    eval_fix = ("Give the LightningModule a `validation_step` and pass the held-out data to "
+                "`trainer.fit(model, train_dataloaders=..., val_dataloaders=val_loader)`: Lightning validates "
+                "after every epoch (`check_val_every_n_epoch=N`: every N epochs).")
 
     def settings(self, trainer: Any, train_batches: int | None = None) -> TrainerSettings:
         every_n = getattr(trainer, "check_val_every_n_epoch", 1)
@@ -252,6 +256,8 @@ class HuggingFace(Framework):
     trainer_file = os.path.join("transformers", "trainer.py")
     packages = ("transformers",)
     callback_module = "watchdog.integrations.huggingface"
+    eval_fix = ("Pass `eval_dataset=` to the Trainer and set `eval_strategy=\"epoch\"` in its `TrainingArguments` "
+                "(`\"steps\"` with `eval_steps=N`: every N optimizer steps).")
 
     def settings(self, trainer: Any, train_batches: int | None = None) -> TrainerSettings:
         args = getattr(trainer, "args", None)

@@ -61,7 +61,7 @@ class FrameworkProbe:
         if framework.training(trainer):
             self.run.loop.marks_end_epochs()  # the callback marks each epoch at the framework's epoch hook
         settings = framework.settings(trainer, train_batches)
-        data = settings.data()
+        data = {**settings.data(), "eval_fix": framework.eval_fix}
         if self.described.get(id(trainer)) == data:
             return
         self.described[id(trainer)] = data
