@@ -509,6 +509,31 @@ def test_numpy_rng_state_in_a_checkpoint_is_verified_like_the_rest(tmp_path):
     assert verified.data["differences"] == 0
 
 
+def test_the_programs_own_weights_only_allowlist_survives_a_watched_read_back(tmp_path):
+    # A program that allowed NumPy arrays itself (to load its RNG state with weights_only=True) keeps
+    # them allowed after watchdog read a checkpoint back with the same globals allowed for a moment.
+    import numpy as np
+
+    from watchdog.checkpoint.roundtrip import _numpy_globals
+    mine = [np.ndarray, np.dtype]
+    before = torch.serialization.get_safe_globals()
+    torch.serialization.add_safe_globals(mine)
+    try:
+        model, opt, sched = make()
+        with watch(tmp_path) as run:
+            train_epoch(model, opt, loader())
+            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(), "ids": np.arange(5)}, tmp_path / "ckpt.pt")
+            assert {np.ndarray, np.dtype} <= set(torch.serialization.get_safe_globals())
+        assert codes(run) == [] and events(run, "checkpoint_verified")[0].data["differences"] == 0
+        after = set(torch.serialization.get_safe_globals())
+        assert set(mine) <= after  # the program's own entries, still there
+        assert not (set(_numpy_globals()) - set(mine) - set(before)) & after  # watchdog's own, gone
+    finally:
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(before)
+
+
 def test_an_array_of_python_objects_stays_unverifiable_and_arrays_are_compared_by_bytes(tmp_path):
     import numpy as np
 

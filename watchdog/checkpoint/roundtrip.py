@@ -61,11 +61,22 @@ def _numpy_globals() -> list[Any]:
     return [_reconstruct, scalar, np.ndarray, np.dtype, *sorted(dtypes, key=lambda t: t.__name__)]
 
 
+def _allowing_numpy() -> Any:
+    """Torch's weights_only allowlist, for the read-back, with the NumPy globals the program had not
+    allowed itself. The allowlist is the process's: leaving it, ``safe_globals`` removes what it
+    added, so it is given only what is missing, and a program's own ``add_safe_globals([np.ndarray,
+    ...])`` stays in force after a watched save."""
+    allowed = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5
+    if allowed is None:
+        return contextlib.nullcontext()
+    present = torch.serialization.get_safe_globals()
+    return allowed([g for g in _numpy_globals() if g not in present])
+
+
 def read_back(source: str | bytes | bytearray | memoryview) -> Any:
     """Load `source` (a path or the bytes of one save) safely; Unverifiable when that cannot be done."""
-    allowed = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5
     try:
-        with allowed(_numpy_globals()) if allowed is not None else contextlib.nullcontext():
+        with _allowing_numpy():
             if isinstance(source, (bytes, bytearray, memoryview)):
                 return torch.serialization.load(io.BytesIO(source), map_location="cpu", weights_only=True)
             if _is_zipfile(source):
