@@ -306,7 +306,7 @@ class RunView:
         self.current_pass_start = None
         self.current_batches = None
         self.current_total = None
-        self._count_steps(t, int_or_none(d.get("step", d.get("total_steps") or d.get("run_steps"))))
+        self._count_steps(t, int_or_none(d.get("step")))
 
     def _on_epoch_end(self, t, d):
         # The foundation sends `epoch` (0-based index of the epoch that closed) and
